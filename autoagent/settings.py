@@ -1,0 +1,103 @@
+"""One explicit Settings object: defaults < .env < environment < flags.
+
+This is the only module that reads the process environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+
+def _env(name: str, **kwargs: Any) -> Any:
+    """A field that may be set by the environment variable `name`."""
+    return Field(json_schema_extra={"env": name}, **kwargs)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # The model endpoint.
+    openai_api_key: str | None = _env("OPENAI_API_KEY", default=None)
+    openai_base_url: str | None = _env("OPENAI_BASE_URL", default=None)
+    model: str = _env("AUTOAGENT_MODEL", default="gpt-4o-mini")
+    fast_model: str = _env("AUTOAGENT_FAST_MODEL", default="gpt-4o-mini")
+    request_timeout: float = _env("AUTOAGENT_REQUEST_TIMEOUT", default=120.0, gt=0)
+    max_retries: int = _env("AUTOAGENT_MAX_RETRIES", default=4, ge=0)
+
+    # Where things live.
+    home: Path = _env("AUTOAGENT_HOME", default=Path(".autoagent"))
+    workspace: Path = _env("AUTOAGENT_WORKSPACE", default=Path("workspace"))
+    ai_settings: Path = _env("AUTOAGENT_AI_SETTINGS", default=Path("ai_settings.yaml"))
+
+    # How the run goes.
+    continuous: bool = _env("AUTOAGENT_CONTINUOUS", default=False)
+    continuous_limit: int | None = _env("AUTOAGENT_CONTINUOUS_LIMIT", default=None, ge=1)
+    max_steps: int = _env("AUTOAGENT_MAX_STEPS", default=100, ge=1)
+    skip_reprompt: bool = _env("AUTOAGENT_SKIP_REPROMPT", default=False)
+    debug: bool = _env("AUTOAGENT_DEBUG", default=False)
+    recent_steps: int = _env("AUTOAGENT_RECENT_STEPS", default=6, ge=1)
+
+    # Memory.
+    embeddings: Literal["local", "openai"] = _env("AUTOAGENT_EMBEDDINGS", default="local")
+    openai_embedding_model: str = _env(
+        "AUTOAGENT_OPENAI_EMBEDDING_MODEL", default="text-embedding-3-small"
+    )
+    memory_recall: int = _env("AUTOAGENT_MEMORY_RECALL", default=5, ge=0)
+
+    # Web.
+    allow_private_urls: bool = _env("AUTOAGENT_ALLOW_PRIVATE_URLS", default=False)
+    search_results: int = _env("AUTOAGENT_SEARCH_RESULTS", default=8, ge=1, le=50)
+    search_region: str = _env("AUTOAGENT_SEARCH_REGION", default="us-en")
+    web_timeout: float = _env("AUTOAGENT_WEB_TIMEOUT", default=20.0, gt=0)
+    max_download_bytes: int = _env("AUTOAGENT_MAX_DOWNLOAD_BYTES", default=5_000_000, ge=1024)
+
+    @property
+    def endpoint_configured(self) -> bool:
+        return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def debug_log(self) -> Path:
+        return self.home / "logs" / "debug.log"
+
+
+def env_names() -> dict[str, str]:
+    """Field name -> environment variable name, for every setting."""
+    return {
+        name: field.json_schema_extra["env"]  # type: ignore[index]
+        for name, field in Settings.model_fields.items()
+    }
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    dotenv_file: Path | None = Path(".env"),
+) -> Settings:
+    """Build Settings from flags (None means "not given"), the environment and `.env`."""
+    environ = os.environ if environ is None else environ
+    dotenv = {}
+    if dotenv_file is not None and dotenv_file.is_file():
+        dotenv = {k: v for k, v in dotenv_values(dotenv_file).items() if v is not None}
+    flags = flags or {}
+    values: dict[str, Any] = {}
+    for field, env_name in env_names().items():
+        if flags.get(field) is not None:
+            values[field] = flags[field]
+        elif raw := environ.get(env_name) or dotenv.get(env_name):
+            values[field] = raw
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{env_names().get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"Invalid setting ({problems}). Fix it in .env, the environment or the flags.") from exc
