@@ -1,0 +1,186 @@
+"""The model seam: a small protocol, and the client for any OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False  # True when the server gave no usage figures
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    usage: Usage
+    model: str
+    seconds: float
+
+
+class ChatModel(Protocol):
+    """What the agents need from a model: one chat completion at a time."""
+
+    def complete(
+        self, messages: list[Message], *, model: str, schema: dict[str, Any] | None = None
+    ) -> Completion:
+        """Reply to `messages`; `schema` is the JSON schema the reply should follow, if any."""
+        ...
+
+
+def estimate_tokens(text: str) -> int:
+    """An offline token estimate (about four characters a token for English and code)."""
+    return max(1, (len(text) + 3) // 4)
+
+
+def estimate_usage(messages: list[Message], reply: str) -> Usage:
+    prompt = sum(estimate_tokens(m["content"]) + 4 for m in messages)
+    return Usage(prompt, estimate_tokens(reply), estimated=True)
+
+
+# Ways to ask an OpenAI-compatible server for JSON, best first. Servers differ: llama.cpp's
+# accepts a schema inside json_object but answers 500 to json_schema; some accept neither.
+RESPONSE_FORMATS = ("json_schema", "json_object_schema", "json_object", "none")
+
+
+def response_format(kind: str, schema: dict[str, Any]) -> dict[str, Any] | None:
+    if kind == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
+    if kind == "json_object_schema":
+        return {"type": "json_object", "schema": schema}
+    if kind == "json_object":
+        return {"type": "json_object"}
+    return None
+
+
+class OpenAIChatModel:
+    """ChatModel over the `openai` client, for OpenAI and compatible servers."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+    ) -> None:
+        import openai  # imported here so `autoagent --help` stays fast
+
+        self._openai = openai
+        self.base_url = base_url or "https://api.openai.com/v1"
+        self._client = openai.OpenAI(
+            api_key=api_key or "not-needed",
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        # The response format this endpoint accepted, once known; kept for the run.
+        self.format_kind: str | None = None
+
+    def check(self) -> None:
+        """Fail fast, before the loop, when the endpoint cannot be reached or refuses us."""
+        try:
+            self._client.with_options(max_retries=1, timeout=15).models.list()
+        except self._openai.NotFoundError:
+            return  # some compatible servers have no /models; a chat call will tell
+        except self._openai.APIError as exc:
+            raise self._explain(exc, model=None) from exc
+
+    def complete(
+        self, messages: list[Message], *, model: str, schema: dict[str, Any] | None = None
+    ) -> Completion:
+        kinds = [self.format_kind] if self.format_kind else list(RESPONSE_FORMATS)
+        if schema is None:
+            kinds = ["none"]
+        for position, kind in enumerate(kinds):
+            last = position == len(kinds) - 1
+            try:
+                return self._create(messages, model, kind, schema, probing=not last)
+            except (self._openai.BadRequestError, self._openai.InternalServerError,
+                    self._openai.UnprocessableEntityError) as exc:
+                if last or self._is_model_missing(exc):
+                    raise self._explain(exc, model) from exc
+                log.debug("endpoint refused response_format %s (%s); trying the next", kind, exc)
+            except self._openai.APIError as exc:
+                raise self._explain(exc, model) from exc
+        raise AssertionError("unreachable")
+
+    def _create(
+        self,
+        messages: list[Message],
+        model: str,
+        kind: str,
+        schema: dict[str, Any] | None,
+        probing: bool,
+    ) -> Completion:
+        # While probing a format, a refusal must come back at once, not after retries.
+        client = self._client.with_options(max_retries=0) if probing else self._client
+        extra: dict[str, Any] = {}
+        fmt = response_format(kind, schema) if schema is not None else None
+        if fmt is not None:
+            extra["response_format"] = fmt
+        started = time.monotonic()
+        response = client.chat.completions.create(
+            model=model, messages=messages, **extra  # type: ignore[arg-type]
+        )
+        seconds = time.monotonic() - started
+        if self.format_kind != kind and schema is not None:
+            self.format_kind = kind
+            log.debug("endpoint %s accepts response_format %s", self.base_url, kind)
+        text = (response.choices[0].message.content or "") if response.choices else ""
+        if response.usage is not None:
+            usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens or 0)
+        else:
+            usage = estimate_usage(messages, text)
+        return Completion(text=text, usage=usage, model=response.model or model, seconds=seconds)
+
+    def _is_model_missing(self, exc: Exception) -> bool:
+        text = str(exc).lower()
+        return "model" in text and ("not found" in text or "does not exist" in text)
+
+    def _explain(self, exc: Exception, model: str | None) -> ModelError:
+        o = self._openai
+        where = self.base_url
+        if isinstance(exc, o.AuthenticationError):
+            msg = f"The endpoint {where} refused the API key (401): set a valid OPENAI_API_KEY."
+        elif isinstance(exc, o.PermissionDeniedError):
+            msg = f"The endpoint {where} denied access (403): check the key's permissions."
+        elif isinstance(exc, o.NotFoundError) or self._is_model_missing(exc):
+            msg = (
+                f"The endpoint {where} has no model {model!r}: set --model/--fast-model "
+                "(AUTOAGENT_MODEL, AUTOAGENT_FAST_MODEL) to a model it serves."
+            )
+        elif isinstance(exc, o.RateLimitError):
+            msg = f"The endpoint {where} kept answering 429 (rate limit or quota) after retries."
+        elif isinstance(exc, o.APITimeoutError):
+            msg = f"The endpoint {where} did not answer in time, after retries."
+        elif isinstance(exc, o.APIConnectionError):
+            msg = (
+                f"Cannot reach the model endpoint {where}: check OPENAI_BASE_URL "
+                "and that the server is running."
+            )
+        elif isinstance(exc, o.APIStatusError):
+            msg = f"The endpoint {where} answered HTTP {exc.status_code}: {_short(exc)}"
+        else:
+            msg = f"The model call failed: {_short(exc)}"
+        return ModelError(msg)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 300 else text[:300] + "..."

@@ -1,0 +1,42 @@
+"""Making untrusted text safe to show and small enough to send."""
+
+from __future__ import annotations
+
+import re
+
+# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), other two-byte ESC sequences,
+# the 8-bit C1 forms, and every C0 control except tab and newline.
+_TERMINAL_ESCAPES = re.compile(
+    r"""
+    \x1b\[[0-?]*[ -/]*[@-~]          # CSI
+    | \x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?  # OSC, terminated or not
+    | \x1b[P^_X][^\x1b]*(?:\x1b\\)?  # DCS, PM, APC, SOS
+    | \x1b[@-_]?                     # any other escape
+    | \x9b[0-?]*[ -/]*[@-~]          # 8-bit CSI
+    | [\x80-\x9f]                    # other C1 controls
+    | [\x00-\x08\x0b-\x1f\x7f]       # C0 controls but \t and \n (\r too: it can overwrite a line)
+    """,
+    re.VERBOSE,
+)
+
+
+def strip_terminal_escapes(text: str) -> str:
+    """Remove escape sequences and control characters so text cannot repaint the terminal."""
+    return _TERMINAL_ESCAPES.sub("", text)
+
+
+def decode(data: bytes) -> str:
+    """Decode bytes as UTF-8, replacing what is invalid: binary never raises."""
+    return data.decode("utf-8", errors="replace")
+
+
+def trim_middle(text: str, max_chars: int) -> str:
+    """Keep the head and tail of `text` within `max_chars`, with a visible marker between."""
+    if len(text) <= max_chars:
+        return text
+    marker = "\n[... {} characters cut ...]\n"
+    budget = max(max_chars - len(marker.format(len(text))), 0)
+    head = budget * 2 // 3
+    tail = budget - head
+    cut = len(text) - head - tail
+    return text[:head] + marker.format(cut) + (text[-tail:] if tail else "")
