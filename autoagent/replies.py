@@ -1,0 +1,158 @@
+"""Reading the agents' JSON replies tolerantly, and never acting on a partial one."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, TypeVar
+
+import json_repair
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ReplyProblem(ValueError):
+    """A reply could not be used; the message is shown to the model when re-asking."""
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Thoughts(_Lenient):
+    text: str = ""
+    reasoning: str = ""
+    plan: list[str] = Field(default_factory=list)
+    criticism: str = ""
+    speak: str = ""
+
+    @field_validator("plan", mode="before")
+    @classmethod
+    def _plan_as_list(cls, value: Any) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            lines = (line.strip().lstrip("-*•").strip() for line in value.splitlines())
+            return [line for line in lines if line]
+        if isinstance(value, list):
+            return [str(item).strip() for item in value if str(item).strip()]
+        return [str(value)]
+
+    @field_validator("text", "reasoning", "criticism", "speak", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> str:
+        if value is None:
+            return ""
+        return value if isinstance(value, str) else json.dumps(value)
+
+
+class CommandCall(_Lenient):
+    name: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _args_default(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class ExecutionReply(_Lenient):
+    thoughts: Thoughts = Field(default_factory=Thoughts)
+    command: CommandCall
+
+
+class TaskCreationReply(_Lenient):
+    tasks: list[str]
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            # Models sometimes send {"task": "..."} objects instead of strings.
+            return [
+                (item.get("task") or item.get("text") or item.get("name") or "")
+                if isinstance(item, dict)
+                else item
+                for item in value
+            ]
+        return value
+
+
+class PrioritizationReply(_Lenient):
+    order: list[int]
+
+
+Reply = TypeVar("Reply", bound=BaseModel)
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+
+
+def parse_reply(text: str, reply_type: type[Reply]) -> Reply:
+    """Find the JSON in `text`, repair small syntax slips, and validate it as `reply_type`."""
+    data = _load_json(text)
+    if not isinstance(data, dict):
+        raise ReplyProblem("the reply must be one JSON object")
+    try:
+        return reply_type.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ReplyProblem(f"the JSON does not match the format ({problems})") from exc
+
+
+def _load_json(text: str) -> Any:
+    candidate = _candidate(text)
+    if candidate is None:
+        raise ReplyProblem("the reply holds no JSON object")
+    try:
+        return json.loads(candidate)
+    except json.JSONDecodeError:
+        pass
+    if _is_cut_off(candidate):
+        # Repairing a truncated reply would invent its end (half a file, half a command).
+        raise ReplyProblem("the JSON reply was cut off before its end")
+    repaired = json_repair.loads(candidate)
+    if not repaired:
+        raise ReplyProblem("the reply is not valid JSON and could not be repaired")
+    return repaired
+
+
+def _candidate(text: str) -> str | None:
+    """The most likely JSON object in a reply: fenced, bare, or embedded in prose."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        return stripped
+    for block in _FENCE.findall(text):
+        if block.strip().startswith("{"):
+            return block.strip()
+    start = text.find("{")
+    if start < 0:
+        return None
+    end = text.rfind("}")
+    return text[start : end + 1] if end > start else text[start:]
+
+
+def _is_cut_off(candidate: str) -> bool:
+    """True when brackets or a string are still open at the end of the text."""
+    depth = 0
+    in_string = escaped = False
+    for char in candidate:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+    return in_string or depth > 0
+
+
+def schema_of(reply_type: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema sent to endpoints that can constrain their output."""
+    return reply_type.model_json_schema()
