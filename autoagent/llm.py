@@ -184,3 +184,30 @@ class OpenAIChatModel:
 def _short(exc: Exception) -> str:
     text = str(exc)
     return text if len(text) < 300 else text[:300] + "..."
+
+
+class OpenAIEmbedder:
+    """Embeddings from an OpenAI-compatible endpoint, for users who prefer them."""
+
+    def __init__(self, *, api_key: str | None, base_url: str | None, model: str) -> None:
+        import openai
+
+        self._openai = openai
+        self._client = openai.OpenAI(api_key=api_key or "not-needed", base_url=base_url)
+        self.model = model
+        self.key = "openai-" + "".join(c if c.isalnum() else "-" for c in model)
+        self.dimensions = 0  # known after the first call
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        try:
+            response = self._client.embeddings.create(model=self.model, input=list(texts))
+        except self._openai.APIError as exc:
+            raise ModelError(f"The embeddings call failed ({self.model}): {_short(exc)}") from exc
+        vectors = [item.embedding for item in response.data]
+        self.dimensions = len(vectors[0])
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]

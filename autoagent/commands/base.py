@@ -45,6 +45,7 @@ class Command:
     risk: Risk
     function: Callable[..., str]
     arguments: type[BaseModel]
+    needs_approval: bool = True  # False only for commands that are themselves a talk with the human
 
     def signature(self) -> str:
         """`name(arg: type, ...)`, as shown to the model."""
@@ -73,7 +74,9 @@ class Command:
         return self.function(ctx, **self.validate(args))
 
 
-def command(risk: Risk) -> Callable[[Callable[..., str]], Command]:
+def command(
+    risk: Risk, *, needs_approval: bool = True
+) -> Callable[[Callable[..., str]], Command]:
     """Declare a command from a function `f(ctx, arg: type, ...) -> str` and its docstring."""
 
     def declare(function: Callable[..., str]) -> Command:
@@ -95,6 +98,7 @@ def command(risk: Risk) -> Callable[[Callable[..., str]], Command]:
             risk=risk,
             function=function,
             arguments=arguments,
+            needs_approval=needs_approval,
         )
 
     return declare

@@ -1,0 +1,229 @@
+"""The three agents. Each is a prompt, a model call and a validated parse."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import prompts
+from .errors import AutoAgentError, ReplyError
+from .llm import ChatModel, Message
+from .pricing import Spend
+from .profile import AgentProfile
+from .replies import (
+    ExecutionReply,
+    PrioritizationReply,
+    Reply,
+    ReplyProblem,
+    TaskCreationReply,
+    parse_reply,
+    schema_of,
+)
+from .tasks import Task
+
+log = logging.getLogger("autoagent.llm")
+
+MAX_REASKS = 3
+
+
+class BudgetExceeded(AutoAgentError):
+    """The run's budget is spent; no more model calls."""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One model call, for the audit trail."""
+
+    role: str
+    model: str
+    prompt_digest: str
+    reply: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    problem: str | None  # why the reply could not be used, if it could not
+
+
+class ModelCaller:
+    """Calls the model, re-asks on unusable replies, counts spend, and logs for --debug."""
+
+    def __init__(
+        self,
+        model: ChatModel,
+        spend: Spend,
+        prices: dict[str, tuple[float, float]],
+        budget: float | None = None,
+    ) -> None:
+        self.model = model
+        self.spend = spend
+        self.prices = prices
+        self.budget = budget
+        self.records: list[CallRecord] = []
+
+    def ask(self, role: str, messages: list[Message], model: str, reply_type: type[Reply]) -> Reply:
+        messages = list(messages)
+        problem: ReplyProblem | None = None
+        for _attempt in range(MAX_REASKS + 1):
+            self._check_budget()
+            for message in messages:
+                log.debug("prompt to %s (%s) [%s]:\n%s", role, model, message["role"], message["content"])
+            completion = self.model.complete(messages, model=model, schema=schema_of(reply_type))
+            self.spend.add(completion.model or model, completion.usage, self.prices)
+            log.debug(
+                "reply from %s in %.2fs, %d+%d tokens%s:\n%s",
+                role, completion.seconds, completion.usage.prompt_tokens,
+                completion.usage.completion_tokens,
+                " (estimated)" if completion.usage.estimated else "", completion.text,
+            )
+            try:
+                reply = parse_reply(completion.text, reply_type)
+                problem = None
+            except ReplyProblem as exc:
+                problem = exc
+                log.warning("unusable reply from the %s agent: %s", role, exc)
+            self.records.append(
+                CallRecord(
+                    role=role,
+                    model=model,
+                    prompt_digest=_digest(messages),
+                    reply=completion.text,
+                    prompt_tokens=completion.usage.prompt_tokens,
+                    completion_tokens=completion.usage.completion_tokens,
+                    seconds=round(completion.seconds, 3),
+                    problem=str(problem) if problem else None,
+                )
+            )
+            if problem is None:
+                return reply
+            messages += [
+                {"role": "assistant", "content": completion.text},
+                {"role": "user", "content": prompts.render("reask", problem=str(problem))},
+            ]
+        raise ReplyError(
+            f"The {role} agent gave no usable reply in {MAX_REASKS + 1} tries "
+            f"(last problem: {problem}). Try a stronger model (--model), then resume the run."
+        )
+
+    def say(self, role: str, prompt: str, model: str) -> str:
+        """A plain-text call (no JSON), e.g. answering a question about a long page."""
+        self._check_budget()
+        messages = [{"role": "user", "content": prompt}]
+        completion = self.model.complete(messages, model=model)
+        self.spend.add(completion.model or model, completion.usage, self.prices)
+        log.debug("plain reply from %s in %.2fs:\n%s", role, completion.seconds, completion.text)
+        self.records.append(
+            CallRecord(role, model, _digest(messages), completion.text,
+                       completion.usage.prompt_tokens, completion.usage.completion_tokens,
+                       round(completion.seconds, 3), None)
+        )
+        return completion.text
+
+    def drain(self) -> list[CallRecord]:
+        records, self.records = self.records, []
+        return records
+
+    def _check_budget(self) -> None:
+        if self.budget is not None and self.spend.cost >= self.budget:
+            raise BudgetExceeded(
+                f"The budget of ${self.budget:.2f} is spent (${self.spend.cost:.4f} used). "
+                "Resume with a higher --budget to go on."
+            )
+
+
+def _digest(messages: list[Message]) -> str:
+    text = "\n".join(f"{m['role']}:{m['content']}" for m in messages)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StepView:
+    """A past step as the execution agent sees it."""
+
+    step: int
+    command: str
+    args: str
+    result: str
+
+
+class ExecutionAgent:
+    role = "execution"
+
+    def __init__(
+        self,
+        caller: ModelCaller,
+        model: str,
+        profile: AgentProfile,
+        commands: list[dict[str, str]],
+    ) -> None:
+        self.caller = caller
+        self.model = model
+        # Stable across steps, so endpoints can cache this prefix.
+        self.system_prompt = prompts.render(
+            "execution_system",
+            name=profile.name,
+            role=profile.role,
+            goals=profile.goals,
+            commands=commands,
+        )
+
+    def propose(
+        self,
+        *,
+        task: str,
+        open_tasks: Sequence[str],
+        memories: Sequence[str],
+        recent_steps: Sequence[StepView],
+        notices: Sequence[str] = (),
+        feedback: str | None = None,
+    ) -> ExecutionReply:
+        user = prompts.render(
+            "execution_user",
+            task=task,
+            open_tasks=list(open_tasks),
+            memories=list(memories),
+            recent_steps=list(recent_steps),
+            notices=list(notices),
+            feedback=feedback,
+        )
+        messages = [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": user},
+        ]
+        return self.caller.ask(self.role, messages, self.model, ExecutionReply)
+
+
+class TaskCreationAgent:
+    role = "task-creation"
+
+    def __init__(self, caller: ModelCaller, model: str, goals: Sequence[str]) -> None:
+        self.caller = caller
+        self.model = model
+        self.goals = list(goals)
+
+    def create(self, task: str, result: str, open_tasks: Sequence[str]) -> list[str]:
+        prompt = prompts.render(
+            "task_creation", goals=self.goals, task=task, result=result, open_tasks=list(open_tasks)
+        )
+        reply = self.caller.ask(
+            self.role, [{"role": "user", "content": prompt}], self.model, TaskCreationReply
+        )
+        return [t for t in reply.tasks if t.strip()]
+
+
+class PrioritizationAgent:
+    role = "prioritization"
+
+    def __init__(self, caller: ModelCaller, model: str, goals: Sequence[str]) -> None:
+        self.caller = caller
+        self.model = model
+        self.goals = list(goals)
+
+    def order(self, tasks: Sequence[Task]) -> list[int]:
+        prompt = prompts.render("prioritization", goals=self.goals, tasks=list(tasks))
+        reply = self.caller.ask(
+            self.role, [{"role": "user", "content": prompt}], self.model, PrioritizationReply
+        )
+        return reply.order
+

@@ -1,0 +1,375 @@
+"""The command line: flags -> Settings -> wiring -> rendering. Heavy imports stay inside commands."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .profile import AgentProfile
+    from .settings import Settings
+
+app = typer.Typer(
+    help="autoagent: an autonomous, goal-driven agent for the terminal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+memory_app = typer.Typer(help="See and manage the agent's long-term memory.", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
+
+# Flags shared by `run` and `resume`.
+Continuous = Annotated[bool, typer.Option("--continuous", "-c", help="Never ask before a command.")]
+ContinuousLimit = Annotated[
+    int | None,
+    typer.Option("--continuous-limit", "-l", min=1, help="Continuous for N commands, then stop."),
+]
+MaxSteps = Annotated[int | None, typer.Option("--max-steps", min=1, help="Hard cap on steps.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Log every prompt and reply to a file.")]
+SkipReprompt = Annotated[
+    bool, typer.Option("--skip-reprompt", "-y", help="Use ai_settings.yaml without asking.")
+]
+Workspace = Annotated[
+    Path | None, typer.Option("--workspace", help="The only folder file commands may touch.")
+]
+Model = Annotated[str | None, typer.Option("--model", help="Model of the execution agent.")]
+FastModel = Annotated[
+    str | None, typer.Option("--fast-model", help="Model for task creation and prioritization.")
+]
+AllowHighRisk = Annotated[
+    bool,
+    typer.Option(
+        "--allow-high-risk",
+        help="In continuous mode, also run high-risk commands (delete, execute) without asking.",
+    ),
+]
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _fail(console: Console, error: Exception) -> None:
+    from rich.markup import escape
+
+    console.print(f"[bold red]Error:[/] {escape(str(error))}")
+    raise typer.Exit(1)
+
+
+def _settings(**flags: Any) -> Settings:
+    from .settings import load_settings
+
+    return load_settings(flags)
+
+
+def _configure_logging(settings: Settings, log_file: Path | None) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if settings.debug else logging.WARNING)
+    console_handler = logging.StreamHandler(sys.stderr)
+    console_handler.setLevel(logging.DEBUG if settings.debug else logging.WARNING)
+    console_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(console_handler)
+    for noisy in ("httpx", "httpcore", "openai", "chromadb", "urllib3", "primp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not settings.debug else logging.INFO)
+    if log_file is not None:
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setLevel(logging.DEBUG)
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(file_handler)
+
+
+def _ask_profile(console: Console) -> AgentProfile:
+    from .profile import MAX_GOALS, make_profile
+
+    console.print("Create an agent: give it a name, a role and up to five goals.")
+    name = ""
+    while not name:
+        name = console.input("Name: ").strip()
+    role = ""
+    while not role:
+        role = console.input("Role (what it is for): ").strip()
+    console.print(f"Goals, one per line; an empty line ends (at most {MAX_GOALS}).")
+    goals: list[str] = []
+    while len(goals) < MAX_GOALS:
+        goal = console.input(f"Goal {len(goals) + 1}: ").strip()
+        if not goal:
+            if goals:
+                break
+            console.print("At least one goal is needed.")
+            continue
+        goals.append(goal)
+    return make_profile(name, role, goals)
+
+
+def _resolve_profile(
+    console: Console,
+    settings: Settings,
+    name: str | None,
+    role: str | None,
+    goals: list[str] | None,
+) -> AgentProfile:
+    from rich.markup import escape
+
+    from .profile import load_profile, make_profile, save_profile
+
+    if name or role or goals:
+        if not (name and role and goals):
+            raise typer.BadParameter("--name, --role and --goal are needed together.")
+        return make_profile(name, role, goals)
+    path = settings.ai_settings
+    if path.is_file():
+        profile = load_profile(path)
+        console.print(f"[bold]Agent profile from {escape(str(path))}:[/]")
+        console.print(f"  Name: {escape(profile.name)}\n  Role: {escape(profile.role)}")
+        for number, goal in enumerate(profile.goals, 1):
+            console.print(f"  Goal {number}: {escape(goal)}")
+        if settings.skip_reprompt:
+            return profile
+        answer = console.input("Continue with this profile? [Y/n] ").strip().lower()
+        if answer in {"", "y", "yes"}:
+            return profile
+    profile = _ask_profile(console)
+    save_profile(profile, path)
+    console.print(f"Saved the profile to {escape(str(path))}.")
+    return profile
+
+
+def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
+    """Run a loop to its end, rendering every event; exit 1 when the run failed."""
+    from .errors import AutoAgentError
+    from .runner import prepare_run
+    from .ui import Renderer, TerminalHuman
+
+    human = TerminalHuman(console)
+    renderer = Renderer(console)
+    try:
+        with console.status("Starting..."):
+            loop = prepare_run(settings, human, **prepare)
+    except AutoAgentError as exc:
+        _fail(console, exc)
+    if settings.debug:
+        log_file = loop.journal.run_dir / "debug.log"
+        _configure_logging(settings, log_file)
+        console.print(f"Debug log: {log_file}")
+    if settings.continuous:
+        console.print(
+            "[bold yellow]Continuous mode:[/] commands run without asking"
+            + ("." if prepare.get("allow_high_risk") else "; high-risk ones are refused.")
+        )
+    status = "failed"
+    try:
+        for event in loop.run():
+            renderer.show(event)
+            status = getattr(event, "status", status)
+    finally:
+        renderer.close()
+        if loop.memory is not None:
+            loop.memory.close()
+    if status == "failed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    name: Annotated[str | None, typer.Option("--name", help="The agent's name.")] = None,
+    role: Annotated[str | None, typer.Option("--role", help="The agent's role.")] = None,
+    goal: Annotated[
+        list[str] | None, typer.Option("--goal", help="A goal (repeat, at most 5).")
+    ] = None,
+    ai_settings: Annotated[
+        Path | None, typer.Option("--ai-settings", help="Profile file (default ai_settings.yaml).")
+    ] = None,
+    continuous: Continuous = False,
+    continuous_limit: ContinuousLimit = None,
+    max_steps: MaxSteps = None,
+    debug: Debug = False,
+    skip_reprompt: SkipReprompt = False,
+    workspace: Workspace = None,
+    model: Model = None,
+    fast_model: FastModel = None,
+    allow_high_risk: AllowHighRisk = False,
+) -> None:
+    """Start the agent on its goals."""
+    from .errors import AutoAgentError
+
+    console = _console()
+    try:
+        settings = _settings(
+            ai_settings=ai_settings,
+            continuous=continuous or (continuous_limit is not None) or None,
+            continuous_limit=continuous_limit,
+            max_steps=max_steps,
+            debug=debug or None,
+            skip_reprompt=skip_reprompt or None,
+            workspace=workspace,
+            model=model,
+            fast_model=fast_model,
+        )
+        _configure_logging(settings, None)
+        profile = _resolve_profile(console, settings, name, role, goal)
+    except AutoAgentError as exc:
+        _fail(console, exc)
+    except (KeyboardInterrupt, EOFError):
+        console.print("\nNothing started.")
+        raise typer.Exit(1) from None
+    _drive(console, settings, profile=profile, allow_high_risk=allow_high_risk)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str | None, typer.Argument(help="The run to resume (default: latest).")] = None,
+    continuous: Continuous = False,
+    continuous_limit: ContinuousLimit = None,
+    max_steps: MaxSteps = None,
+    debug: Debug = False,
+    skip_reprompt: SkipReprompt = False,
+    workspace: Workspace = None,
+    model: Model = None,
+    fast_model: FastModel = None,
+    allow_high_risk: AllowHighRisk = False,
+) -> None:
+    """Continue an unfinished run from its last completed step."""
+    from .errors import AutoAgentError
+    from .runner import latest_unfinished
+
+    console = _console()
+    try:
+        settings = _settings(
+            continuous=continuous or (continuous_limit is not None) or None,
+            continuous_limit=continuous_limit,
+            max_steps=max_steps,
+            debug=debug or None,
+            skip_reprompt=skip_reprompt or None,
+            workspace=workspace,
+            model=model,
+            fast_model=fast_model,
+        )
+        _configure_logging(settings, None)
+        run_id = run_id or latest_unfinished(settings.home)
+    except AutoAgentError as exc:
+        _fail(console, exc)
+    _drive(console, settings, resume=run_id, allow_high_risk=allow_high_risk)
+
+
+@app.command()
+def runs() -> None:
+    """List runs: name, status, steps, cost and start time."""
+    import time
+
+    from rich.table import Table
+
+    from .journal import list_runs
+    from .ui import clean
+
+    console = _console()
+    settings = _settings()
+    found = list_runs(settings.home)
+    if not found:
+        console.print(f"No runs yet in {settings.home / 'runs'}.")
+        return
+    table = Table("run", "name", "status", "steps", "cost", "started")
+    for r in found:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "?"
+        table.add_row(clean(r.run_id), clean(r.name), r.status, str(r.steps), f"${r.cost:.4f}", started)
+    console.print(table)
+
+
+def _memory(agent: str | None) -> Any:
+    from .errors import ConfigError
+    from .profile import load_profile
+    from .runner import open_memory
+
+    settings = _settings()
+    if agent is None:
+        if not settings.ai_settings.is_file():
+            raise ConfigError("Name the agent with --agent (no ai_settings.yaml here).")
+        agent = load_profile(settings.ai_settings).name
+    return open_memory(settings, agent)
+
+
+AgentOption = Annotated[
+    str | None, typer.Option("--agent", help="Agent name (default: the one in ai_settings.yaml).")
+]
+
+
+@memory_app.command("search")
+def memory_search(
+    query: str,
+    agent: AgentOption = None,
+    count: Annotated[int, typer.Option("-k", min=1, help="How many.")] = 5,
+) -> None:
+    """Show the memories nearest in meaning to QUERY."""
+    from .errors import AutoAgentError
+    from .ui import clean
+
+    console = _console()
+    try:
+        memory = _memory(agent)
+        found = memory.recall(query, count)
+    except AutoAgentError as exc:
+        _fail(console, exc)
+    for item in found:
+        console.print(f"[bold]{item.distance:.3f}[/] {clean(item.text)}\n")
+    if not found:
+        console.print("No memories yet.")
+
+
+@memory_app.command("list")
+def memory_list(
+    agent: AgentOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many.")] = 20,
+) -> None:
+    """Show the most recent memories."""
+    from .errors import AutoAgentError
+    from .ui import clean
+
+    console = _console()
+    try:
+        memory = _memory(agent)
+        items = memory.list(limit)
+        total = memory.count()
+    except AutoAgentError as exc:
+        _fail(console, exc)
+    for item in items:
+        meta = item.metadata
+        console.print(f"[dim]run {meta.get('run_id', '?')} step {meta.get('step', '?')}[/]")
+        console.print(clean(item.text) + "\n")
+    console.print(f"{total} memories of {clean(memory.agent_name)}.")
+
+
+@memory_app.command("clear")
+def memory_clear(
+    agent: AgentOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask first.")] = False,
+) -> None:
+    """Forget every memory of the agent (asks first)."""
+    from .errors import AutoAgentError
+    from .ui import clean
+
+    console = _console()
+    try:
+        memory = _memory(agent)
+        total = memory.count()
+        if not yes:
+            answer = console.input(
+                f"Forget all {total} memories of {clean(memory.agent_name)}? [y/N] "
+            )
+            if answer.strip().lower() not in {"y", "yes"}:
+                console.print("Nothing was deleted.")
+                return
+        memory.clear()
+    except AutoAgentError as exc:
+        _fail(console, exc)
+    console.print(f"Forgot {total} memories.")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,18 @@
+"""Commands that talk to the human or end the run."""
+
+from __future__ import annotations
+
+from .base import CommandContext, Risk, command
+
+
+@command(Risk.LOW, needs_approval=False)
+def ask_user(ctx: CommandContext, question: str) -> str:
+    """Ask the human a question and get their answer; use it when you are stuck or need a decision."""
+    answer = ctx.ask_human(question).strip()
+    return f"The human answered: {answer}" if answer else "The human gave no answer."
+
+
+@command(Risk.LOW)
+def finish(ctx: CommandContext, reason: str) -> str:
+    """End the run when the goals are met or cannot be met; give the reason and what was done."""
+    return reason

@@ -1,0 +1,411 @@
+"""The agent loop: a generator of small typed events. It knows nothing of the terminal."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .agents import (
+    BudgetExceeded,
+    ExecutionAgent,
+    ModelCaller,
+    PrioritizationAgent,
+    StepView,
+    TaskCreationAgent,
+)
+from .authorize import Approve, Feedback, Gate, Proposal, Stop
+from .commands.base import CommandContext, Registry
+from .errors import AutoAgentError, CommandError
+from .journal import RunJournal
+from .memory import Memory
+from .pricing import Spend
+from .profile import AgentProfile
+from .replies import Thoughts
+from .settings import Settings
+from .tasks import Task, TaskList
+from .text import trim_middle
+
+log = logging.getLogger(__name__)
+
+NO_TASK = "No open tasks are left: check the goals against what was done; finish if they are met."
+RESULT_CHARS_IN_PROMPT = 1500
+RESULT_CHARS_IN_MEMORY = 3000
+
+
+# Events. The UI renders them; the journal records them.
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    run_dir: str
+    workspace: str
+    resumed: bool
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Thinking:
+    role: str  # which agent the model is working for
+
+
+@dataclass(frozen=True)
+class Proposed:
+    step: int
+    task: str
+    thoughts: Thoughts
+    command: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Invalid:
+    step: int
+    message: str  # sent back to the model; nothing ran
+
+
+@dataclass(frozen=True)
+class Authorized:
+    step: int
+    by: str
+    decision: str  # "approve", "stop", "feedback" or "refused"
+    feedback: str | None = None
+    refusal: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandDone:
+    step: int
+    command: str
+    output: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class TasksChanged:
+    open_tasks: list[Task]
+    added: list[Task]
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    step: int
+    spend: Spend
+    budget: float | None
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    status: str  # finished, stopped, interrupted, failed
+    reason: str
+    run_dir: str
+    workspace: str
+    spend: Spend
+
+
+Event = (
+    RunStarted | Thinking | Proposed | Invalid | Authorized | CommandDone | TasksChanged
+    | StepFinished | RunEnded
+)
+
+
+@dataclass
+class RunState:
+    """Everything needed to resume a run; saved as the checkpoint after every step."""
+
+    run_id: str
+    profile: AgentProfile
+    tasks: TaskList
+    recent: deque[StepView]
+    spend: Spend = field(default_factory=Spend)
+    step: int = 0
+    commands_run: int = 0
+    feedback: str | None = None
+    status: str = "running"
+    reason: str = ""
+    pending: dict[str, Any] | None = None  # a command that started and has no result yet
+    started: float = field(default_factory=time.time)
+
+    @classmethod
+    def new(cls, run_id: str, profile: AgentProfile, window: int) -> RunState:
+        tasks = TaskList()
+        tasks.add(profile.goals)
+        return cls(run_id=run_id, profile=profile, tasks=tasks, recent=deque(maxlen=window))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "run_id": self.run_id,
+            "profile": self.profile.model_dump(),
+            "tasks": self.tasks.to_dict(),
+            "recent": [asdict(s) for s in self.recent],
+            "spend": self.spend.to_dict(),
+            "step": self.step,
+            "commands_run": self.commands_run,
+            "feedback": self.feedback,
+            "status": self.status,
+            "reason": self.reason,
+            "pending": self.pending,
+            "started": self.started,
+            "updated": time.time(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], window: int) -> RunState:
+        return cls(
+            run_id=data["run_id"],
+            profile=AgentProfile(**data["profile"]),
+            tasks=TaskList.from_dict(data["tasks"]),
+            recent=deque((StepView(**s) for s in data["recent"]), maxlen=window),
+            spend=Spend.from_dict(data["spend"]),
+            step=int(data["step"]),
+            commands_run=int(data["commands_run"]),
+            feedback=data.get("feedback"),
+            status=data.get("status", "running"),
+            reason=data.get("reason", ""),
+            pending=data.get("pending"),
+            started=float(data.get("started", time.time())),
+        )
+
+
+class _RunOver(Exception):
+    """Raised inside the loop to end the run with a status and a reason."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class AgentLoop:
+    def __init__(
+        self,
+        *,
+        state: RunState,
+        settings: Settings,
+        caller: ModelCaller,
+        registry: Registry,
+        memory: Memory | None,
+        gate: Gate,
+        journal: RunJournal,
+        context: CommandContext,
+        resumed: bool = False,
+    ) -> None:
+        self.state = state
+        self.settings = settings
+        self.caller = caller
+        self.registry = registry
+        self.memory = memory
+        self.gate = gate
+        self.journal = journal
+        self.context = context
+        self.resumed = resumed
+        profile = state.profile
+        self.executor = ExecutionAgent(caller, settings.model, profile, registry.describe())
+        self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
+        self.prioritizer = PrioritizationAgent(caller, settings.fast_model, profile.goals)
+        self.notices: list[str] = []
+
+    def run(self) -> Iterator[Event]:
+        """Run until finish, a limit, a stop by the human, or a failure. Always ends with RunEnded."""
+        state = self.state
+        notices = self._resume_notices() if self.resumed else []
+        self.notices.extend(notices)
+        state.status = "running"
+        self._save()
+        yield self._emit(
+            RunStarted(state.run_id, str(self.journal.run_dir), str(self.context.workspace.root),
+                       self.resumed, notices)
+        )
+        try:
+            while True:
+                self._check_limits()
+                yield from self._step()
+        except _RunOver as over:
+            state.status, state.reason = over.status, over.reason
+        except BudgetExceeded as exc:
+            state.status, state.reason = "stopped", str(exc)
+        except KeyboardInterrupt:
+            state.status, state.reason = "interrupted", "Interrupted with Ctrl-C."
+        except AutoAgentError as exc:
+            state.status, state.reason = "failed", str(exc)
+        self._record_calls()
+        self._save()
+        yield self._emit(
+            RunEnded(state.status, state.reason, str(self.journal.run_dir),
+                     str(self.context.workspace.root), state.spend)
+        )
+
+    # One step: propose, check, authorize, run, remember, plan.
+
+    def _step(self) -> Iterator[Event]:
+        state = self.state
+        state.step += 1
+        task = state.tasks.current
+        task_text = task.text if task else NO_TASK
+
+        yield self._emit(Thinking("execution"))
+        reply = self.executor.propose(
+            task=task_text,
+            open_tasks=[t.text for t in state.tasks.open[1:]],
+            memories=self._recall(task_text),
+            recent_steps=list(state.recent),
+            notices=self.notices,
+            feedback=state.feedback,
+        )
+        self.notices = []
+        state.feedback = None
+        call = reply.command
+        yield self._emit(Proposed(state.step, task_text, reply.thoughts, call.name, call.args))
+
+        try:
+            command = self.registry.get(call.name)
+            args = command.validate(call.args)
+        except CommandError as exc:
+            yield self._emit(Invalid(state.step, str(exc)))
+            self._remember_step(call.name, call.args, f"Error: {exc}")
+            self._finish_step()
+            yield self._step_finished()
+            return
+
+        proposal = Proposal(state.step, command.name, args, command.risk, command.needs_approval)
+        verdict = self.gate.decide(proposal)
+        if verdict.refusal:
+            yield self._emit(Authorized(state.step, verdict.by, "refused", refusal=verdict.refusal))
+            self._remember_step(command.name, args, verdict.refusal)
+            self._finish_step()
+            yield self._step_finished()
+            return
+        decision = verdict.decision
+        if isinstance(decision, Stop):
+            yield self._emit(Authorized(state.step, verdict.by, "stop"))
+            raise _RunOver("stopped", "Stopped by the human before running " + command.name + ".")
+        if isinstance(decision, Feedback):
+            yield self._emit(Authorized(state.step, verdict.by, "feedback", feedback=decision.text))
+            state.feedback = decision.text
+            self._remember_step(command.name, args, "Not run: the human gave feedback instead.")
+            self._finish_step()
+            yield self._step_finished()
+            return
+        assert isinstance(decision, Approve)
+        yield self._emit(Authorized(state.step, verdict.by, "approve"))
+
+        if command.name == "finish":
+            raise _RunOver("finished", str(args.get("reason", "")))
+
+        state.pending = {"step": state.step, "command": command.name, "args": args}
+        self._save()
+        try:
+            output, ok = command(self.context, args), True
+        except CommandError as exc:
+            output, ok = f"Error: {exc}", False
+        state.pending = None
+        state.commands_run += 1
+        yield self._emit(CommandDone(state.step, command.name, output, ok))
+
+        self._remember_step(command.name, args, output, task_text)
+        if task is not None:
+            state.tasks.complete(task.id, trim_middle(output, RESULT_CHARS_IN_PROMPT))
+        yield from self._plan(task_text, output)
+        self._finish_step()
+        yield self._step_finished()
+
+    def _plan(self, task: str, result: str) -> Iterator[Event]:
+        """Task creation, then prioritization only when the list changed and has a choice."""
+        tasks = self.state.tasks
+        yield self._emit(Thinking("task-creation"))
+        new = self.task_creator.create(
+            task, trim_middle(result, RESULT_CHARS_IN_PROMPT), [t.text for t in tasks.open]
+        )
+        added = tasks.add(new)
+        if added and len(tasks.open) > 1:
+            yield self._emit(Thinking("prioritization"))
+            tasks.reorder(self.prioritizer.order(tasks.open))
+        yield self._emit(TasksChanged(tasks.open, added))
+
+    # Helpers.
+
+    def _check_limits(self) -> None:
+        state, settings = self.state, self.settings
+        if state.step >= settings.max_steps:
+            raise _RunOver("stopped", f"Reached the limit of {settings.max_steps} steps (--max-steps).")
+        limit = settings.continuous_limit
+        if settings.continuous and limit is not None and state.commands_run >= limit:
+            raise _RunOver(
+                "stopped", f"Ran {limit} commands, the continuous limit (--continuous-limit)."
+            )
+
+    def _recall(self, task: str) -> list[str]:
+        if self.memory is None or self.settings.memory_recall == 0:
+            return []
+        query = task + "\n" + "\n".join(self.state.profile.goals)
+        in_window = {(self.state.run_id, s.step) for s in self.state.recent}
+        found = self.memory.recall(query, self.settings.memory_recall + len(in_window))
+        texts = [
+            m.text for m in found
+            if (m.metadata.get("run_id"), m.metadata.get("step")) not in in_window
+        ]
+        return [trim_middle(t, RESULT_CHARS_IN_PROMPT) for t in texts[: self.settings.memory_recall]]
+
+    def _remember_step(
+        self, command: str, args: dict[str, Any], result: str, task: str | None = None
+    ) -> None:
+        args_text = json.dumps(args, ensure_ascii=False)
+        self.state.recent.append(
+            StepView(
+                self.state.step,
+                command,
+                trim_middle(args_text, 500),
+                trim_middle(result, RESULT_CHARS_IN_PROMPT),
+            )
+        )
+        if task is not None and self.memory is not None:
+            self.memory.add(
+                f"Task: {task}\nCommand: {command} {trim_middle(args_text, 500)}\n"
+                f"Result: {trim_middle(result, RESULT_CHARS_IN_MEMORY)}",
+                run_id=self.state.run_id,
+                step=self.state.step,
+            )
+
+    def _finish_step(self) -> None:
+        self._record_calls()
+        self._save()
+
+    def _step_finished(self) -> StepFinished:
+        return self._emit(StepFinished(self.state.step, self.state.spend, self.caller.budget))
+
+    def _resume_notices(self) -> list[str]:
+        pending = self.state.pending
+        if not pending:
+            return []
+        self.state.pending = None
+        return [
+            f"Step {pending['step']}'s command {pending['command']} {json.dumps(pending['args'])} "
+            "started before the run was interrupted and its result was not recorded: it may or "
+            "may not have taken effect. Check before doing it again."
+        ]
+
+    def _record_calls(self) -> None:
+        for record in self.caller.drain():
+            self.journal.record("model_call", **asdict(record))
+
+    def _save(self) -> None:
+        self.journal.save_checkpoint(self.state.to_dict())
+
+    def _emit(self, event: Any) -> Any:
+        self.journal.record(type(event).__name__, **_event_data(event))
+        return event
+
+
+def _event_data(event: Any) -> dict[str, Any]:
+    data = asdict(event)
+    if isinstance(event, Proposed):
+        data["thoughts"] = event.thoughts.model_dump()
+    if isinstance(event, StepFinished | RunEnded):
+        data["spend"] = event.spend.to_dict()
+    return data

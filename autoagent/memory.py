@@ -1,0 +1,165 @@
+"""Long-term memory: a ChromaDB vector store, one collection per agent name."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .embeddings import Embedder
+from .errors import MemoryStoreError
+
+COLLECTION_PREFIX = "agent-"
+MAX_MEMORY_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Recollection:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    distance: float | None = None
+
+
+def collection_name(agent_name: str, embedder_key: str) -> str:
+    """A valid Chroma name per agent and vector space; the hash keeps odd names apart."""
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", agent_name).strip("-").lower()[:40] or "agent"
+    digest = hashlib.sha1(agent_name.encode()).hexdigest()[:8]
+    return f"{COLLECTION_PREFIX}{slug}-{digest}-{embedder_key}"
+
+
+class Memory:
+    """One agent's memories: every step's task, command and result, recalled by meaning."""
+
+    def __init__(self, client: Any, agent_name: str, embedder: Embedder, where: str) -> None:
+        self._client = client
+        self.agent_name = agent_name
+        self.embedder = embedder
+        self.where = where
+        self._lock_fd: int | None = None
+        try:
+            self._collection = client.get_or_create_collection(
+                collection_name(agent_name, embedder.key),
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"agent": agent_name, "embedder": embedder.key},
+            )
+        except Exception as exc:  # chromadb raises many kinds; all mean the store is unusable
+            raise MemoryStoreError(f"Cannot open the memory store at {where}: {exc}") from exc
+
+    @classmethod
+    def open_local(cls, path: Path, agent_name: str, embedder: Embedder) -> Memory:
+        """The embedded store under AUTOAGENT_HOME; one process at a time (a lock file)."""
+        lock_fd = lock_store(path)
+        try:
+            memory = cls(local_client(path), agent_name, embedder, str(path))
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        memory._lock_fd = lock_fd
+        return memory
+
+    def add(self, text: str, **metadata: str | int | float) -> str:
+        text = text[:MAX_MEMORY_CHARS]
+        memory_id = uuid.uuid4().hex
+        meta = {"agent": self.agent_name, "time": time.time(), **metadata}
+        try:
+            self._collection.add(
+                ids=[memory_id],
+                documents=[text],
+                embeddings=self.embedder.embed_documents([text]),
+                metadatas=[meta],
+            )
+        except Exception as exc:
+            raise MemoryStoreError(f"Cannot write to the memory store at {self.where}: {exc}") from exc
+        return memory_id
+
+    def recall(self, query: str, k: int) -> list[Recollection]:
+        """The `k` memories nearest in meaning to `query`, nearest first."""
+        if k <= 0 or not query.strip():
+            return []
+        try:
+            count = self._collection.count()
+            if count == 0:
+                return []
+            found = self._collection.query(
+                query_embeddings=[self.embedder.embed_query(query)],
+                n_results=min(k, count),
+                include=["documents", "metadatas", "distances"],
+            )
+        except Exception as exc:
+            raise MemoryStoreError(f"Cannot read the memory store at {self.where}: {exc}") from exc
+        return [
+            Recollection(i, doc or "", dict(meta or {}), dist)
+            for i, doc, meta, dist in zip(
+                found["ids"][0], found["documents"][0], found["metadatas"][0],
+                found["distances"][0], strict=True,
+            )
+        ]
+
+    def list(self, limit: int = 20) -> list[Recollection]:
+        """The most recent memories, newest first."""
+        try:
+            found = self._collection.get(include=["documents", "metadatas"])
+        except Exception as exc:
+            raise MemoryStoreError(f"Cannot read the memory store at {self.where}: {exc}") from exc
+        items = [
+            Recollection(i, doc or "", dict(meta or {}))
+            for i, doc, meta in zip(found["ids"], found["documents"], found["metadatas"], strict=True)
+        ]
+        items.sort(key=lambda r: r.metadata.get("time", 0), reverse=True)
+        return items[:limit]
+
+    def count(self) -> int:
+        return int(self._collection.count())
+
+    def clear(self) -> int:
+        """Forget every memory of this agent; returns how many there were."""
+        count = self.count()
+        self._client.delete_collection(self._collection.name)
+        return count
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def local_client(path: Path) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(
+            path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
+        )
+    except Exception as exc:
+        raise MemoryStoreError(
+            f"Cannot open the memory store at {path}: {exc}. Check that the folder is "
+            "writable; it is never wiped automatically."
+        ) from exc
+
+
+def lock_store(path: Path) -> int:
+    """Hold an exclusive lock on the store, so two processes never write it at once."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / "autoagent.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise MemoryStoreError(f"Cannot open the memory store at {path}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise MemoryStoreError(
+            f"The memory store at {path} is in use by another autoagent process. "
+            "Wait for it to end, or give this one its own AUTOAGENT_HOME."
+        ) from None
+    return fd

@@ -1,0 +1,127 @@
+"""Wiring: from Settings and a profile to a ready AgentLoop (new or resumed)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .agents import ModelCaller
+from .authorize import Gate, Human, Policy
+from .commands import default_registry
+from .commands.base import CommandContext
+from .embeddings import Embedder, LocalEmbedder
+from .errors import ConfigError, JournalError
+from .journal import UNFINISHED, RunJournal, list_runs
+from .llm import ChatModel, OpenAIChatModel, OpenAIEmbedder
+from .loop import AgentLoop, RunState
+from .memory import Memory
+from .pricing import PRICES
+from .profile import AgentProfile
+from .settings import Settings
+from .workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+NO_ENDPOINT = (
+    "No model endpoint is configured: set OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL "
+    "(for a compatible server) in .env or the environment; .env.template lists every setting."
+)
+
+
+def build_model(settings: Settings) -> ChatModel:
+    if not settings.endpoint_configured:
+        raise ConfigError(NO_ENDPOINT)
+    model = OpenAIChatModel(
+        api_key=settings.openai_api_key,
+        base_url=settings.openai_base_url,
+        timeout=settings.request_timeout,
+        max_retries=settings.max_retries,
+    )
+    model.check()
+    return model
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    if settings.embeddings == "openai":
+        if not settings.endpoint_configured:
+            raise ConfigError("AUTOAGENT_EMBEDDINGS=openai needs OPENAI_API_KEY or OPENAI_BASE_URL.")
+        return OpenAIEmbedder(
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            model=settings.openai_embedding_model,
+        )
+    return LocalEmbedder()
+
+
+def open_memory(settings: Settings, agent_name: str) -> Memory:
+    return Memory.open_local(settings.home / "memory", agent_name, build_embedder(settings))
+
+
+def check_folders(settings: Settings) -> tuple[Path, Path]:
+    """The workspace and the data folder, resolved; the data folder may never be inside it."""
+    home = settings.home.expanduser().resolve()
+    workspace = settings.workspace.expanduser().resolve()
+    if home == workspace or home.is_relative_to(workspace):
+        raise ConfigError(
+            f"AUTOAGENT_HOME ({home}) is inside the workspace ({workspace}); the agent could "
+            "reach its own data. Move one of them."
+        )
+    return home, workspace
+
+
+def prepare_run(
+    settings: Settings,
+    human: Human,
+    *,
+    profile: AgentProfile | None = None,
+    resume: str | None = None,
+    allow_high_risk: bool = False,
+    model: ChatModel | None = None,
+) -> AgentLoop:
+    """A loop for a new run of `profile`, or for the run `resume` names."""
+    home, workspace_root = check_folders(settings)
+    if resume is not None:
+        journal = RunJournal.open(home, resume)
+        state = RunState.from_dict(journal.load_checkpoint(), settings.recent_steps)
+        if state.status == "finished":
+            raise JournalError(f"Run {resume} has finished; start a new run instead.")
+    else:
+        assert profile is not None
+        journal = RunJournal.create(home)
+        state = RunState.new(journal.run_id, profile, settings.recent_steps)
+    model = model or build_model(settings)
+    memory = open_memory(settings, state.profile.name)
+    caller = ModelCaller(model, state.spend, PRICES)
+    workspace = Workspace(workspace_root, forbidden=[home])
+    context = CommandContext(
+        workspace=workspace,
+        settings=settings,
+        run_dir=journal.run_dir,
+        ask_human=human.ask,
+        ask_model=lambda prompt: caller.say("browse", prompt, settings.fast_model),
+    )
+    gate = Gate(
+        human,
+        continuous=settings.continuous,
+        policy=Policy.load(None),
+        allow_high_risk=allow_high_risk,
+    )
+    return AgentLoop(
+        state=state,
+        settings=settings,
+        caller=caller,
+        registry=default_registry(settings),
+        memory=memory,
+        gate=gate,
+        journal=journal,
+        context=context,
+        resumed=resume is not None,
+    )
+
+
+def latest_unfinished(home: Path) -> str:
+    for run in list_runs(home):
+        if run.readable and run.status in UNFINISHED:
+            return run.run_id
+    raise JournalError(f"No unfinished run in {home / 'runs'}: start one with `autoagent run`.")
+

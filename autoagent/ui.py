@@ -1,0 +1,167 @@
+"""The terminal: rich rendering of the loop's events, and the human at the keyboard.
+
+Everything shown passes through `strip_terminal_escapes`, so neither a web page nor the model
+can repaint the screen or fake the approval prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.status import Status
+
+from .authorize import PROMPT, Decision, Proposal, Stop, parse_answer
+from .commands.base import Risk
+from .loop import (
+    Authorized,
+    CommandDone,
+    Event,
+    Invalid,
+    Proposed,
+    RunEnded,
+    RunStarted,
+    StepFinished,
+    TasksChanged,
+    Thinking,
+)
+from .pricing import Spend
+from .text import strip_terminal_escapes, trim_middle
+
+SCREEN_OUTPUT_CHARS = 1500
+ROLE_LABELS = {
+    "execution": "Thinking...",
+    "task-creation": "Creating tasks...",
+    "prioritization": "Prioritizing tasks...",
+}
+RISK_STYLES = {Risk.LOW: "green", Risk.MEDIUM: "yellow", Risk.HIGH: "bold red"}
+
+
+def clean(text: Any) -> str:
+    """Safe to print: no escape sequences, no rich markup."""
+    return escape(strip_terminal_escapes(str(text)))
+
+
+def format_spend(spend: Spend, budget: float | None) -> str:
+    cost = f"${spend.cost:.4f}"
+    if budget is not None:
+        cost += f" of ${budget:.2f}"
+    if spend.unpriced_models:
+        cost += " (tokens only for " + ", ".join(sorted(spend.unpriced_models)) + ")"
+    return f"{spend.total_tokens:,} tokens · {cost}"
+
+
+class Renderer:
+    """Shows events as they come; the only place, with TerminalHuman, that prints."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._status: Status | None = None
+
+    def show(self, event: Event) -> None:
+        self._stop_spinner()
+        handler = getattr(self, "_" + type(event).__name__, None)
+        if handler is not None:
+            handler(event)
+
+    def close(self) -> None:
+        self._stop_spinner()
+
+    def _stop_spinner(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def _RunStarted(self, event: RunStarted) -> None:
+        verb = "Resuming" if event.resumed else "Starting"
+        self.console.print(f"[bold]{verb} run {clean(event.run_id)}[/]  workspace: {clean(event.workspace)}")
+        for notice in event.notices:
+            self.console.print(f"[bold yellow]NOTE:[/] {clean(notice)}")
+
+    def _Thinking(self, event: Thinking) -> None:
+        self._status = self.console.status(ROLE_LABELS.get(event.role, "Working..."))
+        self._status.start()
+
+    def _Proposed(self, event: Proposed) -> None:
+        c, t = self.console, event.thoughts
+        c.rule(f"Step {event.step}")
+        c.print(f"[bold cyan]TASK:[/] {clean(event.task)}")
+        c.print(f"[bold yellow]THOUGHTS:[/] {clean(t.text)}")
+        c.print(f"[bold yellow]REASONING:[/] {clean(t.reasoning)}")
+        c.print("[bold yellow]PLAN:[/]")
+        for line in t.plan or ["(none)"]:
+            c.print(f"  - {clean(line)}")
+        c.print(f"[bold yellow]CRITICISM:[/] {clean(t.criticism)}")
+        if t.speak:
+            c.print(f"[bold yellow]SPEAK:[/] {clean(t.speak)}")
+        args = json.dumps(event.args, ensure_ascii=False)
+        c.print(
+            f"[bold magenta]NEXT ACTION:[/] COMMAND = [cyan]{clean(event.command)}[/] "
+            f"ARGUMENTS = {clean(trim_middle(args, SCREEN_OUTPUT_CHARS))}"
+        )
+
+    def _Invalid(self, event: Invalid) -> None:
+        self.console.print(f"[bold red]NOT RUN:[/] {clean(event.message)}")
+
+    def _Authorized(self, event: Authorized) -> None:
+        if event.decision == "refused":
+            self.console.print(f"[bold red]REFUSED:[/] {clean(event.refusal)}")
+        elif event.decision == "feedback":
+            self.console.print("[bold]Feedback sent to the agent; the command was not run.[/]")
+        elif event.by == "pre-approved":
+            self.console.print("[dim]-=-=-=- Authorised in advance (y -N) -=-=-=-[/]")
+
+    def _CommandDone(self, event: CommandDone) -> None:
+        style = "bold green" if event.ok else "bold red"
+        text = trim_middle(event.output, SCREEN_OUTPUT_CHARS)
+        self.console.print(f"[{style}]RESULT ({clean(event.command)}):[/] {clean(text)}")
+
+    def _TasksChanged(self, event: TasksChanged) -> None:
+        for task in event.added:
+            self.console.print(f"[bold blue]NEW TASK:[/] {clean(task.text)}")
+
+    def _StepFinished(self, event: StepFinished) -> None:
+        self.console.print(
+            f"[dim]Step {event.step} · {format_spend(event.spend, event.budget)}[/]"
+        )
+
+    def _RunEnded(self, event: RunEnded) -> None:
+        style = {"finished": "bold green", "failed": "bold red"}.get(event.status, "bold yellow")
+        self.console.rule()
+        self.console.print(f"[{style}]Run {event.status}:[/] {clean(event.reason)}")
+        self.console.print(f"Files: {clean(event.workspace)}")
+        self.console.print(f"Run record: {clean(event.run_dir)}")
+        self.console.print(f"Spent: {format_spend(event.spend, None)}")
+
+
+class TerminalHuman:
+    """Asks the person at the keyboard. Ctrl-C or end of input at the prompt stops the run."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def authorize(self, proposal: Proposal) -> Decision:
+        style = RISK_STYLES[proposal.risk]
+        self.console.print(
+            f"[{style}]{proposal.risk.value} risk[/]: {clean(proposal.name)} "
+            f"{clean(trim_middle(json.dumps(proposal.args, ensure_ascii=False), SCREEN_OUTPUT_CHARS))}"
+        )
+        while True:
+            try:
+                answer = self.console.input(PROMPT)
+            except (KeyboardInterrupt, EOFError):
+                self.console.print()
+                return Stop()
+            decision = parse_answer(answer)
+            if decision is not None:
+                return decision
+
+    def ask(self, question: str) -> str:
+        self.console.print(f"[bold cyan]The agent asks:[/] {clean(question)}")
+        try:
+            return self.console.input("Your answer: ")
+        except (KeyboardInterrupt, EOFError):
+            self.console.print()
+            return ""
