@@ -52,7 +52,10 @@ def load_profile(path: Path) -> AgentProfile:
             name=data.get("ai_name", ""), role=data.get("ai_role", ""), goals=data.get("ai_goals") or []
         )
     except ValidationError as exc:
-        raise ConfigError(f"Invalid agent profile in {path}: {_problems(exc)}.") from exc
+        problems = _problems(exc)
+        for field in ("name", "role", "goals"):
+            problems = problems.replace(f"{field}:", f"ai_{field}:")
+        raise ConfigError(f"Invalid agent profile in {path}: {problems}.") from exc
 
 
 def save_profile(profile: AgentProfile, path: Path) -> None:

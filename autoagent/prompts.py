@@ -29,14 +29,14 @@ def _environment(folder: Path) -> jinja2.Environment:
     )
 
 
-def render(name: str, **variables: Any) -> str:
-    """Render `prompts/<name>.j2`; every variable it uses must be given."""
+def render(template_name: str, /, **variables: Any) -> str:
+    """Render `prompts/<template_name>.j2`; every variable it uses must be given."""
     try:
-        template = _environment(prompts_dir()).get_template(f"{name}.j2")
+        template = _environment(prompts_dir()).get_template(f"{template_name}.j2")
         return template.render(**variables).strip()
     except jinja2.TemplateNotFound as exc:
-        raise ConfigError(f"Prompt template {name}.j2 is missing from {prompts_dir()}.") from exc
+        raise ConfigError(f"Prompt template {template_name}.j2 is missing from {prompts_dir()}.") from exc
     except jinja2.UndefinedError as exc:
-        raise ConfigError(f"Prompt template {name}.j2 needs a variable: {exc.message}") from exc
+        raise ConfigError(f"Prompt template {template_name}.j2 needs a variable: {exc.message}") from exc
     except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"Prompt template {name}.j2 line {exc.lineno}: {exc.message}") from exc
+        raise ConfigError(f"Prompt template {template_name}.j2 line {exc.lineno}: {exc.message}") from exc

@@ -1,0 +1,56 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from autoagent.errors import JournalError
+from autoagent.journal import RunJournal, list_runs
+
+
+def test_checkpoint_is_replaced_atomically_and_listed(tmp_path: Path) -> None:
+    journal = RunJournal.create(tmp_path)
+    state = {"run_id": journal.run_id, "profile": {"name": "Scout"}, "status": "running",
+             "step": 3, "spend": {"cost": 0.5}, "started": 1.0}
+    journal.save_checkpoint(state)
+    journal.save_checkpoint({**state, "step": 4})
+    assert journal.load_checkpoint()["step"] == 4
+    assert [p.name for p in journal.run_dir.iterdir()] == ["checkpoint.json"]
+    [summary] = list_runs(tmp_path)
+    assert (summary.name, summary.status, summary.steps, summary.cost) == ("Scout", "running", 4, 0.5)
+
+
+def test_corrupt_checkpoint_refuses_and_is_left_alone(tmp_path: Path) -> None:
+    journal = RunJournal.create(tmp_path)
+    (journal.run_dir / "checkpoint.json").write_text('{"run_id": "x", "step": ')
+    with pytest.raises(JournalError, match="cannot be read"):
+        journal.load_checkpoint()
+    assert (journal.run_dir / "checkpoint.json").read_text() == '{"run_id": "x", "step": '
+    assert list_runs(tmp_path)[0].status == "corrupt"
+
+
+def test_events_survive_a_torn_last_line_but_not_a_corrupt_middle(tmp_path: Path) -> None:
+    journal = RunJournal.create(tmp_path)
+    journal.record("A", n=1)
+    journal.record("B", n=2)
+    with open(journal.run_dir / "events.jsonl", "a") as log:
+        log.write('{"event": "C", "n"')
+    assert [e["event"] for e in journal.events()] == ["A", "B"]
+    lines = (journal.run_dir / "events.jsonl").read_text().splitlines()
+    (journal.run_dir / "events.jsonl").write_text("\n".join([lines[0], "garbage", lines[1]]) + "\n")
+    with pytest.raises(JournalError, match="line 2"):
+        journal.events()
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = RunJournal.create(tmp_path)
+    journal.save_checkpoint({"run_id": journal.run_id, "step": 1})
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", disk_full)
+    with pytest.raises(JournalError, match="No space left on device.*previous checkpoint is intact"):
+        journal.save_checkpoint({"run_id": journal.run_id, "step": 2})
+    monkeypatch.undo()
+    assert json.loads((journal.run_dir / "checkpoint.json").read_text())["step"] == 1
+    assert [p.name for p in journal.run_dir.iterdir()] == ["checkpoint.json"]  # no temp file left

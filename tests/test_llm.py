@@ -1,0 +1,58 @@
+import pytest
+
+from autoagent.errors import ModelError
+from autoagent.llm import OpenAIChatModel
+from autoagent.replies import ExecutionReply, schema_of
+from autoagent.testing import Fault, FakeOpenAIServer, execution_reply
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+def client(server: FakeOpenAIServer, **kwargs: object) -> OpenAIChatModel:
+    return OpenAIChatModel(api_key="test", base_url=server.base_url, **kwargs)  # type: ignore[arg-type]
+
+
+def test_real_client_gets_reply_and_usage(server: FakeOpenAIServer) -> None:
+    server.script("browse", "Paris.")
+    completion = client(server).complete(MESSAGES, model="gpt-4o-mini")
+    assert completion.text == "Paris."
+    assert completion.usage.prompt_tokens > 0 and not completion.usage.estimated
+
+
+def test_falls_back_when_the_endpoint_refuses_json_schema() -> None:
+    with FakeOpenAIServer(reject_formats=("json_schema",)) as server:
+        server.script("browse", execution_reply("finish", reason="a"), execution_reply("finish", reason="b"))
+        model = client(server)
+        schema = schema_of(ExecutionReply)
+        assert "finish" in model.complete(MESSAGES, model="gpt-4o-mini", schema=schema).text
+        assert model.format_kind == "json_object_schema"
+        model.complete(MESSAGES, model="gpt-4o-mini", schema=schema)
+        kinds = [(r.get("response_format") or {}).get("type") for r in server.requests]
+        # Tried once, then remembered for the rest of the run.
+        assert kinds == ["json_schema", "json_object", "json_object"]
+        assert "schema" in server.requests[1]["response_format"]
+
+
+def test_retries_429_honouring_retry_after_then_succeeds(server: FakeOpenAIServer) -> None:
+    server.script("browse", Fault(429, headers={"Retry-After": "0"}), Fault(500), "ok")
+    assert client(server).complete(MESSAGES, model="gpt-4o-mini").text == "ok"
+    assert len(server.requests) == 3
+
+
+def test_unknown_model_fails_fast_saying_what_to_fix(server: FakeOpenAIServer) -> None:
+    with pytest.raises(ModelError, match="no model 'gpt-9'.*--model"):
+        client(server).complete(MESSAGES, model="gpt-9")
+    assert len(server.requests) == 0 or len(server.requests) == 1
+
+
+def test_bad_key_fails_fast(server: FakeOpenAIServer) -> None:
+    server.script("browse", Fault(401, '{"error": {"message": "bad key"}}'))
+    with pytest.raises(ModelError, match="OPENAI_API_KEY"):
+        client(server).complete(MESSAGES, model="gpt-4o-mini")
+    assert len(server.requests) == 1
+
+
+def test_unreachable_endpoint_is_one_clear_sentence() -> None:
+    model = OpenAIChatModel(api_key="x", base_url="http://127.0.0.1:9/v1", max_retries=0)
+    with pytest.raises(ModelError, match="Cannot reach the model endpoint http://127.0.0.1:9/v1"):
+        model.check()

@@ -1,0 +1,89 @@
+from pathlib import Path
+
+import pytest
+
+from autoagent.embeddings import LocalEmbedder
+from autoagent.errors import MemoryStoreError
+from autoagent.memory import Memory, collection_name
+
+
+@pytest.fixture(scope="module")
+def embedder() -> LocalEmbedder:
+    return LocalEmbedder()
+
+
+def test_related_texts_rank_above_unrelated_ones(embedder: LocalEmbedder) -> None:
+    query = embedder.embed_query("How do I bake sourdough bread?")
+    docs = embedder.embed_documents([
+        "The stock market fell three percent on Tuesday.",
+        "Knead the dough with flour, water and starter, then bake it in a hot oven.",
+        "Python lists support slicing and comprehensions.",
+    ])
+    scores = [sum(a * b for a, b in zip(query, doc, strict=True)) for doc in docs]
+    assert max(range(3), key=scores.__getitem__) == 1
+
+
+def test_recall_finds_the_relevant_memory_across_runs(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    memory = Memory.open_local(tmp_path / "memory", "Scout", embedder)
+    memory.add("Task: find the capital of France\nResult: Paris is the capital of France.", run_id="r1", step=1)
+    memory.add("Task: check the weather\nResult: It is raining in Oslo.", run_id="r1", step=2)
+    memory.add("Task: list files\nResult: notes.md, data.csv", run_id="r1", step=3)
+    memory.close()
+
+    again = Memory.open_local(tmp_path / "memory", "Scout", embedder)  # a later run
+    found = again.recall("What is the capital city of France?", 2)
+    assert "Paris" in found[0].text
+    assert found[0].metadata["run_id"] == "r1" and found[0].metadata["step"] == 1
+    assert again.count() == 3
+    assert [m.metadata["step"] for m in again.list(10)] == [3, 2, 1]
+    again.close()
+
+
+def test_agents_do_not_share_memories(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    scout = Memory.open_local(tmp_path / "m", "Scout", embedder)
+    scout.add("Scout's secret: the password is swordfish", run_id="r", step=1)
+    scout.close()
+    other = Memory.open_local(tmp_path / "m", "Other", embedder)
+    assert other.recall("password", 5) == []
+    assert other.clear() == 0
+    other.close()
+
+
+def test_a_second_process_on_the_same_store_gets_a_clear_error(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    first = Memory.open_local(tmp_path / "m", "Scout", embedder)
+    import subprocess
+    import sys
+
+    code = (
+        "from pathlib import Path; from autoagent.memory import lock_store\n"
+        f"lock_store(Path({str(tmp_path / 'm')!r}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0 and "in use by another autoagent process" in result.stderr
+    first.close()
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_clear_forgets_everything(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    memory = Memory.open_local(tmp_path / "m", "Scout", embedder)
+    memory.add("one", run_id="r", step=1)
+    memory.add("two", run_id="r", step=2)
+    assert memory.clear() == 2
+    memory.close()
+    assert Memory.open_local(tmp_path / "m", "Scout", embedder).count() == 0
+
+
+def test_collection_names_are_valid_and_distinct() -> None:
+    a = collection_name("My Agent!", "e5small")
+    b = collection_name("my-agent", "e5small")
+    assert a != b and a.startswith("agent-my-agent-")
+    assert collection_name("💡", "e5small").startswith("agent-agent-")
+
+
+def test_unwritable_store_is_a_clear_error(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(MemoryStoreError, match="Cannot open the memory store"):
+        Memory.open_local(blocker / "memory", "Scout", embedder)

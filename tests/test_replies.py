@@ -1,0 +1,67 @@
+import json
+
+import pytest
+
+from autoagent.replies import (
+    ExecutionReply,
+    PrioritizationReply,
+    ReplyProblem,
+    TaskCreationReply,
+    parse_reply,
+)
+
+GOOD = {
+    "thoughts": {"text": "t", "reasoning": "r", "plan": ["a", "b"], "criticism": "c", "speak": "s"},
+    "command": {"name": "write_file", "args": {"path": "a.txt", "content": "hi"}},
+}
+
+
+def test_plain_json() -> None:
+    reply = parse_reply(json.dumps(GOOD), ExecutionReply)
+    assert reply.command.name == "write_file"
+    assert reply.command.args == {"path": "a.txt", "content": "hi"}
+    assert reply.thoughts.plan == ["a", "b"]
+
+
+def test_json_in_prose_and_code_fence_with_extra_keys() -> None:
+    text = "Here is my answer:\n```json\n" + json.dumps({**GOOD, "mood": "great"}) + "\n```\nBye."
+    assert parse_reply(text, ExecutionReply).command.name == "write_file"
+    assert parse_reply("I think " + json.dumps(GOOD) + " is right", ExecutionReply).thoughts.text == "t"
+
+
+def test_bulleted_plan_string_becomes_a_list() -> None:
+    data = {**GOOD, "thoughts": {**GOOD["thoughts"], "plan": "- first\n- second\n* third"}}
+    assert parse_reply(json.dumps(data), ExecutionReply).thoughts.plan == ["first", "second", "third"]
+
+
+def test_small_syntax_slips_are_repaired() -> None:
+    text = "{'tasks': ['one', 'two',],}"
+    assert parse_reply(text, TaskCreationReply).tasks == ["one", "two"]
+
+
+def test_a_cut_off_command_is_never_completed() -> None:
+    whole = json.dumps(GOOD)
+    cut = whole[: whole.index('"hi"') + 2]  # inside the content string
+    with pytest.raises(ReplyProblem, match="cut off"):
+        parse_reply(cut, ExecutionReply)
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("no json here", "no JSON"),
+        ('{"thoughts": {"text": "x"}}', "command"),
+        ('{"command": {"name": "", "args": {}}}', "command.name"),
+        ('{"command": {"name": "x", "args": "not an object"}}', "args"),
+        ("[1, 2]", "no JSON"),
+    ],
+)
+def test_unusable_replies_name_the_problem(text: str, problem: str) -> None:
+    with pytest.raises(ReplyProblem, match=problem):
+        parse_reply(text, ExecutionReply)
+
+
+def test_order_reply_needs_integers() -> None:
+    assert parse_reply('{"order": [3, "1", 2]}', PrioritizationReply).order == [3, 1, 2]
+    with pytest.raises(ReplyProblem):
+        parse_reply('{"order": ["first"]}', PrioritizationReply)

@@ -1,0 +1,39 @@
+from autoagent.tasks import TaskList
+
+
+def make(*texts: str) -> TaskList:
+    tasks = TaskList()
+    tasks.add(texts)
+    return tasks
+
+
+def test_add_skips_blanks_and_duplicates_of_open_tasks() -> None:
+    tasks = make("Find sources", "Write report")
+    added = tasks.add(["find sources!", "", "  ", "Check facts", "check   facts"])
+    assert [t.text for t in added] == ["Check facts"]
+    assert [t.id for t in tasks.open] == [1, 2, 3]
+
+
+def test_reorder_keeps_every_task_and_invents_none() -> None:
+    tasks = make("a", "b", "c", "d")
+    tasks.reorder([3, 99, 1, 3, -5])
+    assert [t.text for t in tasks.open] == ["c", "a", "b", "d"]
+    tasks.reorder([])
+    assert [t.text for t in tasks.open] == ["c", "a", "b", "d"]
+
+
+def test_complete_moves_a_task_to_done_with_its_result() -> None:
+    tasks = make("a", "b")
+    tasks.complete(1, "did a")
+    assert tasks.current is not None and tasks.current.text == "b"
+    assert tasks.done[0].result == "did a"
+    tasks.add(["a"])  # a done task may come back as new work
+    assert [t.text for t in tasks.open] == ["b", "a"]
+
+
+def test_round_trip() -> None:
+    tasks = make("a", "b")
+    tasks.complete(2, "r")
+    copy = TaskList.from_dict(tasks.to_dict())
+    assert copy.to_dict() == tasks.to_dict()
+    assert copy.add(["new"])[0].id == 3
