@@ -58,6 +58,9 @@ class Settings(BaseModel):
     search_region: str = _env("AUTOAGENT_SEARCH_REGION", default="us-en")
     web_timeout: float = _env("AUTOAGENT_WEB_TIMEOUT", default=20.0, gt=0)
     max_download_bytes: int = _env("AUTOAGENT_MAX_DOWNLOAD_BYTES", default=5_000_000, ge=1024)
+    # Proxy for browsing and search ("http://host:port"); the environment's proxy variables
+    # are not used, so that no setting outside this object changes where requests go.
+    web_proxy: str | None = _env("AUTOAGENT_WEB_PROXY", default=None)
 
     @property
     def endpoint_configured(self) -> bool:
