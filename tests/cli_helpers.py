@@ -1,0 +1,59 @@
+"""Start the installed CLI in a real pseudo-terminal against the local test server."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pexpect
+
+from autoagent.testing import FakeOpenAIServer
+
+PROMPT = "Enter 'y' to authorise"
+PROFILE = ["--name", "Scout", "--role", "a careful test agent", "--goal", "Write files as asked"]
+
+
+def cli_env(tmp_path: Path, server: FakeOpenAIServer | None, **extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "AUTOAGENT_"))
+    }
+    env.update({
+        "AUTOAGENT_HOME": str(tmp_path / "home"),
+        "AUTOAGENT_WORKSPACE": str(tmp_path / "ws"),
+        "AUTOAGENT_MAX_RETRIES": "1",
+        "AUTOAGENT_REQUEST_TIMEOUT": "20",
+        "TERM": "xterm",
+        "PYTHONUNBUFFERED": "1",
+    })
+    if server is not None:
+        env["OPENAI_BASE_URL"] = server.base_url
+    env.update(extra)
+    return env
+
+
+def spawn(tmp_path: Path, server: FakeOpenAIServer | None, *args: str, **env: str) -> pexpect.spawn:
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "autoagent", *args],
+        cwd=str(tmp_path),
+        env=cli_env(tmp_path, server, **env),
+        encoding="utf-8",
+        codec_errors="replace",
+        timeout=60,
+        dimensions=(60, 220),
+    )
+
+
+def finish(child: pexpect.spawn) -> int:
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.exitstatus if child.exitstatus is not None else -(child.signalstatus or 0)
+
+
+def checkpoints(tmp_path: Path) -> list[dict[str, Any]]:
+    runs = sorted((tmp_path / "home" / "runs").iterdir())
+    return [json.loads((run / "checkpoint.json").read_text()) for run in runs]
