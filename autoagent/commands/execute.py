@@ -74,7 +74,7 @@ def _run(ctx: CommandContext, argv: list[str], label: str) -> str:
             f" The output was {result.full_output_bytes:,} bytes: only its start and end are"
             " shown (the full output is saved for the human)."
         )
-    output = strip_terminal_escapes(result.output) or "(no output)"
+    output = strip_terminal_escapes(result.output).rstrip("\n") or "(no output)"
     return f"{status}\n{mark_untrusted(f'the program {label!r}', output)}"
 
 

@@ -26,14 +26,14 @@ def read_file(ctx: CommandContext, path: str) -> str:
 def write_file(ctx: CommandContext, path: str, content: str) -> str:
     """Write text to a file in the workspace, replacing it if it exists; folders are created."""
     ctx.workspace.write_text(path, content)
-    return f"Wrote {len(content):,} characters to {ctx.workspace.display(path)}."
+    return f"Wrote {_characters(content)} to {ctx.workspace.display(path)}."
 
 
 @command(Risk.MEDIUM)
 def append_to_file(ctx: CommandContext, path: str, content: str) -> str:
     """Append text to the end of a file in the workspace, creating it if needed."""
     ctx.workspace.append_text(path, content)
-    return f"Appended {len(content):,} characters to {ctx.workspace.display(path)}."
+    return f"Appended {_characters(content)} to {ctx.workspace.display(path)}."
 
 
 @command(Risk.HIGH)
@@ -56,6 +56,10 @@ def list_files(ctx: CommandContext, directory: str = ".") -> str:
     if any(entry.endswith("@") for entry in lines):
         lines.append("[entries ending with @ are symbolic links, which are never followed]")
     return f"Files under {shown}:\n" + "\n".join(lines)
+
+
+def _characters(text: str) -> str:
+    return f"{len(text):,} character{'' if len(text) == 1 else 's'}"
 
 
 FILE_COMMANDS = (read_file, write_file, append_to_file, delete_file, list_files)
