@@ -6,12 +6,13 @@ This is the only module that reads the process environment.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -61,6 +62,22 @@ class Settings(BaseModel):
     # Proxy for browsing and search ("http://host:port"); the environment's proxy variables
     # are not used, so that no setting outside this object changes where requests go.
     web_proxy: str | None = _env("AUTOAGENT_WEB_PROXY", default=None)
+
+    # Running code and programs.
+    command_timeout: float = _env("AUTOAGENT_COMMAND_TIMEOUT", default=120.0, gt=0)
+    max_output_bytes: int = _env("AUTOAGENT_MAX_OUTPUT_BYTES", default=10_000, ge=1000)
+    shell_enabled: bool = _env("AUTOAGENT_SHELL_ENABLED", default=False)
+    shell_mode: Literal["allow", "deny"] = _env("AUTOAGENT_SHELL_MODE", default="allow")
+    # Program names for the allow- or denylist; None means the built-in list for the mode.
+    # The environment gives them comma-separated: AUTOAGENT_SHELL_PROGRAMS=ls,cat,grep
+    shell_programs: tuple[str, ...] | None = _env("AUTOAGENT_SHELL_PROGRAMS", default=None)
+
+    @field_validator("shell_programs", mode="before")
+    @classmethod
+    def _split_programs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name for name in re.split(r"[,\s]+", value) if name)
+        return value
 
     @property
     def endpoint_configured(self) -> bool:
