@@ -68,14 +68,19 @@ class ModelCaller:
         for _attempt in range(MAX_REASKS + 1):
             self._check_budget()
             for message in messages:
-                log.debug("prompt to %s (%s) [%s]:\n%s", role, model, message["role"], message["content"])
+                log.debug(
+                    "prompt to %s (%s) [%s]:\n%s", role, model, message["role"], message["content"]
+                )
             completion = self.model.complete(messages, model=model, schema=schema_of(reply_type))
             self.spend.add(completion.model or model, completion.usage, self.prices)
             log.debug(
                 "reply from %s in %.2fs, %d+%d tokens%s:\n%s",
-                role, completion.seconds, completion.usage.prompt_tokens,
+                role,
+                completion.seconds,
+                completion.usage.prompt_tokens,
                 completion.usage.completion_tokens,
-                " (estimated)" if completion.usage.estimated else "", completion.text,
+                " (estimated)" if completion.usage.estimated else "",
+                completion.text,
             )
             try:
                 reply = parse_reply(completion.text, reply_type)
@@ -114,9 +119,16 @@ class ModelCaller:
         self.spend.add(completion.model or model, completion.usage, self.prices)
         log.debug("plain reply from %s in %.2fs:\n%s", role, completion.seconds, completion.text)
         self.records.append(
-            CallRecord(role, model, _digest(messages), completion.text,
-                       completion.usage.prompt_tokens, completion.usage.completion_tokens,
-                       round(completion.seconds, 3), None)
+            CallRecord(
+                role,
+                model,
+                _digest(messages),
+                completion.text,
+                completion.usage.prompt_tokens,
+                completion.usage.completion_tokens,
+                round(completion.seconds, 3),
+                None,
+            )
         )
         return completion.text
 
@@ -226,4 +238,3 @@ class PrioritizationAgent:
             self.role, [{"role": "user", "content": prompt}], self.model, PrioritizationReply
         )
         return reply.order
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,7 +78,7 @@ class Human(Protocol):
         ...
 
 
-class Rule(str, Enum):
+class Rule(StrEnum):
     ALLOW = "allow"
     ASK = "ask"
     DENY = "deny"
@@ -137,7 +137,8 @@ class Gate:
         rule = self.policy.rules.get(proposal.name)
         if rule is Rule.DENY:
             return Verdict(
-                Stop(), "policy",
+                Stop(),
+                "policy",
                 refusal=f"Refused: the policy denies {proposal.name}. Try another way.",
             )
         if self.continuous:
@@ -146,7 +147,8 @@ class Gate:
             )
             if needs_human:
                 return Verdict(
-                    Stop(), "policy",
+                    Stop(),
+                    "policy",
                     refusal=(
                         f"Refused: {proposal.name} needs a human's approval, and this run is "
                         "continuous; try another way or ask_user."

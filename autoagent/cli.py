@@ -1,4 +1,7 @@
-"""The command line: flags -> Settings -> wiring -> rendering. Heavy imports stay inside commands."""
+"""The command line: flags -> Settings -> wiring -> rendering.
+
+Heavy imports stay inside the commands, so `autoagent --help` is fast.
+"""
 
 from __future__ import annotations
 
@@ -82,7 +85,9 @@ def _configure_logging(settings: Settings, log_file: Path | None) -> None:
     if log_file is not None:
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setLevel(logging.DEBUG)
-        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        file_handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
         root.addHandler(file_handler)
 
 
@@ -133,7 +138,7 @@ def _resolve_profile(
             console.print(f"  Goal {number}: {escape(goal)}")
         if settings.skip_reprompt:
             return profile
-        answer = console.input("Continue with this profile? [Y/n] ").strip().lower()
+        answer = console.input("Continue with this profile? \\[Y/n] ").strip().lower()
         if answer in {"", "y", "yes"}:
             return profile
     profile = _ask_profile(console)
@@ -225,7 +230,9 @@ def run(
 
 @app.command()
 def resume(
-    run_id: Annotated[str | None, typer.Argument(help="The run to resume (default: latest).")] = None,
+    run_id: Annotated[
+        str | None, typer.Argument(help="The run to resume (default: latest).")
+    ] = None,
     continuous: Continuous = False,
     continuous_limit: ContinuousLimit = None,
     max_steps: MaxSteps = None,
@@ -278,7 +285,9 @@ def runs() -> None:
     table = Table("run", "name", "status", "steps", "cost", "started")
     for r in found:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "?"
-        table.add_row(clean(r.run_id), clean(r.name), r.status, str(r.steps), f"${r.cost:.4f}", started)
+        table.add_row(
+            clean(r.run_id), clean(r.name), r.status, str(r.steps), f"${r.cost:.4f}", started
+        )
     console.print(table)
 
 
@@ -360,7 +369,7 @@ def memory_clear(
         total = memory.count()
         if not yes:
             answer = console.input(
-                f"Forget all {total} memories of {clean(memory.agent_name)}? [y/N] "
+                f"Forget all {total} memories of {clean(memory.agent_name)}? \\[y/N] "
             )
             if answer.strip().lower() not in {"y", "yes"}:
                 console.print("Nothing was deleted.")

@@ -48,17 +48,23 @@ class RunJournal:
     def open(cls, home: Path, run_id: str) -> RunJournal:
         run_dir = runs_dir(home) / run_id
         if not (run_dir / CHECKPOINT).is_file():
-            raise JournalError(f"No run {run_id!r} in {runs_dir(home)}: `autoagent runs` lists them.")
+            raise JournalError(
+                f"No run {run_id!r} in {runs_dir(home)}: `autoagent runs` lists them."
+            )
         return cls(run_dir)
 
     def record(self, kind: str, **data: Any) -> None:
         """Append one event. Flushed at once, so a killed process loses at most a torn last line."""
-        line = json.dumps({"time": time.time(), "event": kind, **data}, default=str, ensure_ascii=False)
+        line = json.dumps(
+            {"time": time.time(), "event": kind, **data}, default=str, ensure_ascii=False
+        )
         try:
             with open(self.run_dir / EVENTS, "a", encoding="utf-8") as log:
                 log.write(line + "\n")
         except OSError as exc:
-            raise JournalError(f"Cannot write the run journal in {self.run_dir}: {exc.strerror}.") from exc
+            raise JournalError(
+                f"Cannot write the run journal in {self.run_dir}: {exc.strerror}."
+            ) from exc
 
     def events(self) -> list[dict[str, Any]]:
         path = self.run_dir / EVENTS
@@ -113,7 +119,9 @@ class RunJournal:
                 "It was left as it is."
             ) from exc
         if not isinstance(data, dict) or "run_id" not in data:
-            raise JournalError(f"The checkpoint {path} is not a run checkpoint; it was left as it is.")
+            raise JournalError(
+                f"The checkpoint {path} is not a run checkpoint; it was left as it is."
+            )
         return data
 
 

@@ -111,8 +111,11 @@ class OpenAIChatModel:
             last = position == len(kinds) - 1
             try:
                 return self._create(messages, model, kind, schema, probing=not last)
-            except (self._openai.BadRequestError, self._openai.InternalServerError,
-                    self._openai.UnprocessableEntityError) as exc:
+            except (
+                self._openai.BadRequestError,
+                self._openai.InternalServerError,
+                self._openai.UnprocessableEntityError,
+            ) as exc:
                 if last or self._is_model_missing(exc):
                     raise self._explain(exc, model) from exc
                 log.debug("endpoint refused response_format %s (%s); trying the next", kind, exc)
@@ -136,7 +139,9 @@ class OpenAIChatModel:
             extra["response_format"] = fmt
         started = time.monotonic()
         response = client.chat.completions.create(
-            model=model, messages=messages, **extra  # type: ignore[arg-type]
+            model=model,
+            messages=messages,
+            **extra,  # type: ignore[arg-type]
         )
         seconds = time.monotonic() - started
         if self.format_kind != kind and schema is not None:

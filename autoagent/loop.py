@@ -109,8 +109,15 @@ class RunEnded:
 
 
 Event = (
-    RunStarted | Thinking | Proposed | Invalid | Authorized | CommandDone | TasksChanged
-    | StepFinished | RunEnded
+    RunStarted
+    | Thinking
+    | Proposed
+    | Invalid
+    | Authorized
+    | CommandDone
+    | TasksChanged
+    | StepFinished
+    | RunEnded
 )
 
 
@@ -212,15 +219,20 @@ class AgentLoop:
         self.notices: list[str] = []
 
     def run(self) -> Iterator[Event]:
-        """Run until finish, a limit, a stop by the human, or a failure. Always ends with RunEnded."""
+        """Run until finish, a limit, a human stop or a failure; always ends with RunEnded."""
         state = self.state
         notices = self._resume_notices() if self.resumed else []
         self.notices.extend(notices)
         state.status = "running"
         self._save()
         yield self._emit(
-            RunStarted(state.run_id, str(self.journal.run_dir), str(self.context.workspace.root),
-                       self.resumed, notices)
+            RunStarted(
+                state.run_id,
+                str(self.journal.run_dir),
+                str(self.context.workspace.root),
+                self.resumed,
+                notices,
+            )
         )
         try:
             while True:
@@ -237,8 +249,13 @@ class AgentLoop:
         self._record_calls()
         self._save()
         yield self._emit(
-            RunEnded(state.status, state.reason, str(self.journal.run_dir),
-                     str(self.context.workspace.root), state.spend)
+            RunEnded(
+                state.status,
+                state.reason,
+                str(self.journal.run_dir),
+                str(self.context.workspace.root),
+                state.spend,
+            )
         )
 
     # One step: propose, check, authorize, run, remember, plan.
@@ -333,7 +350,9 @@ class AgentLoop:
     def _check_limits(self) -> None:
         state, settings = self.state, self.settings
         if state.step >= settings.max_steps:
-            raise _RunOver("stopped", f"Reached the limit of {settings.max_steps} steps (--max-steps).")
+            raise _RunOver(
+                "stopped", f"Reached the limit of {settings.max_steps} steps (--max-steps)."
+            )
         limit = settings.continuous_limit
         if settings.continuous and limit is not None and state.commands_run >= limit:
             raise _RunOver(
@@ -347,10 +366,13 @@ class AgentLoop:
         in_window = {(self.state.run_id, s.step) for s in self.state.recent}
         found = self.memory.recall(query, self.settings.memory_recall + len(in_window))
         texts = [
-            m.text for m in found
+            m.text
+            for m in found
             if (m.metadata.get("run_id"), m.metadata.get("step")) not in in_window
         ]
-        return [trim_middle(t, RESULT_CHARS_IN_PROMPT) for t in texts[: self.settings.memory_recall]]
+        return [
+            trim_middle(t, RESULT_CHARS_IN_PROMPT) for t in texts[: self.settings.memory_recall]
+        ]
 
     def _remember_step(
         self, command: str, args: dict[str, Any], result: str, task: str | None = None

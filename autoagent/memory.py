@@ -77,7 +77,9 @@ class Memory:
                 metadatas=[meta],
             )
         except Exception as exc:
-            raise MemoryStoreError(f"Cannot write to the memory store at {self.where}: {exc}") from exc
+            raise MemoryStoreError(
+                f"Cannot write to the memory store at {self.where}: {exc}"
+            ) from exc
         return memory_id
 
     def recall(self, query: str, k: int) -> list[Recollection]:
@@ -98,8 +100,11 @@ class Memory:
         return [
             Recollection(i, doc or "", dict(meta or {}), dist)
             for i, doc, meta, dist in zip(
-                found["ids"][0], found["documents"][0], found["metadatas"][0],
-                found["distances"][0], strict=True,
+                found["ids"][0],
+                found["documents"][0],
+                found["metadatas"][0],
+                found["distances"][0],
+                strict=True,
             )
         ]
 
@@ -111,7 +116,9 @@ class Memory:
             raise MemoryStoreError(f"Cannot read the memory store at {self.where}: {exc}") from exc
         items = [
             Recollection(i, doc or "", dict(meta or {}))
-            for i, doc, meta in zip(found["ids"], found["documents"], found["metadatas"], strict=True)
+            for i, doc, meta in zip(
+                found["ids"], found["documents"], found["metadatas"], strict=True
+            )
         ]
         items.sort(key=lambda r: r.metadata.get("time", 0), reverse=True)
         return items[:limit]

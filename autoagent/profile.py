@@ -49,7 +49,9 @@ def load_profile(path: Path) -> AgentProfile:
         raise ConfigError(f"{path} must hold ai_name, ai_role and ai_goals.")
     try:
         return AgentProfile(
-            name=data.get("ai_name", ""), role=data.get("ai_role", ""), goals=data.get("ai_goals") or []
+            name=data.get("ai_name", ""),
+            role=data.get("ai_role", ""),
+            goals=data.get("ai_goals") or [],
         )
     except ValidationError as exc:
         problems = _problems(exc)

@@ -35,8 +35,14 @@ def render(template_name: str, /, **variables: Any) -> str:
         template = _environment(prompts_dir()).get_template(f"{template_name}.j2")
         return template.render(**variables).strip()
     except jinja2.TemplateNotFound as exc:
-        raise ConfigError(f"Prompt template {template_name}.j2 is missing from {prompts_dir()}.") from exc
+        raise ConfigError(
+            f"Prompt template {template_name}.j2 is missing from {prompts_dir()}."
+        ) from exc
     except jinja2.UndefinedError as exc:
-        raise ConfigError(f"Prompt template {template_name}.j2 needs a variable: {exc.message}") from exc
+        raise ConfigError(
+            f"Prompt template {template_name}.j2 needs a variable: {exc.message}"
+        ) from exc
     except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"Prompt template {template_name}.j2 line {exc.lineno}: {exc.message}") from exc
+        raise ConfigError(
+            f"Prompt template {template_name}.j2 line {exc.lineno}: {exc.message}"
+        ) from exc

@@ -44,7 +44,9 @@ def build_model(settings: Settings) -> ChatModel:
 def build_embedder(settings: Settings) -> Embedder:
     if settings.embeddings == "openai":
         if not settings.endpoint_configured:
-            raise ConfigError("AUTOAGENT_EMBEDDINGS=openai needs OPENAI_API_KEY or OPENAI_BASE_URL.")
+            raise ConfigError(
+                "AUTOAGENT_EMBEDDINGS=openai needs OPENAI_API_KEY or OPENAI_BASE_URL."
+            )
         return OpenAIEmbedder(
             api_key=settings.openai_api_key,
             base_url=settings.openai_base_url,
@@ -80,17 +82,18 @@ def prepare_run(
 ) -> AgentLoop:
     """A loop for a new run of `profile`, or for the run `resume` names."""
     home, workspace_root = check_folders(settings)
+    model = model or build_model(settings)  # before anything is written: fail fast and clean
     if resume is not None:
         journal = RunJournal.open(home, resume)
         state = RunState.from_dict(journal.load_checkpoint(), settings.recent_steps)
         if state.status == "finished":
             raise JournalError(f"Run {resume} has finished; start a new run instead.")
+        memory = open_memory(settings, state.profile.name)
     else:
         assert profile is not None
+        memory = open_memory(settings, profile.name)
         journal = RunJournal.create(home)
         state = RunState.new(journal.run_id, profile, settings.recent_steps)
-    model = model or build_model(settings)
-    memory = open_memory(settings, state.profile.name)
     caller = ModelCaller(model, state.spend, PRICES)
     workspace = Workspace(workspace_root, forbidden=[home])
     context = CommandContext(
@@ -124,4 +127,3 @@ def latest_unfinished(home: Path) -> str:
         if run.readable and run.status in UNFINISHED:
             return run.run_id
     raise JournalError(f"No unfinished run in {home / 'runs'}: start one with `autoagent run`.")
-

@@ -120,4 +120,6 @@ def load_settings(
             f"{env_names().get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
             for err in exc.errors()
         )
-        raise ConfigError(f"Invalid setting ({problems}). Fix it in .env, the environment or the flags.") from exc
+        raise ConfigError(
+            f"Invalid setting ({problems}). Fix it in .env, the environment or the flags."
+        ) from exc

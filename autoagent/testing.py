@@ -79,7 +79,9 @@ def role_of(request: dict[str, Any]) -> str:
 class FakeOpenAIServer:
     """An OpenAI-compatible server on 127.0.0.1 serving scripted replies."""
 
-    def __init__(self, models: tuple[str, ...] = ("gpt-4o-mini",), reject_formats: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, models: tuple[str, ...] = ("gpt-4o-mini",), reject_formats: tuple[str, ...] = ()
+    ) -> None:
         self.models = models
         # response_format types answered with HTTP 500, as some servers do (e.g. "json_schema").
         self.reject_formats = reject_formats
@@ -156,8 +158,17 @@ class FakeOpenAIServer:
                     return
                 model = request.get("model", "")
                 if server.models and model not in server.models:
-                    self._send(404, json.dumps({"error": {
-                        "message": f"The model `{model}` does not exist", "code": "model_not_found"}}))
+                    self._send(
+                        404,
+                        json.dumps(
+                            {
+                                "error": {
+                                    "message": f"The model `{model}` does not exist",
+                                    "code": "model_not_found",
+                                }
+                            }
+                        ),
+                    )
                     return
                 reply = server._next(request)
                 if isinstance(reply, Fault):
@@ -173,11 +184,13 @@ class FakeOpenAIServer:
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": model,
-                    "choices": [{
-                        "index": 0,
-                        "message": {"role": "assistant", "content": reply},
-                        "finish_reason": "stop",
-                    }],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": reply},
+                            "finish_reason": "stop",
+                        }
+                    ],
                     "usage": {
                         "prompt_tokens": prompt_chars // 4,
                         "completion_tokens": len(reply) // 4,
@@ -196,9 +209,13 @@ class ScriptedChatModel:
         self.replies = list(replies)
         self.seen: list[list[dict[str, str]]] = []
 
-    def complete(self, messages: list[dict[str, str]], *, model: str, schema: dict[str, Any] | None = None) -> Any:
+    def complete(
+        self, messages: list[dict[str, str]], *, model: str, schema: dict[str, Any] | None = None
+    ) -> Any:
         from .llm import Completion, estimate_usage
 
         self.seen.append(messages)
-        text = self.replies.pop(0) if self.replies else DEFAULTS[role_of({"messages": messages})] or ""
+        text = (
+            self.replies.pop(0) if self.replies else DEFAULTS[role_of({"messages": messages})] or ""
+        )
         return Completion(text, estimate_usage(messages, text), model, 0.0)

@@ -76,7 +76,9 @@ class Renderer:
 
     def _RunStarted(self, event: RunStarted) -> None:
         verb = "Resuming" if event.resumed else "Starting"
-        self.console.print(f"[bold]{verb} run {clean(event.run_id)}[/]  workspace: {clean(event.workspace)}")
+        self.console.print(
+            f"[bold]{verb} run {clean(event.run_id)}[/]  workspace: {clean(event.workspace)}"
+        )
         for notice in event.notices:
             self.console.print(f"[bold yellow]NOTE:[/] {clean(notice)}")
 
@@ -123,9 +125,7 @@ class Renderer:
             self.console.print(f"[bold blue]NEW TASK:[/] {clean(task.text)}")
 
     def _StepFinished(self, event: StepFinished) -> None:
-        self.console.print(
-            f"[dim]Step {event.step} · {format_spend(event.spend, event.budget)}[/]"
-        )
+        self.console.print(f"[dim]Step {event.step} · {format_spend(event.spend, event.budget)}[/]")
 
     def _RunEnded(self, event: RunEnded) -> None:
         style = {"finished": "bold green", "failed": "bold red"}.get(event.status, "bold yellow")
@@ -144,9 +144,9 @@ class TerminalHuman:
 
     def authorize(self, proposal: Proposal) -> Decision:
         style = RISK_STYLES[proposal.risk]
+        args = trim_middle(json.dumps(proposal.args, ensure_ascii=False), SCREEN_OUTPUT_CHARS)
         self.console.print(
-            f"[{style}]{proposal.risk.value} risk[/]: {clean(proposal.name)} "
-            f"{clean(trim_middle(json.dumps(proposal.args, ensure_ascii=False), SCREEN_OUTPUT_CHARS))}"
+            f"[{style}]{proposal.risk.value} risk[/]: {clean(proposal.name)} {clean(args)}"
         )
         while True:
             try:

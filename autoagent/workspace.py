@@ -231,9 +231,7 @@ class Workspace:
             raise self._link_refusal(parent, parts, asked)
         return info
 
-    def _failure(
-        self, exc: OSError, parent: int, parts: Sequence[str], asked: str
-    ) -> CommandError:
+    def _failure(self, exc: OSError, parent: int, parts: Sequence[str], asked: str) -> CommandError:
         """Turn an OSError on root/parts into an observation the model can act on."""
         with suppress(OSError):
             if stat.S_ISLNK(os.stat(parts[-1], dir_fd=parent, follow_symlinks=False).st_mode):

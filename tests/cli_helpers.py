@@ -17,18 +17,18 @@ PROFILE = ["--name", "Scout", "--role", "a careful test agent", "--goal", "Write
 
 
 def cli_env(tmp_path: Path, server: FakeOpenAIServer | None, **extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "AUTOAGENT_"))
-    }
-    env.update({
-        "AUTOAGENT_HOME": str(tmp_path / "home"),
-        "AUTOAGENT_WORKSPACE": str(tmp_path / "ws"),
-        "AUTOAGENT_MAX_RETRIES": "1",
-        "AUTOAGENT_REQUEST_TIMEOUT": "20",
-        "TERM": "xterm",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTOAGENT_"))}
+    env.update(
+        {
+            "AUTOAGENT_HOME": str(tmp_path / "home"),
+            "AUTOAGENT_WORKSPACE": str(tmp_path / "ws"),
+            "AUTOAGENT_MAX_RETRIES": "1",
+            "AUTOAGENT_REQUEST_TIMEOUT": "20",
+            "TERM": "xterm",
+            "NO_COLOR": "1",  # keeps styled words contiguous for expect; layout is unchanged
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     if server is not None:
         env["OPENAI_BASE_URL"] = server.base_url
     env.update(extra)

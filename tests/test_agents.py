@@ -39,10 +39,12 @@ def test_spend_is_counted_from_usage() -> None:
 
 
 def test_task_creation_and_prioritization_keep_the_list_whole() -> None:
-    c, model = caller([
-        json.dumps({"tasks": ["Check facts", "", "Write report"]}),
-        json.dumps({"order": [3, 42]}),
-    ])
+    c, model = caller(
+        [
+            json.dumps({"tasks": ["Check facts", "", "Write report"]}),
+            json.dumps({"order": [3, 42]}),
+        ]
+    )
     tasks = TaskList()
     tasks.add(["Write report"])
     new = TaskCreationAgent(c, "gpt-4o-mini", ["goal"]).create("Search", "found", ["Write report"])

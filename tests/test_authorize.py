@@ -59,9 +59,12 @@ def test_continuous_refuses_high_risk_unless_allowed() -> None:
     assert gate.decide(proposal("write_file")).refusal is None
     refused = gate.decide(proposal("delete_file", Risk.HIGH))
     assert refused.refusal and "needs a human's approval" in refused.refusal
-    assert Gate(ScriptedHuman([]), continuous=True, allow_high_risk=True).decide(
-        proposal("delete_file", Risk.HIGH)
-    ).refusal is None
+    assert (
+        Gate(ScriptedHuman([]), continuous=True, allow_high_risk=True)
+        .decide(proposal("delete_file", Risk.HIGH))
+        .refusal
+        is None
+    )
     by_policy = Gate(ScriptedHuman([]), continuous=True, policy=Policy({"delete_file": Rule.ALLOW}))
     assert by_policy.decide(proposal("delete_file", Risk.HIGH)).refusal is None
 

@@ -224,7 +224,9 @@ def test_malformed_replies_are_re_asked_then_the_run_stops_clearly(
 def test_memory_commands_search_list_and_clear(tmp_path: Path, server: FakeOpenAIServer) -> None:
     server.script("execution", write("fact.txt", "Bananas are berries."), done())
     assert finish(spawn(tmp_path, server, "run", *PROFILE, "-c")) == 0
-    child = spawn(tmp_path, server, "memory", "search", "Which fruits are berries?", "--agent", "Scout")
+    child = spawn(
+        tmp_path, server, "memory", "search", "Which fruits are berries?", "--agent", "Scout"
+    )
     child.expect_exact("Bananas are berries.")
     assert finish(child) == 0
     child = spawn(tmp_path, server, "memory", "list", "--agent", "Scout")

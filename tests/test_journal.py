@@ -9,14 +9,25 @@ from autoagent.journal import RunJournal, list_runs
 
 def test_checkpoint_is_replaced_atomically_and_listed(tmp_path: Path) -> None:
     journal = RunJournal.create(tmp_path)
-    state = {"run_id": journal.run_id, "profile": {"name": "Scout"}, "status": "running",
-             "step": 3, "spend": {"cost": 0.5}, "started": 1.0}
+    state = {
+        "run_id": journal.run_id,
+        "profile": {"name": "Scout"},
+        "status": "running",
+        "step": 3,
+        "spend": {"cost": 0.5},
+        "started": 1.0,
+    }
     journal.save_checkpoint(state)
     journal.save_checkpoint({**state, "step": 4})
     assert journal.load_checkpoint()["step"] == 4
     assert [p.name for p in journal.run_dir.iterdir()] == ["checkpoint.json"]
     [summary] = list_runs(tmp_path)
-    assert (summary.name, summary.status, summary.steps, summary.cost) == ("Scout", "running", 4, 0.5)
+    assert (summary.name, summary.status, summary.steps, summary.cost) == (
+        "Scout",
+        "running",
+        4,
+        0.5,
+    )
 
 
 def test_corrupt_checkpoint_refuses_and_is_left_alone(tmp_path: Path) -> None:
@@ -41,7 +52,9 @@ def test_events_survive_a_torn_last_line_but_not_a_corrupt_middle(tmp_path: Path
         journal.events()
 
 
-def test_full_disk_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_keeps_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     journal = RunJournal.create(tmp_path)
     journal.save_checkpoint({"run_id": journal.run_id, "step": 1})
 
@@ -49,7 +62,9 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: py
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("os.fsync", disk_full)
-    with pytest.raises(JournalError, match="No space left on device.*previous checkpoint is intact"):
+    with pytest.raises(
+        JournalError, match=r"No space left on device.*previous checkpoint is intact"
+    ):
         journal.save_checkpoint({"run_id": journal.run_id, "step": 2})
     monkeypatch.undo()
     assert json.loads((journal.run_dir / "checkpoint.json").read_text())["step"] == 1

@@ -1,9 +1,11 @@
+import re
+
 import pytest
 
 from autoagent.errors import ModelError
 from autoagent.llm import OpenAIChatModel
 from autoagent.replies import ExecutionReply, schema_of
-from autoagent.testing import Fault, FakeOpenAIServer, execution_reply
+from autoagent.testing import FakeOpenAIServer, Fault, execution_reply
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
@@ -21,7 +23,9 @@ def test_real_client_gets_reply_and_usage(server: FakeOpenAIServer) -> None:
 
 def test_falls_back_when_the_endpoint_refuses_json_schema() -> None:
     with FakeOpenAIServer(reject_formats=("json_schema",)) as server:
-        server.script("browse", execution_reply("finish", reason="a"), execution_reply("finish", reason="b"))
+        server.script(
+            "browse", execution_reply("finish", reason="a"), execution_reply("finish", reason="b")
+        )
         model = client(server)
         schema = schema_of(ExecutionReply)
         assert "finish" in model.complete(MESSAGES, model="gpt-4o-mini", schema=schema).text
@@ -40,7 +44,7 @@ def test_retries_429_honouring_retry_after_then_succeeds(server: FakeOpenAIServe
 
 
 def test_unknown_model_fails_fast_saying_what_to_fix(server: FakeOpenAIServer) -> None:
-    with pytest.raises(ModelError, match="no model 'gpt-9'.*--model"):
+    with pytest.raises(ModelError, match=r"no model 'gpt-9'.*--model"):
         client(server).complete(MESSAGES, model="gpt-9")
     assert len(server.requests) == 0 or len(server.requests) == 1
 
@@ -54,5 +58,7 @@ def test_bad_key_fails_fast(server: FakeOpenAIServer) -> None:
 
 def test_unreachable_endpoint_is_one_clear_sentence() -> None:
     model = OpenAIChatModel(api_key="x", base_url="http://127.0.0.1:9/v1", max_retries=0)
-    with pytest.raises(ModelError, match="Cannot reach the model endpoint http://127.0.0.1:9/v1"):
+    with pytest.raises(
+        ModelError, match=re.escape("Cannot reach the model endpoint http://127.0.0.1:9/v1")
+    ):
         model.check()

@@ -14,18 +14,26 @@ def embedder() -> LocalEmbedder:
 
 def test_related_texts_rank_above_unrelated_ones(embedder: LocalEmbedder) -> None:
     query = embedder.embed_query("How do I bake sourdough bread?")
-    docs = embedder.embed_documents([
-        "The stock market fell three percent on Tuesday.",
-        "Knead the dough with flour, water and starter, then bake it in a hot oven.",
-        "Python lists support slicing and comprehensions.",
-    ])
+    docs = embedder.embed_documents(
+        [
+            "The stock market fell three percent on Tuesday.",
+            "Knead the dough with flour, water and starter, then bake it in a hot oven.",
+            "Python lists support slicing and comprehensions.",
+        ]
+    )
     scores = [sum(a * b for a, b in zip(query, doc, strict=True)) for doc in docs]
     assert max(range(3), key=scores.__getitem__) == 1
 
 
-def test_recall_finds_the_relevant_memory_across_runs(tmp_path: Path, embedder: LocalEmbedder) -> None:
+def test_recall_finds_the_relevant_memory_across_runs(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
     memory = Memory.open_local(tmp_path / "memory", "Scout", embedder)
-    memory.add("Task: find the capital of France\nResult: Paris is the capital of France.", run_id="r1", step=1)
+    memory.add(
+        "Task: find the capital of France\nResult: Paris is the capital of France.",
+        run_id="r1",
+        step=1,
+    )
     memory.add("Task: check the weather\nResult: It is raining in Oslo.", run_id="r1", step=2)
     memory.add("Task: list files\nResult: notes.md, data.csv", run_id="r1", step=3)
     memory.close()

@@ -11,7 +11,9 @@ def test_execution_prompt_holds_everything_the_agent_needs() -> None:
         name="Scout",
         role="a research assistant",
         goals=["Find the capital of France", "Write it to capital.txt"],
-        commands=[{"signature": "write_file(path: string, content: string)", "description": "Write."}],
+        commands=[
+            {"signature": "write_file(path: string, content: string)", "description": "Write."}
+        ],
     )
     assert "You are Scout, a research assistant" in system
     assert "1. Find the capital of France" in system and "2. Write it to capital.txt" in system
@@ -26,8 +28,13 @@ def test_execution_prompt_holds_everything_the_agent_needs() -> None:
         notices=[],
         feedback="use a file",
     )
-    for part in ("Find the capital", "Write it down", "Paris is the capital", "Step 1: web_search",
-                 "use a file"):
+    for part in (
+        "Find the capital",
+        "Write it down",
+        "Paris is the capital",
+        "Step 1: web_search",
+        "use a file",
+    ):
         assert part in user
 
 

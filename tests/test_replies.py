@@ -26,12 +26,19 @@ def test_plain_json() -> None:
 def test_json_in_prose_and_code_fence_with_extra_keys() -> None:
     text = "Here is my answer:\n```json\n" + json.dumps({**GOOD, "mood": "great"}) + "\n```\nBye."
     assert parse_reply(text, ExecutionReply).command.name == "write_file"
-    assert parse_reply("I think " + json.dumps(GOOD) + " is right", ExecutionReply).thoughts.text == "t"
+    assert (
+        parse_reply("I think " + json.dumps(GOOD) + " is right", ExecutionReply).thoughts.text
+        == "t"
+    )
 
 
 def test_bulleted_plan_string_becomes_a_list() -> None:
     data = {**GOOD, "thoughts": {**GOOD["thoughts"], "plan": "- first\n- second\n* third"}}
-    assert parse_reply(json.dumps(data), ExecutionReply).thoughts.plan == ["first", "second", "third"]
+    assert parse_reply(json.dumps(data), ExecutionReply).thoughts.plan == [
+        "first",
+        "second",
+        "third",
+    ]
 
 
 def test_small_syntax_slips_are_repaired() -> None:

@@ -10,7 +10,9 @@ ROOT = Path(__file__).parent.parent
 
 def test_flags_beat_environment_which_beats_dotenv_which_beats_defaults(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
-    dotenv.write_text("AUTOAGENT_MODEL=from-dotenv\nAUTOAGENT_FAST_MODEL=fast-dotenv\nAUTOAGENT_MAX_STEPS=7\n")
+    dotenv.write_text(
+        "AUTOAGENT_MODEL=from-dotenv\nAUTOAGENT_FAST_MODEL=fast-dotenv\nAUTOAGENT_MAX_STEPS=7\n"
+    )
     env = {"AUTOAGENT_MODEL": "from-env", "AUTOAGENT_FAST_MODEL": "fast-env"}
     settings = load_settings({"model": "from-flag"}, env, dotenv)
     assert settings.model == "from-flag"
@@ -29,5 +31,9 @@ def test_env_template_documents_every_setting() -> None:
     lines = template.splitlines()
     for env_name in env_names().values():
         assert any(line.lstrip("# ").startswith(env_name + "=") for line in lines), env_name
-        index = next(i for i, line in enumerate(lines) if line.lstrip("# ").startswith(env_name + "="))
-        assert lines[index - 1].startswith("#") and len(lines[index - 1]) > 5, f"{env_name} needs a comment"
+        index = next(
+            i for i, line in enumerate(lines) if line.lstrip("# ").startswith(env_name + "=")
+        )
+        assert lines[index - 1].startswith("#") and len(lines[index - 1]) > 5, (
+            f"{env_name} needs a comment"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_type_hints
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..workspace import Workspace
 
 
-class Risk(str, Enum):
+class Risk(StrEnum):
     LOW = "low"  # read, list, search, browse, memory
     MEDIUM = "medium"  # write, append
     HIGH = "high"  # delete, execute code or shell, downloads
@@ -74,9 +74,7 @@ class Command:
         return self.function(ctx, **self.validate(args))
 
 
-def command(
-    risk: Risk, *, needs_approval: bool = True
-) -> Callable[[Callable[..., str]], Command]:
+def command(risk: Risk, *, needs_approval: bool = True) -> Callable[[Callable[..., str]], Command]:
     """Declare a command from a function `f(ctx, arg: type, ...) -> str` and its docstring."""
 
     def declare(function: Callable[..., str]) -> Command:

@@ -28,6 +28,7 @@ ANSWER_CHARS = 2500
 EXCERPT_CHARS = 2000
 LINKS_SHOWN = 15
 
+
 def clean(text: str) -> str:
     """Web text made safe for the terminal and the model: no escapes, no NUL, plain newlines."""
     return strip_terminal_escapes(text.replace("\r\n", "\n").replace("\r", "\n"))
