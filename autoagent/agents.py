@@ -6,10 +6,11 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import prompts
 from .errors import AutoAgentError, ReplyError
-from .llm import ChatModel, Message
+from .llm import ChatModel, Message, Usage, estimate_tokens
 from .pricing import Spend
 from .profile import AgentProfile
 from .replies import (
@@ -26,6 +27,8 @@ from .tasks import Task
 log = logging.getLogger("autoagent.llm")
 
 MAX_REASKS = 3
+TASK_CHARS = 2000
+MAX_OPEN_TASKS_SHOWN = 15
 
 
 class BudgetExceeded(AutoAgentError):
@@ -61,6 +64,12 @@ class ModelCaller:
         self.prices = prices
         self.budget = budget
         self.records: list[CallRecord] = []
+        # Real prompt tokens per estimated token, learned from the API's usage figures.
+        self.token_ratio = 1.0
+
+    def estimate(self, text: str) -> int:
+        """Tokens `text` will likely take, from the offline estimate calibrated by real usage."""
+        return int(estimate_tokens(text) * self.token_ratio) + 1
 
     def ask(self, role: str, messages: list[Message], model: str, reply_type: type[Reply]) -> Reply:
         messages = list(messages)
@@ -73,6 +82,7 @@ class ModelCaller:
                 )
             completion = self.model.complete(messages, model=model, schema=schema_of(reply_type))
             self.spend.add(completion.model or model, completion.usage, self.prices)
+            self._calibrate(messages, completion.usage)
             log.debug(
                 "reply from %s in %.2fs, %d+%d tokens%s:\n%s",
                 role,
@@ -132,6 +142,13 @@ class ModelCaller:
         )
         return completion.text
 
+    def _calibrate(self, messages: list[Message], usage: Usage) -> None:
+        if usage.estimated or usage.prompt_tokens <= 0:
+            return
+        estimated = sum(estimate_tokens(m["content"]) for m in messages)
+        ratio = min(max(usage.prompt_tokens / estimated, 0.5), 3.0)
+        self.token_ratio = 0.7 * self.token_ratio + 0.3 * ratio
+
     def drain(self) -> list[CallRecord]:
         records, self.records = self.records, []
         return records
@@ -168,9 +185,11 @@ class ExecutionAgent:
         model: str,
         profile: AgentProfile,
         commands: list[dict[str, str]],
+        prompt_tokens: int = 6000,
     ) -> None:
         self.caller = caller
         self.model = model
+        self.prompt_tokens = prompt_tokens
         # Stable across steps, so endpoints can cache this prefix.
         self.system_prompt = prompts.render(
             "execution_system",
@@ -187,23 +206,45 @@ class ExecutionAgent:
         open_tasks: Sequence[str],
         memories: Sequence[str],
         recent_steps: Sequence[StepView],
+        earlier_steps: Sequence[str] = (),
         notices: Sequence[str] = (),
         feedback: str | None = None,
     ) -> ExecutionReply:
-        user = prompts.render(
-            "execution_user",
-            task=task,
-            open_tasks=list(open_tasks),
-            memories=list(memories),
-            recent_steps=list(recent_steps),
-            notices=list(notices),
-            feedback=feedback,
-        )
+        parts = {
+            "task": task[:TASK_CHARS],
+            "open_tasks": list(open_tasks)[:MAX_OPEN_TASKS_SHOWN],
+            "memories": list(memories),
+            "recent_steps": list(recent_steps),
+            "earlier_steps": list(earlier_steps),
+            "notices": list(notices),
+            "feedback": feedback,
+        }
+        user = self._fit(parts)
         messages = [
             {"role": "system", "content": self.system_prompt},
             {"role": "user", "content": user},
         ]
         return self.caller.ask(self.role, messages, self.model, ExecutionReply)
+
+    def _fit(self, parts: dict[str, Any]) -> str:
+        """Render the step prompt within the token budget, dropping the least useful first:
+        the oldest one-line step summaries, then the least relevant memories, then the oldest
+        full steps (down to one)."""
+        budget = self.prompt_tokens - self.caller.estimate(self.system_prompt)
+        while True:
+            user = prompts.render("execution_user", **parts)
+            if self.caller.estimate(user) <= budget:
+                return user
+            if parts["earlier_steps"]:
+                parts["earlier_steps"] = parts["earlier_steps"][1:]
+            elif parts["memories"]:
+                parts["memories"] = parts["memories"][:-1]
+            elif len(parts["recent_steps"]) > 1:
+                parts["recent_steps"] = parts["recent_steps"][1:]
+            elif len(parts["open_tasks"]) > 3:
+                parts["open_tasks"] = parts["open_tasks"][:3]
+            else:
+                return user  # nothing left to drop: the task and one step must go
 
 
 class TaskCreationAgent:

@@ -45,6 +45,10 @@ Model = Annotated[str | None, typer.Option("--model", help="Model of the executi
 FastModel = Annotated[
     str | None, typer.Option("--fast-model", help="Model for task creation and prioritization.")
 ]
+Budget = Annotated[
+    float | None,
+    typer.Option("--budget", min=0.0, help="Stop when this many US dollars are spent."),
+]
 AllowHighRisk = Annotated[
     bool,
     typer.Option(
@@ -174,12 +178,21 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
         for event in loop.run():
             renderer.show(event)
             status = getattr(event, "status", status)
+    except KeyboardInterrupt:
+        # A second Ctrl-C while the first one's clean-up runs: leave at once. The checkpoint
+        # is replaced atomically, so the run on disk is the last consistent one.
+        renderer.close()
+        console.print("\nStopped at once. `autoagent resume` continues the run.")
+        raise typer.Exit(130) from None
     finally:
         renderer.close()
+        loop.journal.release()
         if loop.memory is not None:
             loop.memory.close()
     if status == "failed":
         raise typer.Exit(1)
+    if status == "interrupted":
+        raise typer.Exit(130)
 
 
 @app.command()
@@ -200,6 +213,7 @@ def run(
     workspace: Workspace = None,
     model: Model = None,
     fast_model: FastModel = None,
+    budget: Budget = None,
     allow_high_risk: AllowHighRisk = False,
 ) -> None:
     """Start the agent on its goals."""
@@ -217,6 +231,7 @@ def run(
             workspace=workspace,
             model=model,
             fast_model=fast_model,
+            budget=budget,
         )
         _configure_logging(settings, None)
         profile = _resolve_profile(console, settings, name, role, goal)
@@ -241,6 +256,7 @@ def resume(
     workspace: Workspace = None,
     model: Model = None,
     fast_model: FastModel = None,
+    budget: Budget = None,
     allow_high_risk: AllowHighRisk = False,
 ) -> None:
     """Continue an unfinished run from its last completed step."""
@@ -258,6 +274,7 @@ def resume(
             workspace=workspace,
             model=model,
             fast_model=fast_model,
+            budget=budget,
         )
         _configure_logging(settings, None)
         run_id = run_id or latest_unfinished(settings.home)
@@ -289,6 +306,23 @@ def runs() -> None:
             clean(r.run_id), clean(r.name), r.status, str(r.steps), f"${r.cost:.4f}", started
         )
     console.print(table)
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="The run, as `autoagent runs` lists it.")],
+) -> None:
+    """Print a readable summary of a run: goals, steps, commands, approvals, results, cost."""
+    from .errors import AutoAgentError
+    from .journal import RunJournal
+    from .report import render_run
+
+    console = _console()
+    try:
+        journal = RunJournal.open(_settings().home, run_id)
+        render_run(console, journal.load_checkpoint(), journal.events())
+    except AutoAgentError as exc:
+        _fail(console, exc)
 
 
 def _memory(agent: str | None) -> Any:

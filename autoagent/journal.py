@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -15,6 +16,7 @@ from typing import Any
 from .errors import JournalError
 
 CHECKPOINT = "checkpoint.json"
+LOCK = "run.lock"
 EVENTS = "events.jsonl"
 UNFINISHED = {"running", "interrupted", "stopped", "failed"}
 
@@ -31,6 +33,25 @@ class RunJournal:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.run_id = run_dir.name
+        self._lock_fd: int | None = None
+
+    def acquire(self) -> None:
+        """Mark the run as live; a second process resuming it gets a clear error."""
+        try:
+            fd = os.open(self.run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise JournalError(f"Cannot lock the run in {self.run_dir}: {exc.strerror}.") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalError(f"Run {self.run_id} is running in another process.") from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     @classmethod
     def create(cls, home: Path) -> RunJournal:
@@ -150,14 +171,32 @@ def list_runs(home: Path) -> list[RunSummary]:
         except JournalError:
             runs.append(RunSummary(run_dir.name, "?", "corrupt", 0, 0.0, 0.0, readable=False))
             continue
+        status = state.get("status", "?")
+        if status == "running" and not is_live(run_dir):
+            status = "interrupted"  # its process died without saying so (a crash, kill -9)
         runs.append(
             RunSummary(
                 run_id=run_dir.name,
                 name=state.get("profile", {}).get("name", "?"),
-                status=state.get("status", "?"),
+                status=status,
                 steps=int(state.get("step", 0)),
                 cost=float(state.get("spend", {}).get("cost", 0.0)),
                 started=float(state.get("started", 0.0)),
             )
         )
     return runs
+
+
+def is_live(run_dir: Path) -> bool:
+    """True while a process holds the run's lock."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .agents import (
@@ -25,6 +27,7 @@ from .journal import RunJournal
 from .memory import Memory
 from .pricing import Spend
 from .profile import AgentProfile
+from .repetition import LoopDetector
 from .replies import Thoughts
 from .settings import Settings
 from .tasks import Task, TaskList
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 NO_TASK = "No open tasks are left: check the goals against what was done; finish if they are met."
 RESULT_CHARS_IN_PROMPT = 1500
 RESULT_CHARS_IN_MEMORY = 3000
+EARLIER_STEPS_KEPT = 30
+FILE_MAKERS = {"write_file", "append_to_file", "execute_python_code", "execute_python_file"}
 
 
 # Events. The UI renders them; the journal records them.
@@ -100,12 +105,21 @@ class StepFinished:
 
 
 @dataclass(frozen=True)
+class LoopWarning:
+    problem: str
+    escalated: bool  # it went on after the agent was told
+
+
+@dataclass(frozen=True)
 class RunEnded:
     status: str  # finished, stopped, interrupted, failed
     reason: str
     run_dir: str
     workspace: str
     spend: Spend
+    steps: int = 0
+    goal_report: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # made or changed in the workspace by this run
 
 
 Event = (
@@ -117,6 +131,7 @@ Event = (
     | CommandDone
     | TasksChanged
     | StepFinished
+    | LoopWarning
     | RunEnded
 )
 
@@ -137,6 +152,9 @@ class RunState:
     reason: str = ""
     pending: dict[str, Any] | None = None  # a command that started and has no result yet
     started: float = field(default_factory=time.time)
+    earlier: list[str] = field(default_factory=list)  # one line per step older than `recent`
+    goal_report: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
 
     @classmethod
     def new(cls, run_id: str, profile: AgentProfile, window: int) -> RunState:
@@ -160,6 +178,9 @@ class RunState:
             "pending": self.pending,
             "started": self.started,
             "updated": time.time(),
+            "earlier": self.earlier,
+            "goal_report": self.goal_report,
+            "files": self.files,
         }
 
     @classmethod
@@ -177,6 +198,9 @@ class RunState:
             reason=data.get("reason", ""),
             pending=data.get("pending"),
             started=float(data.get("started", time.time())),
+            earlier=list(data.get("earlier", [])),
+            goal_report=list(data.get("goal_report", [])),
+            files=list(data.get("files", [])),
         )
 
 
@@ -213,10 +237,15 @@ class AgentLoop:
         self.context = context
         self.resumed = resumed
         profile = state.profile
-        self.executor = ExecutionAgent(caller, settings.model, profile, registry.describe())
+        self.executor = ExecutionAgent(
+            caller, settings.model, profile, registry.describe(), settings.prompt_tokens
+        )
         self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
         self.prioritizer = PrioritizationAgent(caller, settings.fast_model, profile.goals)
+        self.detector = LoopDetector(stall_steps=settings.stall_steps)
         self.notices: list[str] = []
+        self._warned = False  # the agent was told it loops, last step
+        self._files_before = snapshot(context.workspace.root)
 
     def run(self) -> Iterator[Event]:
         """Run until finish, a limit, a human stop or a failure; always ends with RunEnded."""
@@ -246,6 +275,8 @@ class AgentLoop:
             state.status, state.reason = "interrupted", "Interrupted with Ctrl-C."
         except AutoAgentError as exc:
             state.status, state.reason = "failed", str(exc)
+        changed = changed_files(self._files_before, snapshot(self.context.workspace.root))
+        state.files = sorted(set(state.files) | set(changed))
         self._record_calls()
         self._save()
         yield self._emit(
@@ -255,6 +286,9 @@ class AgentLoop:
                 str(self.journal.run_dir),
                 str(self.context.workspace.root),
                 state.spend,
+                state.step,
+                state.goal_report,
+                state.files,
             )
         )
 
@@ -272,6 +306,7 @@ class AgentLoop:
             open_tasks=[t.text for t in state.tasks.open[1:]],
             memories=self._recall(task_text),
             recent_steps=list(state.recent),
+            earlier_steps=state.earlier,
             notices=self.notices,
             feedback=state.feedback,
         )
@@ -285,27 +320,23 @@ class AgentLoop:
             args = command.validate(call.args)
         except CommandError as exc:
             yield self._emit(Invalid(state.step, str(exc)))
-            self._remember_step(call.name, call.args, f"Error: {exc}")
-            self._finish_step()
-            yield self._step_finished()
+            yield from self._conclude(call.name, call.args, f"Error: {exc}")
             return
 
         proposal = Proposal(state.step, command.name, args, command.risk, command.needs_approval)
         verdict = self.gate.decide(proposal)
         if verdict.refusal:
             yield self._emit(Authorized(state.step, verdict.by, "refused", refusal=verdict.refusal))
-            self._remember_step(command.name, args, verdict.refusal)
-            self._finish_step()
-            yield self._step_finished()
+            yield from self._conclude(command.name, args, verdict.refusal)
             return
         decision = verdict.decision
         if isinstance(decision, Stop):
             yield self._emit(Authorized(state.step, verdict.by, "stop"))
-            raise _RunOver("stopped", "Stopped by the human before running " + command.name + ".")
+            raise _RunOver("stopped", f"Stopped by the human before running {command.name}.")
         if isinstance(decision, Feedback):
             yield self._emit(Authorized(state.step, verdict.by, "feedback", feedback=decision.text))
             state.feedback = decision.text
-            self._remember_step(command.name, args, "Not run: the human gave feedback instead.")
+            self._remember(command.name, args, "Not run: the human gave feedback instead.")
             self._finish_step()
             yield self._step_finished()
             return
@@ -313,6 +344,7 @@ class AgentLoop:
         yield self._emit(Authorized(state.step, verdict.by, "approve"))
 
         if command.name == "finish":
+            state.goal_report = [str(line) for line in args.get("goal_report") or []]
             raise _RunOver("finished", str(args.get("reason", "")))
 
         state.pending = {"step": state.step, "command": command.name, "args": args}
@@ -325,14 +357,24 @@ class AgentLoop:
         state.commands_run += 1
         yield self._emit(CommandDone(state.step, command.name, output, ok))
 
-        self._remember_step(command.name, args, output, task_text)
+        self._remember(command.name, args, output, task_text)
         if task is not None:
             state.tasks.complete(task.id, trim_middle(output, RESULT_CHARS_IN_PROMPT))
-        yield from self._plan(task_text, output)
+        added = yield from self._plan(task_text, output)
+        made_file = ok and command.name in FILE_MAKERS
+        yield from self._conclude(command.name, args, output, progress=made_file or added > 0)
+
+    def _conclude(
+        self, command: str, args: dict[str, Any], result: str, *, progress: bool = False
+    ) -> Iterator[Event]:
+        """End a step: remember it (unless done already), watch for loops, save."""
+        if not self.state.recent or self.state.recent[-1].step != self.state.step:
+            self._remember(command, args, result)
+        yield from self._watch(command, args, result, progress)
         self._finish_step()
         yield self._step_finished()
 
-    def _plan(self, task: str, result: str) -> Iterator[Event]:
+    def _plan(self, task: str, result: str) -> Generator[Event, None, int]:
         """Task creation, then prioritization only when the list changed and has a choice."""
         tasks = self.state.tasks
         yield self._emit(Thinking("task-creation"))
@@ -344,6 +386,26 @@ class AgentLoop:
             yield self._emit(Thinking("prioritization"))
             tasks.reorder(self.prioritizer.order(tasks.open))
         yield self._emit(TasksChanged(tasks.open, added))
+        return len(added)
+
+    def _watch(
+        self, command: str, args: dict[str, Any], result: str, progress: bool
+    ) -> Iterator[Event]:
+        """Tell the agent when it loops; if it goes on, stop (continuous) or ask each time."""
+        problem = self.detector.observe(command, args, result, progress=progress)
+        if problem is None:
+            self._warned = False
+            return
+        if self._warned:
+            if self.settings.continuous:
+                raise _RunOver("stopped", f"Stopped: the agent is looping ({problem}).")
+            self.gate.pre_approved = 0  # the human sees every command from now on
+        yield self._emit(LoopWarning(problem, escalated=self._warned))
+        self._warned = True
+        self.notices.append(
+            f"You are going round in circles: {problem}. Change approach: use another command "
+            "or other arguments, ask_user for help, or finish if the goals are met or cannot be."
+        )
 
     # Helpers.
 
@@ -374,13 +436,22 @@ class AgentLoop:
             trim_middle(t, RESULT_CHARS_IN_PROMPT) for t in texts[: self.settings.memory_recall]
         ]
 
-    def _remember_step(
+    def _remember(
         self, command: str, args: dict[str, Any], result: str, task: str | None = None
     ) -> None:
+        """Add the step to the recent window (its oldest step becomes a one-line summary),
+        and, for commands that ran, to long-term memory."""
+        state = self.state
         args_text = json.dumps(args, ensure_ascii=False)
-        self.state.recent.append(
+        if len(state.recent) == state.recent.maxlen:
+            oldest = state.recent[0]
+            line = (
+                f"step {oldest.step}: {oldest.command} {oldest.args[:80]} -> {oldest.result[:80]}"
+            )
+            state.earlier = [*state.earlier, " ".join(line.split())][-EARLIER_STEPS_KEPT:]
+        state.recent.append(
             StepView(
-                self.state.step,
+                state.step,
                 command,
                 trim_middle(args_text, 500),
                 trim_middle(result, RESULT_CHARS_IN_PROMPT),
@@ -390,8 +461,8 @@ class AgentLoop:
             self.memory.add(
                 f"Task: {task}\nCommand: {command} {trim_middle(args_text, 500)}\n"
                 f"Result: {trim_middle(result, RESULT_CHARS_IN_MEMORY)}",
-                run_id=self.state.run_id,
-                step=self.state.step,
+                run_id=state.run_id,
+                step=state.step,
             )
 
     def _finish_step(self) -> None:
@@ -407,9 +478,10 @@ class AgentLoop:
             return []
         self.state.pending = None
         return [
-            f"Step {pending['step']}'s command {pending['command']} {json.dumps(pending['args'])} "
-            "started before the run was interrupted and its result was not recorded: it may or "
-            "may not have taken effect. Check before doing it again."
+            f"Step {pending['step']}'s command {pending['command']} "
+            f"{json.dumps(pending['args'], ensure_ascii=False)} started before the run was "
+            "interrupted and its result was not recorded: it may or may not have taken effect. "
+            "Check before doing it again."
         ]
 
     def _record_calls(self) -> None:
@@ -431,3 +503,26 @@ def _event_data(event: Any) -> dict[str, Any]:
     if isinstance(event, StepFinished | RunEnded):
         data["spend"] = event.spend.to_dict()
     return data
+
+
+def snapshot(root: Path, limit: int = 20_000) -> dict[str, tuple[int, int]]:
+    """Size and modification time of the workspace's files (links not followed)."""
+    files: dict[str, tuple[int, int]] = {}
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            files[os.path.relpath(path, root)] = (info.st_size, info.st_mtime_ns)
+            if len(files) >= limit:
+                return files
+    return files
+
+
+def changed_files(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> list[str]:
+    return sorted(path for path, stamp in after.items() if before.get(path) != stamp)

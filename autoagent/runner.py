@@ -85,7 +85,14 @@ def prepare_run(
     model = model or build_model(settings)  # before anything is written: fail fast and clean
     if resume is not None:
         journal = RunJournal.open(home, resume)
-        state = RunState.from_dict(journal.load_checkpoint(), settings.recent_steps)
+        journal.acquire()
+        checkpoint = journal.load_checkpoint()
+        try:
+            state = RunState.from_dict(checkpoint, settings.recent_steps)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise JournalError(
+                f"The checkpoint of run {resume} is damaged ({exc!r}); it was left as it is."
+            ) from exc
         if state.status == "finished":
             raise JournalError(f"Run {resume} has finished; start a new run instead.")
         memory = open_memory(settings, state.profile.name)
@@ -93,8 +100,9 @@ def prepare_run(
         assert profile is not None
         memory = open_memory(settings, profile.name)
         journal = RunJournal.create(home)
+        journal.acquire()
         state = RunState.new(journal.run_id, profile, settings.recent_steps)
-    caller = ModelCaller(model, state.spend, PRICES)
+    caller = ModelCaller(model, state.spend, PRICES | settings.prices, settings.budget)
     workspace = Workspace(workspace_root, forbidden=[home])
     context = CommandContext(
         workspace=workspace,
@@ -106,7 +114,7 @@ def prepare_run(
     gate = Gate(
         human,
         continuous=settings.continuous,
-        policy=Policy.load(None),
+        policy=Policy.load(settings.policy_file),
         allow_high_risk=allow_high_risk,
     )
     return AgentLoop(

@@ -5,6 +5,7 @@ This is the only module that reads the process environment.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -45,6 +46,12 @@ class Settings(BaseModel):
     skip_reprompt: bool = _env("AUTOAGENT_SKIP_REPROMPT", default=False)
     debug: bool = _env("AUTOAGENT_DEBUG", default=False)
     recent_steps: int = _env("AUTOAGENT_RECENT_STEPS", default=6, ge=1)
+    budget: float | None = _env("AUTOAGENT_BUDGET", default=None, gt=0)
+    # Extra or corrected prices, as JSON: {"model": [input, output]} in USD per million tokens.
+    prices: dict[str, tuple[float, float]] = _env("AUTOAGENT_PRICES", default_factory=dict)
+    prompt_tokens: int = _env("AUTOAGENT_PROMPT_TOKENS", default=6000, ge=1000)
+    stall_steps: int = _env("AUTOAGENT_STALL_STEPS", default=8, ge=2)
+    policy_file: Path | None = _env("AUTOAGENT_POLICY_FILE", default=None)
 
     # Memory.
     embeddings: Literal["local", "openai"] = _env("AUTOAGENT_EMBEDDINGS", default="local")
@@ -77,6 +84,16 @@ class Settings(BaseModel):
     def _split_programs(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(name for name in re.split(r"[,\s]+", value) if name)
+        return value
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _parse_prices(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f'not JSON like {{"model": [0.15, 0.6]}} ({exc})') from exc
         return value
 
     @property

@@ -20,6 +20,7 @@ from .loop import (
     CommandDone,
     Event,
     Invalid,
+    LoopWarning,
     Proposed,
     RunEnded,
     RunStarted,
@@ -127,11 +128,29 @@ class Renderer:
     def _StepFinished(self, event: StepFinished) -> None:
         self.console.print(f"[dim]Step {event.step} · {format_spend(event.spend, event.budget)}[/]")
 
+    def _LoopWarning(self, event: LoopWarning) -> None:
+        if event.escalated:
+            self.console.print(
+                f"[bold red]The agent is still looping:[/] {clean(event.problem)}. "
+                "You will be asked before every command."
+            )
+        else:
+            self.console.print(
+                f"[bold yellow]Loop noticed:[/] {clean(event.problem)}; told the agent."
+            )
+
     def _RunEnded(self, event: RunEnded) -> None:
         style = {"finished": "bold green", "failed": "bold red"}.get(event.status, "bold yellow")
-        self.console.rule()
-        self.console.print(f"[{style}]Run {event.status}:[/] {clean(event.reason)}")
-        self.console.print(f"Files: {clean(event.workspace)}")
+        c = self.console
+        c.rule()
+        c.print(f"[{style}]Run {event.status}:[/] {clean(event.reason)}")
+        for line in event.goal_report:
+            c.print(f"  - {clean(line)}")
+        c.print(f"Steps: {event.steps}")
+        if event.files:
+            shown = ", ".join(event.files[:20]) + (" ..." if len(event.files) > 20 else "")
+            c.print(f"Files made or changed: {clean(shown)}")
+        c.print(f"Files: {clean(event.workspace)}")
         self.console.print(f"Run record: {clean(event.run_dir)}")
         self.console.print(f"Spent: {format_spend(event.spend, None)}")
 

@@ -21,6 +21,7 @@ def test_checkpoint_is_replaced_atomically_and_listed(tmp_path: Path) -> None:
     journal.save_checkpoint({**state, "step": 4})
     assert journal.load_checkpoint()["step"] == 4
     assert [p.name for p in journal.run_dir.iterdir()] == ["checkpoint.json"]
+    journal.acquire()
     [summary] = list_runs(tmp_path)
     assert (summary.name, summary.status, summary.steps, summary.cost) == (
         "Scout",
@@ -28,6 +29,10 @@ def test_checkpoint_is_replaced_atomically_and_listed(tmp_path: Path) -> None:
         4,
         0.5,
     )
+    with pytest.raises(JournalError, match="running in another process"):
+        RunJournal.open(tmp_path, journal.run_id).acquire()
+    journal.release()  # as if its process had died
+    assert list_runs(tmp_path)[0].status == "interrupted"
 
 
 def test_corrupt_checkpoint_refuses_and_is_left_alone(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ def test_execution_prompt_holds_everything_the_agent_needs() -> None:
         open_tasks=["Write it down"],
         memories=["Paris is the capital of France"],
         recent_steps=[StepView(1, "web_search", '{"query": "capital"}', "Paris")],
+        earlier_steps=["step 0: list_files {} -> empty"],
         notices=[],
         feedback="use a file",
     )
@@ -33,6 +34,7 @@ def test_execution_prompt_holds_everything_the_agent_needs() -> None:
         "Write it down",
         "Paris is the capital",
         "Step 1: web_search",
+        "step 0: list_files",
         "use a file",
     ):
         assert part in user

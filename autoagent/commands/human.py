@@ -13,6 +13,7 @@ def ask_user(ctx: CommandContext, question: str) -> str:
 
 
 @command(Risk.LOW)
-def finish(ctx: CommandContext, reason: str) -> str:
-    """End the run when the goals are met or cannot be met; give the reason and what was done."""
+def finish(ctx: CommandContext, reason: str, goal_report: list[str] | None = None) -> str:
+    """End the run when the goals are met or cannot be met. Give the reason, and in goal_report
+    one line per goal: met or not met, with its evidence (a file, a fact)."""
     return reason
