@@ -175,6 +175,11 @@ class StepView:
     args: str
     result: str
 
+    def summary(self) -> str:
+        """One line, for steps that no longer fit in full."""
+        line = f"step {self.step}: {self.command} {self.args[:80]} -> {self.result[:80]}"
+        return " ".join(line.split())
+
 
 class ExecutionAgent:
     role = "execution"
@@ -227,20 +232,22 @@ class ExecutionAgent:
         return self.caller.ask(self.role, messages, self.model, ExecutionReply)
 
     def _fit(self, parts: dict[str, Any]) -> str:
-        """Render the step prompt within the token budget, dropping the least useful first:
-        the oldest one-line step summaries, then the least relevant memories, then the oldest
-        full steps (down to one)."""
-        budget = self.prompt_tokens - self.caller.estimate(self.system_prompt)
+        """Render the step prompt within the token budget, giving up the least useful first:
+        the least relevant memories, then the oldest full steps (each kept as a one-line
+        summary, down to one full step), then the oldest summaries."""
+        # A margin, as the estimate is only close to what the server will count.
+        budget = int(self.prompt_tokens * 0.95) - self.caller.estimate(self.system_prompt)
         while True:
             user = prompts.render("execution_user", **parts)
             if self.caller.estimate(user) <= budget:
                 return user
-            if parts["earlier_steps"]:
-                parts["earlier_steps"] = parts["earlier_steps"][1:]
-            elif parts["memories"]:
+            if parts["memories"]:
                 parts["memories"] = parts["memories"][:-1]
             elif len(parts["recent_steps"]) > 1:
-                parts["recent_steps"] = parts["recent_steps"][1:]
+                oldest, *parts["recent_steps"] = parts["recent_steps"]
+                parts["earlier_steps"] = [*parts["earlier_steps"], oldest.summary()]
+            elif parts["earlier_steps"]:
+                parts["earlier_steps"] = parts["earlier_steps"][1:]
             elif len(parts["open_tasks"]) > 3:
                 parts["open_tasks"] = parts["open_tasks"][:3]
             else:

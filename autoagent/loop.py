@@ -444,11 +444,7 @@ class AgentLoop:
         state = self.state
         args_text = json.dumps(args, ensure_ascii=False)
         if len(state.recent) == state.recent.maxlen:
-            oldest = state.recent[0]
-            line = (
-                f"step {oldest.step}: {oldest.command} {oldest.args[:80]} -> {oldest.result[:80]}"
-            )
-            state.earlier = [*state.earlier, " ".join(line.split())][-EARLIER_STEPS_KEPT:]
+            state.earlier = [*state.earlier, state.recent[0].summary()][-EARLIER_STEPS_KEPT:]
         state.recent.append(
             StepView(
                 state.step,

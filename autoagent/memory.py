@@ -8,6 +8,7 @@ import os
 import re
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from .errors import MemoryStoreError
 
 COLLECTION_PREFIX = "agent-"
 MAX_MEMORY_CHARS = 4000
+# Only the head of a memory is embedded: the task, the command and how the result begins say
+# what it is about, and embedding time grows with length (about 0.2 ms a character here).
+EMBED_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,10 @@ class Memory:
         self.embedder = embedder
         self.where = where
         self._lock_fd: int | None = None
+        # Writes run on one background thread, overlapping the next model call; their
+        # errors surface on the next call to this object.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory-writer")
+        self._pending: list[Future[None]] = []
         try:
             self._collection = client.get_or_create_collection(
                 collection_name(agent_name, embedder.key),
@@ -66,24 +74,42 @@ class Memory:
         return memory
 
     def add(self, text: str, **metadata: str | int | float) -> str:
+        """Store a memory; the write finishes in the background (see `flush`)."""
+        self._raise_failed_writes()
         text = text[:MAX_MEMORY_CHARS]
         memory_id = uuid.uuid4().hex
         meta = {"agent": self.agent_name, "time": time.time(), **metadata}
+        self._pending.append(self._writer.submit(self._write, memory_id, text, meta))
+        return memory_id
+
+    def _write(self, memory_id: str, text: str, meta: dict[str, Any]) -> None:
         try:
             self._collection.add(
                 ids=[memory_id],
                 documents=[text],
-                embeddings=self.embedder.embed_documents([text]),
+                embeddings=self.embedder.embed_documents([text[:EMBED_CHARS]]),
                 metadatas=[meta],
             )
         except Exception as exc:
             raise MemoryStoreError(
                 f"Cannot write to the memory store at {self.where}: {exc}"
             ) from exc
-        return memory_id
+
+    def flush(self) -> None:
+        """Wait for every write to finish; raise the first that failed."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def _raise_failed_writes(self) -> None:
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for future in done:
+            future.result()
 
     def recall(self, query: str, k: int) -> list[Recollection]:
         """The `k` memories nearest in meaning to `query`, nearest first."""
+        self._raise_failed_writes()
         if k <= 0 or not query.strip():
             return []
         try:
@@ -110,6 +136,7 @@ class Memory:
 
     def list(self, limit: int = 20) -> list[Recollection]:
         """The most recent memories, newest first."""
+        self.flush()
         try:
             found = self._collection.get(include=["documents", "metadatas"])
         except Exception as exc:
@@ -124,6 +151,7 @@ class Memory:
         return items[:limit]
 
     def count(self) -> int:
+        self.flush()
         return int(self._collection.count())
 
     def clear(self) -> int:
@@ -133,6 +161,14 @@ class Memory:
         return count
 
     def close(self) -> None:
+        """Finish pending writes and let other processes use the store."""
+        try:
+            self.flush()
+        finally:
+            self._writer.shutdown(wait=True)
+            self._release_lock()
+
+    def _release_lock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -1,0 +1,229 @@
+"""The loop driven in-process: the real openai client, the local server, a scripted human."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from autoagent.authorize import ScriptedHuman
+from autoagent.llm import OpenAIChatModel
+from autoagent.loop import AgentLoop, LoopWarning, RunEnded
+from autoagent.profile import make_profile
+from autoagent.runner import prepare_run
+from autoagent.settings import Settings
+from autoagent.testing import FakeOpenAIServer, Fault, execution_reply
+
+PROFILE = make_profile("Scout", "a test agent", ["Test the loop"])
+
+
+def make_loop(
+    tmp_path: Path, server: FakeOpenAIServer, human: Any = None, **settings: Any
+) -> AgentLoop:
+    config = Settings(
+        home=tmp_path / "home",
+        workspace=tmp_path / "ws",
+        openai_base_url=server.base_url,
+        max_retries=0,
+        **settings,
+    )
+    model = OpenAIChatModel(api_key="t", base_url=server.base_url, max_retries=0)
+    return prepare_run(config, human or ScriptedHuman([]), profile=PROFILE, model=model)
+
+
+def run(loop: AgentLoop) -> Iterator[Any]:
+    try:
+        yield from loop.run()
+    finally:
+        loop.journal.release()
+        if loop.memory:
+            loop.memory.close()
+
+
+def ended(events: list[Any]) -> RunEnded:
+    assert isinstance(events[-1], RunEnded)
+    return events[-1]
+
+
+def prompts_seen(server: FakeOpenAIServer) -> list[str]:
+    return [r["messages"][-1]["content"] for r in server.requests_for("execution")]
+
+
+def test_a_repeated_command_is_named_to_the_model_then_stops_a_continuous_run(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script("execution", *[execution_reply("list_files", directory=".")] * 6)
+    events = list(run(make_loop(tmp_path, server, continuous=True)))
+    warnings = [e for e in events if isinstance(e, LoopWarning)]
+    assert [w.escalated for w in warnings] == [False]
+    assert "ran 3 times with the same result" in warnings[0].problem
+    assert "going round in circles" in prompts_seen(server)[3]
+    end = ended(events)
+    assert end.status == "stopped" and "looping" in end.reason and "list_files" in end.reason
+    assert end.steps == 4
+
+
+def test_an_a_b_a_b_cycle_is_noticed(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "a.txt").write_text("a")
+    a = execution_reply("list_files", directory=".")
+    b = execution_reply("read_file", path="a.txt")
+    server.script("execution", a, b, a, b)
+    events = list(run(make_loop(tmp_path, server, continuous=True)))
+    [warning] = [e for e in events if isinstance(e, LoopWarning)]
+    assert "cycle" in warning.problem
+
+
+def test_steps_with_nothing_new_are_a_stall(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    server.script(
+        "execution",
+        *(execution_reply("list_files", directory=d) for d in [".", "./", "./.", "././", "a/.."]),
+    )
+    events = list(run(make_loop(tmp_path, server, continuous=True, stall_steps=3)))
+    warnings = [e for e in events if isinstance(e, LoopWarning)]
+    assert warnings and "brought no new result" in warnings[0].problem
+
+
+def test_interactive_loop_cancels_y_dash_n(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    server.script("execution", *[execution_reply("list_files", directory=".")] * 5)
+    human = ScriptedHuman(["y -10", "n"])
+    events = list(run(make_loop(tmp_path, server, human)))
+    assert [w.escalated for w in events if isinstance(w, LoopWarning)] == [False, True]
+    # Asked at step 1 (y -10), then again once the loop went on despite the warning.
+    assert [p.step for p in human.asked] == [1, 5]
+
+
+def test_the_prompt_stays_under_its_token_budget_over_100_steps(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    (tmp_path / "ws").mkdir()
+    for i in range(10):
+        (tmp_path / "ws" / f"doc{i}.txt").write_text(f"document {i} " + "lorem ipsum " * 400)
+    server.script(
+        "execution",
+        *(execution_reply("read_file", path=f"doc{i % 10}.txt") for i in range(100)),
+    )
+    budget = 2500
+    loop = make_loop(
+        tmp_path, server, continuous=True, max_steps=100, prompt_tokens=budget, stall_steps=1000
+    )
+    loop.detector.stall_steps = 10_000
+    events = list(run(loop))
+    assert ended(events).steps == 100
+    sizes = [
+        sum(len(m["content"]) for m in r["messages"]) // 4 for r in server.requests_for("execution")
+    ]
+    assert len(sizes) == 100 and max(sizes) <= budget
+    assert "Earlier steps, in short" in prompts_seen(server)[-1]  # old steps summarized
+
+
+def test_budget_stops_the_run_and_a_higher_one_resumes_it(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script(
+        "execution", *(execution_reply("write_file", path=f"f{i}", content="x") for i in range(9))
+    )
+    expensive = {"gpt-4o-mini": (1000.0, 1000.0)}  # dollars per million tokens
+    loop = make_loop(tmp_path, server, continuous=True, budget=1.0, prices=expensive)
+    end = ended(list(run(loop)))
+    assert end.status == "stopped" and "budget of $1.00 is spent" in end.reason
+    spent, steps = end.spend.cost, end.steps
+    assert spent >= 1.0
+
+    config = Settings(
+        home=tmp_path / "home",
+        workspace=tmp_path / "ws",
+        openai_base_url=server.base_url,
+        continuous=True,
+        budget=spent + 1.0,
+        prices=expensive,
+        max_retries=0,
+    )
+    model = OpenAIChatModel(api_key="t", base_url=server.base_url, max_retries=0)
+    resumed = prepare_run(config, ScriptedHuman([]), resume=loop.state.run_id, model=model)
+    end2 = ended(list(run(resumed)))
+    assert end2.steps > steps and end2.spend.cost > spent
+
+
+def test_a_failed_model_call_after_a_command_never_repeats_that_command(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script("execution", execution_reply("append_to_file", path="log.txt", content="once\n"))
+    server.script("task-creation", Fault(401, '{"error": {"message": "key revoked"}}'))
+    loop = make_loop(tmp_path, server, continuous=True)
+    end = ended(list(run(loop)))
+    assert end.status == "failed" and "OPENAI_API_KEY" in end.reason
+
+    server.script("execution", execution_reply("finish", reason="done"))
+    config = Settings(
+        home=tmp_path / "home",
+        workspace=tmp_path / "ws",
+        openai_base_url=server.base_url,
+        continuous=True,
+        max_retries=0,
+    )
+    model = OpenAIChatModel(api_key="t", base_url=server.base_url, max_retries=0)
+    resumed = prepare_run(config, ScriptedHuman([]), resume=loop.state.run_id, model=model)
+    assert ended(list(run(resumed))).status == "finished"
+    assert (tmp_path / "ws" / "log.txt").read_text() == "once\n"
+    assert "Step 1: append_to_file" in prompts_seen(server)[-1]
+
+
+def test_finish_reports_per_goal_and_lists_the_files_made(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script(
+        "execution",
+        execution_reply("write_file", path="out/report.md", content="# Report"),
+        execution_reply(
+            "finish", reason="Report written.", goal_report=["Test the loop: met (out/report.md)"]
+        ),
+    )
+    end = ended(list(run(make_loop(tmp_path, server, continuous=True))))
+    assert end.status == "finished" and end.goal_report == ["Test the loop: met (out/report.md)"]
+    assert end.files == ["out/report.md"]
+
+
+def test_journal_is_an_audit_trail(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    server.script("execution", execution_reply("write_file", path="a.txt", content="x"))
+    human = ScriptedHuman(["y", "no thanks, finish now", "n"])
+    loop = make_loop(tmp_path, server, human)
+    list(run(loop))
+    events = loop.journal.events()
+    kinds = [e["event"] for e in events]
+    for kind in ("RunStarted", "model_call", "Proposed", "Authorized", "CommandDone", "RunEnded"):
+        assert kind in kinds
+    auth = [e for e in events if e["event"] == "Authorized"]
+    assert [(a["decision"], a["by"]) for a in auth] == [
+        ("approve", "human"),
+        ("feedback", "human"),
+        ("stop", "human"),
+    ]
+    assert auth[1]["feedback"] == "no thanks, finish now"
+    call = next(e for e in events if e["event"] == "model_call")
+    assert call["prompt_digest"] and call["reply"] and call["prompt_tokens"] > 0
+    state = json.loads((loop.journal.run_dir / "checkpoint.json").read_text())
+    assert state["status"] == "stopped" and state["spend"]["calls"] == len(
+        [e for e in events if e["event"] == "model_call"]
+    )
+
+
+def test_unknown_command_and_bad_arguments_go_back_to_the_model(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script(
+        "execution",
+        execution_reply("format_disk", drive="C"),
+        execution_reply("write_file", path="a.txt"),
+        execution_reply("write_file", path="a.txt", content=42),
+    )
+    human = ScriptedHuman(["y"] * 5)
+    list(run(make_loop(tmp_path, server, human)))
+    seen = prompts_seen(server)
+    assert "Unknown command 'format_disk'" in seen[1]
+    assert "content: Field required" in seen[2]
+    assert "Input should be a valid string" in seen[3]
+    # Nothing invalid was offered to the human: the only question was the closing finish.
+    assert [p.name for p in human.asked] == ["finish"]
+    assert not (tmp_path / "ws" / "a.txt").exists()
