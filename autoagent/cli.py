@@ -49,6 +49,17 @@ Budget = Annotated[
     float | None,
     typer.Option("--budget", min=0.0, help="Stop when this many US dollars are spent."),
 ]
+Llm = Annotated[
+    str | None,
+    typer.Option("--llm", help="openai (an API endpoint), local (a GGUF file) or auto."),
+]
+ModelPath = Annotated[
+    Path | None, typer.Option("--model-path", help="A GGUF model file to run on this machine.")
+]
+MemoryUrl = Annotated[
+    str | None,
+    typer.Option("--memory-url", help="Keep memory on a Chroma server, e.g. http://host:8000."),
+]
 AllowHighRisk = Annotated[
     bool,
     typer.Option(
@@ -214,6 +225,9 @@ def run(
     model: Model = None,
     fast_model: FastModel = None,
     budget: Budget = None,
+    llm: Llm = None,
+    model_path: ModelPath = None,
+    memory_url: MemoryUrl = None,
     allow_high_risk: AllowHighRisk = False,
 ) -> None:
     """Start the agent on its goals."""
@@ -232,6 +246,9 @@ def run(
             model=model,
             fast_model=fast_model,
             budget=budget,
+            llm=llm,
+            model_path=model_path,
+            memory_url=memory_url,
         )
         _configure_logging(settings, None)
         profile = _resolve_profile(console, settings, name, role, goal)
@@ -257,6 +274,9 @@ def resume(
     model: Model = None,
     fast_model: FastModel = None,
     budget: Budget = None,
+    llm: Llm = None,
+    model_path: ModelPath = None,
+    memory_url: MemoryUrl = None,
     allow_high_risk: AllowHighRisk = False,
 ) -> None:
     """Continue an unfinished run from its last completed step."""
@@ -275,6 +295,9 @@ def resume(
             model=model,
             fast_model=fast_model,
             budget=budget,
+            llm=llm,
+            model_path=model_path,
+            memory_url=memory_url,
         )
         _configure_logging(settings, None)
         run_id = run_id or latest_unfinished(settings.home)

@@ -127,7 +127,8 @@ class LocalChatModel:
         if choice.get("finish_reason") == "length":
             log.warning(
                 "local model %s stopped at max_tokens=%d; the reply is cut short",
-                self.name, self.max_tokens,
+                self.name,
+                self.max_tokens,
             )
         figures = response.get("usage")
         if figures:
@@ -174,13 +175,13 @@ class LocalChatModel:
             except Exception as exc:  # the converter raises assorted errors on odd schemas
                 log.warning(
                     "cannot turn the reply schema into a grammar (%s); replies will be "
-                    "plain JSON, not checked against the schema", exc,
+                    "plain JSON, not checked against the schema",
+                    exc,
                 )
                 gbnf = JSON_GBNF
             gbnf = tighten_grammar(gbnf, max_string=self.max_string, max_items=self.max_items)
             self._grammars[key] = LlamaGrammar.from_string(gbnf, verbose=False)
         return self._grammars[key]
-
 
 
 # A value of a free-form object or list (a command's args): a string, a number, a boolean,

@@ -226,6 +226,7 @@ class AgentLoop:
         journal: RunJournal,
         context: CommandContext,
         resumed: bool = False,
+        notes: list[str] | None = None,
     ) -> None:
         self.state = state
         self.settings = settings
@@ -244,6 +245,7 @@ class AgentLoop:
         self.prioritizer = PrioritizationAgent(caller, settings.fast_model, profile.goals)
         self.detector = LoopDetector(stall_steps=settings.stall_steps)
         self.notices: list[str] = []
+        self.notes = notes or []  # for the human, shown when the run starts
         self._warned = False  # the agent was told it loops, last step
         self._files_before = snapshot(context.workspace.root)
 
@@ -260,7 +262,7 @@ class AgentLoop:
                 str(self.journal.run_dir),
                 str(self.context.workspace.root),
                 self.resumed,
-                notices,
+                [*self.notes, *notices],
             )
         )
         try:

@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .embeddings import Embedder
 from .errors import MemoryStoreError
@@ -72,6 +73,11 @@ class Memory:
             raise
         memory._lock_fd = lock_fd
         return memory
+
+    @classmethod
+    def open_server(cls, url: str, agent_name: str, embedder: Embedder) -> Memory:
+        """A Chroma server shared by several agents and machines (`chroma run`)."""
+        return cls(server_client(url), agent_name, embedder, url)
 
     def add(self, text: str, **metadata: str | int | float) -> str:
         """Store a memory; the write finishes in the background (see `flush`)."""
@@ -206,3 +212,28 @@ def lock_store(path: Path) -> int:
             "Wait for it to end, or give this one its own AUTOAGENT_HOME."
         ) from None
     return fd
+
+
+def server_client(url: str) -> Any:
+    """A client for the Chroma server at `url`, checked before the loop starts."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise MemoryStoreError(f"The memory URL {url!r} is not like http://host:8000.")
+    try:
+        client = chromadb.HttpClient(
+            host=parts.hostname,
+            port=parts.port or (443 if parts.scheme == "https" else 8000),
+            ssl=parts.scheme == "https",
+            settings=ChromaSettings(anonymized_telemetry=False),
+        )
+        client.heartbeat()
+    except Exception as exc:
+        raise MemoryStoreError(
+            f"Cannot reach the Chroma server at {url} ({exc.__class__.__name__}): check that it "
+            "runs (`chroma run --path DIR --port PORT`) and the address, or unset "
+            "AUTOAGENT_MEMORY_URL to use the local store."
+        ) from exc
+    return client

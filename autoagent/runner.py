@@ -24,11 +24,34 @@ log = logging.getLogger(__name__)
 
 NO_ENDPOINT = (
     "No model endpoint is configured: set OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL "
-    "(for a compatible server) in .env or the environment; .env.template lists every setting."
+    "(for a compatible server) in .env or the environment, or give a GGUF file with "
+    "--model-path; .env.template lists every setting."
+)
+BUNDLED_MODEL_NOTE = (
+    "No API is configured, so autoagent runs the bundled SmolLM2-135M model on this machine. "
+    "It is tiny: fine for trying the tool offline, poor at real work. For real work point it at "
+    "a bigger GGUF (--model-path FILE.gguf) or an API (OPENAI_API_KEY or OPENAI_BASE_URL in .env)."
 )
 
 
-def build_model(settings: Settings) -> ChatModel:
+def price_table(settings: Settings) -> dict[str, tuple[float, float]]:
+    """OpenAI's prices apply to OpenAI only; other servers count tokens unless priced."""
+    official = not uses_local_model(settings) and (
+        settings.openai_base_url is None or "api.openai.com" in settings.openai_base_url
+    )
+    return (PRICES if official else {}) | settings.prices
+
+
+def uses_local_model(settings: Settings) -> bool:
+    if settings.llm == "auto":
+        return settings.model_path is not None or not settings.endpoint_configured
+    return settings.llm == "local"
+
+
+def build_model(settings: Settings) -> tuple[ChatModel, list[str]]:
+    """The chat model the settings ask for, checked; and notes for the human about it."""
+    if uses_local_model(settings):
+        return build_local_model(settings)
     if not settings.endpoint_configured:
         raise ConfigError(NO_ENDPOINT)
     model = OpenAIChatModel(
@@ -38,7 +61,19 @@ def build_model(settings: Settings) -> ChatModel:
         max_retries=settings.max_retries,
     )
     model.check()
-    return model
+    return model, []
+
+
+def build_local_model(settings: Settings) -> tuple[ChatModel, list[str]]:
+    from .local_llm import LocalChatModel, bundled_model_path
+
+    path = settings.model_path or bundled_model_path()
+    if path is None:
+        raise ConfigError(NO_ENDPOINT)
+    model = LocalChatModel(path, n_ctx=settings.local_context)
+    model.check()
+    notes = [] if settings.model_path else [BUNDLED_MODEL_NOTE]
+    return model, notes
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -56,6 +91,8 @@ def build_embedder(settings: Settings) -> Embedder:
 
 
 def open_memory(settings: Settings, agent_name: str) -> Memory:
+    if settings.memory_url:
+        return Memory.open_server(settings.memory_url, agent_name, build_embedder(settings))
     return Memory.open_local(settings.home / "memory", agent_name, build_embedder(settings))
 
 
@@ -82,7 +119,9 @@ def prepare_run(
 ) -> AgentLoop:
     """A loop for a new run of `profile`, or for the run `resume` names."""
     home, workspace_root = check_folders(settings)
-    model = model or build_model(settings)  # before anything is written: fail fast and clean
+    notes: list[str] = []
+    if model is None:  # before anything is written: fail fast and clean
+        model, notes = build_model(settings)
     if resume is not None:
         journal = RunJournal.open(home, resume)
         journal.acquire()
@@ -102,7 +141,7 @@ def prepare_run(
         journal = RunJournal.create(home)
         journal.acquire()
         state = RunState.new(journal.run_id, profile, settings.recent_steps)
-    caller = ModelCaller(model, state.spend, PRICES | settings.prices, settings.budget)
+    caller = ModelCaller(model, state.spend, price_table(settings), settings.budget)
     workspace = Workspace(workspace_root, forbidden=[home])
     context = CommandContext(
         workspace=workspace,
@@ -127,6 +166,7 @@ def prepare_run(
         journal=journal,
         context=context,
         resumed=resume is not None,
+        notes=notes,
     )
 
 

@@ -26,7 +26,11 @@ def _env(name: str, **kwargs: Any) -> Any:
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # The model endpoint.
+    # The model: "openai" is any OpenAI-compatible endpoint, "local" a GGUF file run in-process;
+    # "auto" takes the endpoint when one is configured, else the bundled local model.
+    llm: Literal["auto", "openai", "local"] = _env("AUTOAGENT_LLM", default="auto")
+    model_path: Path | None = _env("AUTOAGENT_MODEL_PATH", default=None)
+    local_context: int = _env("AUTOAGENT_LOCAL_CONTEXT", default=8192, ge=512)
     openai_api_key: str | None = _env("OPENAI_API_KEY", default=None)
     openai_base_url: str | None = _env("OPENAI_BASE_URL", default=None)
     model: str = _env("AUTOAGENT_MODEL", default="gpt-4o-mini")
@@ -59,6 +63,7 @@ class Settings(BaseModel):
         "AUTOAGENT_OPENAI_EMBEDDING_MODEL", default="text-embedding-3-small"
     )
     memory_recall: int = _env("AUTOAGENT_MEMORY_RECALL", default=5, ge=0)
+    memory_url: str | None = _env("AUTOAGENT_MEMORY_URL", default=None)
 
     # Web.
     allow_private_urls: bool = _env("AUTOAGENT_ALLOW_PRIVATE_URLS", default=False)

@@ -169,7 +169,7 @@ def test_memory_is_recalled_in_a_later_run(tmp_path: Path, server: FakeOpenAISer
 
 
 def test_no_endpoint_stops_before_the_loop_with_one_clear_sentence(tmp_path: Path) -> None:
-    child = spawn(tmp_path, None, "run", *PROFILE)
+    child = spawn(tmp_path, None, "run", *PROFILE, AUTOAGENT_LLM="openai")
     child.expect_exact("No model endpoint is configured: set OPENAI_API_KEY")
     assert finish(child) == 1
     assert not (tmp_path / "home" / "runs").exists()
