@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -140,8 +141,8 @@ class OpenAIChatModel:
         started = time.monotonic()
         response = client.chat.completions.create(
             model=model,
-            messages=messages,
-            **extra,  # type: ignore[arg-type]
+            messages=messages,  # type: ignore[arg-type]
+            **extra,
         )
         seconds = time.monotonic() - started
         if self.format_kind != kind and schema is not None:
@@ -203,7 +204,7 @@ class OpenAIEmbedder:
         self.key = "openai-" + "".join(c if c.isalnum() else "-" for c in model)
         self.dimensions = 0  # known after the first call
 
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
         try:

@@ -105,15 +105,11 @@ class Settings(BaseModel):
     def endpoint_configured(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
 
-    @property
-    def debug_log(self) -> Path:
-        return self.home / "logs" / "debug.log"
-
 
 def env_names() -> dict[str, str]:
     """Field name -> environment variable name, for every setting."""
     return {
-        name: field.json_schema_extra["env"]  # type: ignore[index]
+        name: str(field.json_schema_extra["env"])  # type: ignore[index]
         for name, field in Settings.model_fields.items()
     }
 
