@@ -108,19 +108,24 @@ class OpenAIChatModel:
         kinds = [self.format_kind] if self.format_kind else list(RESPONSE_FORMATS)
         if schema is None:
             kinds = ["none"]
+        o = self._openai
         for position, kind in enumerate(kinds):
             last = position == len(kinds) - 1
             try:
-                return self._create(messages, model, kind, schema, probing=not last)
-            except (
-                self._openai.BadRequestError,
-                self._openai.InternalServerError,
-                self._openai.UnprocessableEntityError,
-            ) as exc:
-                if last or self._is_model_missing(exc):
+                try:
+                    return self._create(messages, model, kind, schema, probing=not last)
+                except (o.RateLimitError, o.APITimeoutError, o.APIConnectionError) as exc:
+                    if last:
+                        raise
+                    # Busy, not a refusal: the same format again, with the usual retries.
+                    log.debug("endpoint busy while trying response_format %s: %s", kind, exc)
+                    return self._create(messages, model, kind, schema, probing=False)
+            except (o.BadRequestError, o.UnprocessableEntityError, o.InternalServerError) as exc:
+                refused = exc.status_code in (400, 422, 500) and not self._is_model_missing(exc)
+                if last or not refused:
                     raise self._explain(exc, model) from exc
                 log.debug("endpoint refused response_format %s (%s); trying the next", kind, exc)
-            except self._openai.APIError as exc:
+            except o.APIError as exc:
                 raise self._explain(exc, model) from exc
         raise AssertionError("unreachable")
 
