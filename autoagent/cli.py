@@ -175,6 +175,8 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
             loop = prepare_run(settings, human, **prepare)
     except AutoAgentError as exc:
         _fail(console, exc)
+    if hasattr(loop.caller.model, "on_progress"):
+        loop.caller.model.on_progress = renderer.progress
     if settings.debug:
         log_file = loop.journal.run_dir / "debug.log"
         _configure_logging(settings, log_file)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -92,6 +92,9 @@ class OpenAIChatModel:
         )
         # The response format this endpoint accepted, once known; kept for the run.
         self.format_kind: str | None = None
+        # Replies are streamed so the screen can show progress (completion tokens so far).
+        self.stream = True
+        self.on_progress: Callable[[int], None] | None = None
 
     def check(self) -> None:
         """Fail fast, before the loop, when the endpoint cannot be reached or refuses us."""
@@ -144,21 +147,71 @@ class OpenAIChatModel:
         if fmt is not None:
             extra["response_format"] = fmt
         started = time.monotonic()
-        response = client.chat.completions.create(
-            model=model,
-            messages=messages,  # type: ignore[arg-type]
-            **extra,
-        )
+        call = self._streamed if self.stream else self._unstreamed
+        text, usage, served_by = call(client, model, messages, extra)
         seconds = time.monotonic() - started
         if self.format_kind != kind and schema is not None:
             self.format_kind = kind
             log.debug("endpoint %s accepts response_format %s", self.base_url, kind)
+        return Completion(
+            text=text,
+            usage=usage or estimate_usage(messages, text),
+            model=served_by or model,
+            seconds=seconds,
+        )
+
+    def _streamed(
+        self, client: Any, model: str, messages: list[Message], extra: dict[str, Any]
+    ) -> tuple[str, Usage | None, str | None]:
+        """One streamed completion, reporting progress as it comes. A server that refuses
+        streaming, or a stream that breaks, gets the same request unstreamed."""
+        import httpx
+
+        o = self._openai
+        try:
+            stream = client.chat.completions.create(
+                model=model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **extra,
+            )
+        except (o.BadRequestError, o.UnprocessableEntityError) as exc:
+            if "stream" not in str(exc).lower():
+                raise
+            log.debug("endpoint %s refused streaming (%s); not streaming", self.base_url, exc)
+            self.stream = False
+            return self._unstreamed(client, model, messages, extra)
+        parts: list[str] = []
+        usage: Usage | None = None
+        served_by: str | None = None
+        chars = 0
+        try:
+            for chunk in stream:
+                served_by = chunk.model or served_by
+                if chunk.usage is not None:
+                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens or 0)
+                if chunk.choices and chunk.choices[0].delta.content:
+                    parts.append(chunk.choices[0].delta.content)
+                    chars += len(parts[-1])
+                    if self.on_progress is not None:
+                        self.on_progress(chars // 4)
+        except (httpx.HTTPError, o.APIError) as exc:
+            log.warning("the reply stream from %s broke (%s); asking again", self.base_url, exc)
+            return self._unstreamed(self._client, model, messages, extra)
+        return "".join(parts), usage, served_by
+
+    def _unstreamed(
+        self, client: Any, model: str, messages: list[Message], extra: dict[str, Any]
+    ) -> tuple[str, Usage | None, str | None]:
+        response = client.chat.completions.create(model=model, messages=messages, **extra)
         text = (response.choices[0].message.content or "") if response.choices else ""
-        if response.usage is not None:
-            usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens or 0)
-        else:
-            usage = estimate_usage(messages, text)
-        return Completion(text=text, usage=usage, model=response.model or model, seconds=seconds)
+        usage = (
+            Usage(response.usage.prompt_tokens, response.usage.completion_tokens or 0)
+            if response.usage is not None
+            else None
+        )
+        return text, usage, response.model
 
     def _is_model_missing(self, exc: Exception) -> bool:
         text = str(exc).lower()

@@ -48,6 +48,9 @@ def execution_reply(command: str, thought: str = "Working on it.", **args: Any) 
 DEFAULTS["execution"] = execution_reply("finish", "Nothing left to do.", reason="Script ended.")
 
 
+STREAM_PIECE = 40  # characters per streamed chunk
+
+
 @dataclass(frozen=True)
 class Fault:
     """An HTTP error reply (429, 500...), optionally after a delay (to cause client timeouts)."""
@@ -80,11 +83,15 @@ class FakeOpenAIServer:
     """An OpenAI-compatible server on 127.0.0.1 serving scripted replies."""
 
     def __init__(
-        self, models: tuple[str, ...] = ("gpt-4o-mini",), reject_formats: tuple[str, ...] = ()
+        self,
+        models: tuple[str, ...] = ("gpt-4o-mini",),
+        reject_formats: tuple[str, ...] = (),
+        refuse_streaming: bool = False,
     ) -> None:
         self.models = models
         # response_format types answered with HTTP 500, as some servers do (e.g. "json_schema").
         self.reject_formats = reject_formats
+        self.refuse_streaming = refuse_streaming  # answer 400 to stream=true, as some do
         self.requests: list[dict[str, Any]] = []
         self._queues: dict[str, deque[str | Fault | Slow]] = defaultdict(deque)
         self._lock = threading.Lock()
@@ -120,6 +127,8 @@ class FakeOpenAIServer:
     def _next(self, request: dict[str, Any]) -> str | Fault | Slow:
         with self._lock:
             self.requests.append(request)
+            if request.get("stream") and self.refuse_streaming:
+                return Fault(400, '{"error": {"message": "stream is not supported"}}')
             fmt = (request.get("response_format") or {}).get("type")
             if fmt in self.reject_formats:
                 return Fault(500, '{"error": {"message": "unsupported response_format"}}')
@@ -179,6 +188,14 @@ class FakeOpenAIServer:
                     time.sleep(reply.delay)
                     reply = reply.text
                 prompt_chars = sum(len(m.get("content", "")) for m in request.get("messages", []))
+                usage = {
+                    "prompt_tokens": prompt_chars // 4,
+                    "completion_tokens": len(reply) // 4,
+                    "total_tokens": prompt_chars // 4 + len(reply) // 4,
+                }
+                if request.get("stream"):
+                    self._stream(model, reply, usage, request)
+                    return
                 body = {
                     "id": "chatcmpl-test",
                     "object": "chat.completion",
@@ -191,13 +208,37 @@ class FakeOpenAIServer:
                             "finish_reason": "stop",
                         }
                     ],
-                    "usage": {
-                        "prompt_tokens": prompt_chars // 4,
-                        "completion_tokens": len(reply) // 4,
-                        "total_tokens": prompt_chars // 4 + len(reply) // 4,
-                    },
+                    "usage": usage,
                 }
                 self._send(200, json.dumps(body))
+
+            def _stream(
+                self, model: str, reply: str, usage: dict[str, int], request: dict[str, Any]
+            ) -> None:
+                """Server-sent events, as the OpenAI API streams: pieces, usage, [DONE]."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+
+                def event(choices: list[dict[str, Any]], **extra: Any) -> None:
+                    chunk = {
+                        "id": "chatcmpl-test",
+                        "object": "chat.completion.chunk",
+                        "created": int(time.time()),
+                        "model": model,
+                        "choices": choices,
+                        **extra,
+                    }
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+                for start in range(0, max(len(reply), 1), STREAM_PIECE):
+                    piece = reply[start : start + STREAM_PIECE]
+                    event([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+                event([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+                if (request.get("stream_options") or {}).get("include_usage"):
+                    event([], usage=usage)
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
 
         return Handler
 

@@ -60,6 +60,7 @@ class Renderer:
     def __init__(self, console: Console) -> None:
         self.console = console
         self._status: Status | None = None
+        self._label = ""
 
     def show(self, event: Event) -> None:
         self._stop_spinner()
@@ -69,6 +70,11 @@ class Renderer:
 
     def close(self) -> None:
         self._stop_spinner()
+
+    def progress(self, tokens: int) -> None:
+        """While a reply streams in: how much of it has arrived."""
+        if self._status is not None:
+            self._status.update(f"{self._label} {tokens} tokens")
 
     def _stop_spinner(self) -> None:
         if self._status is not None:
@@ -84,7 +90,8 @@ class Renderer:
             self.console.print(f"[bold yellow]NOTE:[/] {clean(notice)}")
 
     def _Thinking(self, event: Thinking) -> None:
-        self._status = self.console.status(ROLE_LABELS.get(event.role, "Working..."))
+        self._label = ROLE_LABELS.get(event.role, "Working...")
+        self._status = self.console.status(self._label)
         self._status.start()
 
     def _Proposed(self, event: Proposed) -> None:

@@ -62,3 +62,27 @@ def test_unreachable_endpoint_is_one_clear_sentence() -> None:
         ModelError, match=re.escape("Cannot reach the model endpoint http://127.0.0.1:9/v1")
     ):
         model.check()
+
+
+def test_replies_stream_with_progress_and_usage(server: FakeOpenAIServer) -> None:
+    long_reply = "word " * 100
+    server.script("browse", long_reply)
+    model = client(server)
+    progress: list[int] = []
+    model.on_progress = progress.append
+    completion = model.complete(MESSAGES, model="gpt-4o-mini")
+    assert completion.text == long_reply
+    assert server.requests[0]["stream"] is True
+    assert len(progress) > 5 and progress == sorted(progress)
+    assert progress[-1] == len(long_reply) // 4
+    assert not completion.usage.estimated
+    assert completion.usage.completion_tokens == len(long_reply) // 4
+
+
+def test_a_server_that_refuses_streaming_is_asked_without_it() -> None:
+    with FakeOpenAIServer(refuse_streaming=True) as server:
+        server.script("browse", "first", "second")
+        model = client(server)
+        assert model.complete(MESSAGES, model="gpt-4o-mini").text == "first"
+        assert model.complete(MESSAGES, model="gpt-4o-mini").text == "second"
+        assert [r.get("stream") for r in server.requests] == [True, None, None]
