@@ -155,7 +155,7 @@ class Gate:
                     ),
                 )
             return Verdict(Approve(), "continuous")
-        if self.pre_approved > 0:
+        if self.pre_approved > 0 and rule is not Rule.ASK:
             self.pre_approved -= 1
             return Verdict(Approve(), "pre-approved")
         decision = self.human.authorize(proposal)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,6 +17,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .memory import Memory
     from .profile import AgentProfile
     from .settings import Settings
 
@@ -76,10 +79,10 @@ def _console() -> Console:
 
 
 def _fail(console: Console, error: Exception) -> None:
-    from rich.markup import escape
+    from .ui import clean
 
-    console.print(f"[bold red]Error:[/] {escape(str(error))}")
-    raise typer.Exit(1)
+    console.print(f"[bold red]Error:[/] {clean(error)}")
+    sys.exit(1)
 
 
 def _settings(**flags: Any) -> Settings:
@@ -164,17 +167,14 @@ def _resolve_profile(
 
 def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
     """Run a loop to its end, rendering every event; exit 1 when the run failed."""
-    from .errors import AutoAgentError
     from .runner import prepare_run
     from .ui import Renderer, TerminalHuman
 
     human = TerminalHuman(console)
     renderer = Renderer(console)
-    try:
-        with console.status("Starting..."):
-            loop = prepare_run(settings, human, **prepare)
-    except AutoAgentError as exc:
-        _fail(console, exc)
+    with console.status("Starting..."):
+        loop = prepare_run(settings, human, **prepare)
+    human.spill_dir = loop.journal.run_dir / "proposals"
     if hasattr(loop.caller.model, "on_progress"):
         loop.caller.model.on_progress = renderer.progress
     if settings.debug:
@@ -233,29 +233,24 @@ def run(
     allow_high_risk: AllowHighRisk = False,
 ) -> None:
     """Start the agent on its goals."""
-    from .errors import AutoAgentError
-
     console = _console()
+    settings = _run_settings(
+        continuous,
+        continuous_limit,
+        ai_settings=ai_settings,
+        max_steps=max_steps,
+        debug=debug,
+        skip_reprompt=skip_reprompt,
+        workspace=workspace,
+        model=model,
+        fast_model=fast_model,
+        budget=budget,
+        llm=llm,
+        model_path=model_path,
+        memory_url=memory_url,
+    )
     try:
-        settings = _settings(
-            ai_settings=ai_settings,
-            continuous=continuous or (continuous_limit is not None) or None,
-            continuous_limit=continuous_limit,
-            max_steps=max_steps,
-            debug=debug or None,
-            skip_reprompt=skip_reprompt or None,
-            workspace=workspace,
-            model=model,
-            fast_model=fast_model,
-            budget=budget,
-            llm=llm,
-            model_path=model_path,
-            memory_url=memory_url,
-        )
-        _configure_logging(settings, None)
         profile = _resolve_profile(console, settings, name, role, goal)
-    except AutoAgentError as exc:
-        _fail(console, exc)
     except (KeyboardInterrupt, EOFError):
         console.print("\nNothing started.")
         raise typer.Exit(1) from None
@@ -282,30 +277,35 @@ def resume(
     allow_high_risk: AllowHighRisk = False,
 ) -> None:
     """Continue an unfinished run from its last completed step."""
-    from .errors import AutoAgentError
     from .runner import latest_unfinished
 
-    console = _console()
-    try:
-        settings = _settings(
-            continuous=continuous or (continuous_limit is not None) or None,
-            continuous_limit=continuous_limit,
-            max_steps=max_steps,
-            debug=debug or None,
-            skip_reprompt=skip_reprompt or None,
-            workspace=workspace,
-            model=model,
-            fast_model=fast_model,
-            budget=budget,
-            llm=llm,
-            model_path=model_path,
-            memory_url=memory_url,
-        )
-        _configure_logging(settings, None)
-        run_id = run_id or latest_unfinished(settings.home)
-    except AutoAgentError as exc:
-        _fail(console, exc)
-    _drive(console, settings, resume=run_id, allow_high_risk=allow_high_risk)
+    settings = _run_settings(
+        continuous,
+        continuous_limit,
+        max_steps=max_steps,
+        debug=debug,
+        skip_reprompt=skip_reprompt,
+        workspace=workspace,
+        model=model,
+        fast_model=fast_model,
+        budget=budget,
+        llm=llm,
+        model_path=model_path,
+        memory_url=memory_url,
+    )
+    run_id = run_id or latest_unfinished(settings.home)
+    _drive(_console(), settings, resume=run_id, allow_high_risk=allow_high_risk)
+
+
+def _run_settings(continuous: bool, continuous_limit: int | None, **flags: Any) -> Settings:
+    """Settings for `run` and `resume`; a flag left off (False, None) defers to the rest."""
+    settings = _settings(
+        continuous=continuous or (continuous_limit is not None) or None,
+        continuous_limit=continuous_limit,
+        **{name: value if value is not False else None for name, value in flags.items()},
+    )
+    _configure_logging(settings, None)
+    return settings
 
 
 @app.command()
@@ -338,19 +338,20 @@ def show(
     run_id: Annotated[str, typer.Argument(help="The run, as `autoagent runs` lists it.")],
 ) -> None:
     """Print a readable summary of a run: goals, steps, commands, approvals, results, cost."""
-    from .errors import AutoAgentError
+    from .errors import JournalError
     from .journal import RunJournal
     from .report import render_run
 
-    console = _console()
+    journal = RunJournal.open(_settings().home, run_id)
     try:
-        journal = RunJournal.open(_settings().home, run_id)
-        render_run(console, journal.load_checkpoint(), journal.events())
-    except AutoAgentError as exc:
-        _fail(console, exc)
+        render_run(_console(), journal.load_checkpoint(), journal.events())
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise JournalError(f"The record of run {run_id} is damaged ({exc!r}).") from exc
 
 
-def _memory(agent: str | None) -> Any:
+@contextmanager
+def _memory(agent: str | None) -> Iterator[Memory]:
+    """The named agent's memory (default: the one in ai_settings.yaml), closed after use."""
     from .errors import ConfigError
     from .profile import load_profile
     from .runner import open_memory
@@ -360,7 +361,11 @@ def _memory(agent: str | None) -> Any:
         if not settings.ai_settings.is_file():
             raise ConfigError("Name the agent with --agent (no ai_settings.yaml here).")
         agent = load_profile(settings.ai_settings).name
-    return open_memory(settings, agent)
+    memory = open_memory(settings, agent)
+    try:
+        yield memory
+    finally:
+        memory.close()
 
 
 AgentOption = Annotated[
@@ -375,15 +380,11 @@ def memory_search(
     count: Annotated[int, typer.Option("-k", min=1, help="How many.")] = 5,
 ) -> None:
     """Show the memories nearest in meaning to QUERY."""
-    from .errors import AutoAgentError
     from .ui import clean
 
     console = _console()
-    try:
-        memory = _memory(agent)
+    with _memory(agent) as memory:
         found = memory.recall(query, count)
-    except AutoAgentError as exc:
-        _fail(console, exc)
     for item in found:
         console.print(f"[bold]{item.distance:.3f}[/] {clean(item.text)}\n")
     if not found:
@@ -396,16 +397,12 @@ def memory_list(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many.")] = 20,
 ) -> None:
     """Show the most recent memories."""
-    from .errors import AutoAgentError
     from .ui import clean
 
     console = _console()
-    try:
-        memory = _memory(agent)
+    with _memory(agent) as memory:
         items = memory.list(limit)
         total = memory.count()
-    except AutoAgentError as exc:
-        _fail(console, exc)
     for item in items:
         meta = item.metadata
         console.print(f"[dim]run {meta.get('run_id', '?')} step {meta.get('step', '?')}[/]")
@@ -419,12 +416,10 @@ def memory_clear(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask first.")] = False,
 ) -> None:
     """Forget every memory of the agent (asks first)."""
-    from .errors import AutoAgentError
     from .ui import clean
 
     console = _console()
-    try:
-        memory = _memory(agent)
+    with _memory(agent) as memory:
         total = memory.count()
         if not yes:
             answer = console.input(
@@ -434,10 +429,14 @@ def memory_clear(
                 console.print("Nothing was deleted.")
                 return
         memory.clear()
-    except AutoAgentError as exc:
-        _fail(console, exc)
     console.print(f"Forgot {total} memories.")
 
 
 def main() -> None:
-    app()
+    """The entry point: every error the harness raises on purpose is shown once, plainly."""
+    from .errors import AutoAgentError
+
+    try:
+        app()
+    except AutoAgentError as exc:
+        _fail(_console(), exc)

@@ -80,7 +80,7 @@ class RunJournal:
             {"time": time.time(), "event": kind, **data}, default=str, ensure_ascii=False
         )
         try:
-            with open(self.run_dir / EVENTS, "a", encoding="utf-8") as log:
+            with open(self.run_dir / EVENTS, "a", encoding="utf-8", errors="replace") as log:
                 log.write(line + "\n")
         except OSError as exc:
             raise JournalError(
@@ -95,8 +95,11 @@ class RunJournal:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         for number, line in enumerate(lines, 1):
             try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
+                event = json.loads(line)
+                if not isinstance(event, dict):
+                    raise ValueError("not an event")
+                events.append(event)
+            except ValueError:
                 if number == len(lines):
                     break  # a line torn by a crash mid-write: everything before it stands
                 raise JournalError(f"The run journal {path} is corrupt at line {number}.") from None
@@ -109,7 +112,7 @@ class RunJournal:
         tmp_name = None
         try:
             fd, tmp_name = tempfile.mkstemp(dir=self.run_dir, prefix=".checkpoint-", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+            with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as tmp:
                 tmp.write(data)
                 tmp.flush()
                 os.fsync(tmp.fileno())
@@ -167,24 +170,24 @@ def list_runs(home: Path) -> list[RunSummary]:
         if not run_dir.is_dir():
             continue
         try:
-            state = RunJournal(run_dir).load_checkpoint()
-        except JournalError:
+            runs.append(_summary(run_dir, RunJournal(run_dir).load_checkpoint()))
+        except (JournalError, TypeError, ValueError, AttributeError):
             runs.append(RunSummary(run_dir.name, "?", "corrupt", 0, 0.0, 0.0, readable=False))
-            continue
-        status = state.get("status", "?")
-        if status == "running" and not is_live(run_dir):
-            status = "interrupted"  # its process died without saying so (a crash, kill -9)
-        runs.append(
-            RunSummary(
-                run_id=run_dir.name,
-                name=state.get("profile", {}).get("name", "?"),
-                status=status,
-                steps=int(state.get("step", 0)),
-                cost=float(state.get("spend", {}).get("cost", 0.0)),
-                started=float(state.get("started", 0.0)),
-            )
-        )
     return runs
+
+
+def _summary(run_dir: Path, state: dict[str, Any]) -> RunSummary:
+    status = str(state.get("status", "?"))
+    if status == "running" and not is_live(run_dir):
+        status = "interrupted"  # its process died without saying so (a crash, kill -9)
+    return RunSummary(
+        run_id=run_dir.name,
+        name=str((state.get("profile") or {}).get("name", "?")),
+        status=status,
+        steps=int(state.get("step", 0)),
+        cost=float((state.get("spend") or {}).get("cost", 0.0)),
+        started=float(state.get("started", 0.0)),
+    )
 
 
 def is_live(run_dir: Path) -> bool:

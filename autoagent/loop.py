@@ -23,14 +23,26 @@ from .agents import (
 from .authorize import Approve, Feedback, Gate, Proposal, Stop
 from .commands.base import CommandContext, Registry
 from .errors import AutoAgentError, CommandError
+from .events import (
+    Authorized,
+    CommandDone,
+    Event,
+    Invalid,
+    LoopWarning,
+    Proposed,
+    RunEnded,
+    RunStarted,
+    StepFinished,
+    TasksChanged,
+    Thinking,
+)
 from .journal import RunJournal
 from .memory import Memory
 from .pricing import Spend
 from .profile import AgentProfile
 from .repetition import LoopDetector
-from .replies import Thoughts
 from .settings import Settings
-from .tasks import Task, TaskList
+from .tasks import TaskList
 from .text import trim_middle
 
 log = logging.getLogger(__name__)
@@ -39,101 +51,7 @@ NO_TASK = "No open tasks are left: check the goals against what was done; finish
 RESULT_CHARS_IN_PROMPT = 1500
 RESULT_CHARS_IN_MEMORY = 3000
 EARLIER_STEPS_KEPT = 30
-FILE_MAKERS = {"write_file", "append_to_file", "execute_python_code", "execute_python_file"}
-
-
-# Events. The UI renders them; the journal records them.
-
-
-@dataclass(frozen=True)
-class RunStarted:
-    run_id: str
-    run_dir: str
-    workspace: str
-    resumed: bool
-    notices: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Thinking:
-    role: str  # which agent the model is working for
-
-
-@dataclass(frozen=True)
-class Proposed:
-    step: int
-    task: str
-    thoughts: Thoughts
-    command: str
-    args: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Invalid:
-    step: int
-    message: str  # sent back to the model; nothing ran
-
-
-@dataclass(frozen=True)
-class Authorized:
-    step: int
-    by: str
-    decision: str  # "approve", "stop", "feedback" or "refused"
-    feedback: str | None = None
-    refusal: str | None = None
-
-
-@dataclass(frozen=True)
-class CommandDone:
-    step: int
-    command: str
-    output: str
-    ok: bool
-
-
-@dataclass(frozen=True)
-class TasksChanged:
-    open_tasks: list[Task]
-    added: list[Task]
-
-
-@dataclass(frozen=True)
-class StepFinished:
-    step: int
-    spend: Spend
-    budget: float | None
-
-
-@dataclass(frozen=True)
-class LoopWarning:
-    problem: str
-    escalated: bool  # it went on after the agent was told
-
-
-@dataclass(frozen=True)
-class RunEnded:
-    status: str  # finished, stopped, interrupted, failed
-    reason: str
-    run_dir: str
-    workspace: str
-    spend: Spend
-    steps: int = 0
-    goal_report: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)  # made or changed in the workspace by this run
-
-
-Event = (
-    RunStarted
-    | Thinking
-    | Proposed
-    | Invalid
-    | Authorized
-    | CommandDone
-    | TasksChanged
-    | StepFinished
-    | LoopWarning
-    | RunEnded
-)
+FILE_MAKERS = {"write_file", "append_to_file"}  # their success counts as progress
 
 
 @dataclass
@@ -196,7 +114,7 @@ class RunState:
             feedback=data.get("feedback"),
             status=data.get("status", "running"),
             reason=data.get("reason", ""),
-            pending=data.get("pending"),
+            pending=_valid_pending(data.get("pending")),
             started=float(data.get("started", time.time())),
             earlier=list(data.get("earlier", [])),
             goal_report=list(data.get("goal_report", [])),
@@ -248,6 +166,7 @@ class AgentLoop:
         self.notes = notes or []  # for the human, shown when the run starts
         self._warned = False  # the agent was told it loops, last step
         self._files_before = snapshot(context.workspace.root)
+        self._commands_at_start = state.commands_run  # --continuous-limit counts from here
 
     def run(self) -> Iterator[Event]:
         """Run until finish, a limit, a human stop or a failure; always ends with RunEnded."""
@@ -355,6 +274,9 @@ class AgentLoop:
             output, ok = command(self.context, args), True
         except CommandError as exc:
             output, ok = f"Error: {exc}", False
+        except Exception as exc:  # a command's own bug: logged in full, and the run goes on
+            log.exception("command %s failed unexpectedly", command.name)
+            output, ok = f"Error: {command.name} failed ({type(exc).__name__}: {exc}).", False
         state.pending = None
         state.commands_run += 1
         yield self._emit(CommandDone(state.step, command.name, output, ok))
@@ -418,7 +340,8 @@ class AgentLoop:
                 "stopped", f"Reached the limit of {settings.max_steps} steps (--max-steps)."
             )
         limit = settings.continuous_limit
-        if settings.continuous and limit is not None and state.commands_run >= limit:
+        ran = state.commands_run - self._commands_at_start
+        if settings.continuous and limit is not None and ran >= limit:
             raise _RunOver(
                 "stopped", f"Ran {limit} commands, the continuous limit (--continuous-limit)."
             )
@@ -524,3 +447,11 @@ def changed_files(
     before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
 ) -> list[str]:
     return sorted(path for path, stamp in after.items() if before.get(path) != stamp)
+
+
+def _valid_pending(pending: Any) -> dict[str, Any] | None:
+    if pending is None:
+        return None
+    if not isinstance(pending, dict) or not {"step", "command", "args"} <= pending.keys():
+        raise ValueError(f"pending is not a command record: {pending!r}")
+    return pending

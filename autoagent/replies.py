@@ -88,7 +88,7 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 
 def parse_reply(text: str, reply_type: type[Reply]) -> Reply:
     """Find the JSON in `text`, repair small syntax slips, and validate it as `reply_type`."""
-    data = _load_json(text)
+    data = _without_surrogates(_load_json(text))
     if not isinstance(data, dict):
         raise ReplyProblem("the reply must be one JSON object")
     try:
@@ -156,3 +156,14 @@ def _is_cut_off(candidate: str) -> bool:
 def schema_of(reply_type: type[BaseModel]) -> dict[str, Any]:
     """The JSON schema sent to endpoints that can constrain their output."""
     return reply_type.model_json_schema()
+
+
+def _without_surrogates(data: Any) -> Any:
+    """JSON escapes can make lone surrogates, which no file or terminal can take: replace them."""
+    if isinstance(data, str):
+        return data.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(data, list):
+        return [_without_surrogates(item) for item in data]
+    if isinstance(data, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in data.items()}
+    return data

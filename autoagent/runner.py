@@ -15,7 +15,7 @@ from .journal import UNFINISHED, RunJournal, list_runs
 from .llm import ChatModel, OpenAIChatModel, OpenAIEmbedder
 from .loop import AgentLoop, RunState
 from .memory import Memory
-from .pricing import PRICES
+from .pricing import PRICES, price_of
 from .profile import AgentProfile
 from .settings import Settings
 from .workspace import Workspace
@@ -121,44 +121,36 @@ def prepare_run(
     allow_high_risk: bool = False,
     model: ChatModel | None = None,
 ) -> AgentLoop:
-    """A loop for a new run of `profile`, or for the run `resume` names."""
+    """A loop for a new run of `profile`, or for the run `resume` names.
+
+    Everything that can be checked is checked before anything is written."""
     home, workspace_root = check_folders(settings)
+    policy = Policy.load(settings.policy_file)
+    prices = price_table(settings)
+    check_budget_prices(settings, prices)
     notes: list[str] = []
-    if model is None:  # before anything is written: fail fast and clean
+    if model is None:
         model, notes = build_model(settings)
-    if resume is not None:
-        journal = RunJournal.open(home, resume)
-        journal.acquire()
-        checkpoint = journal.load_checkpoint()
-        try:
-            state = RunState.from_dict(checkpoint, settings.recent_steps)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise JournalError(
-                f"The checkpoint of run {resume} is damaged ({exc!r}); it was left as it is."
-            ) from exc
-        if state.status == "finished":
-            raise JournalError(f"Run {resume} has finished; start a new run instead.")
+    if uses_local_model(settings):
+        # Room for the reply within the local model's context window.
+        tokens = min(settings.prompt_tokens, max(settings.local_context - 2048, 1000))
+        settings = settings.model_copy(update={"prompt_tokens": tokens})
+    journal, state = open_run(settings, home, profile, resume)
+    try:
         memory = open_memory(settings, state.profile.name)
-    else:
-        assert profile is not None
-        memory = open_memory(settings, profile.name)
-        journal = RunJournal.create(home)
-        journal.acquire()
-        state = RunState.new(journal.run_id, profile, settings.recent_steps)
-    caller = ModelCaller(model, state.spend, price_table(settings), settings.budget)
-    workspace = Workspace(workspace_root, forbidden=[home])
+    except BaseException:
+        journal.release()
+        raise
+    caller = ModelCaller(model, state.spend, prices, settings.budget)
     context = CommandContext(
-        workspace=workspace,
+        workspace=Workspace(workspace_root, forbidden=[home]),
         settings=settings,
         run_dir=journal.run_dir,
         ask_human=human.ask,
         ask_model=lambda prompt: caller.say("browse", prompt, settings.fast_model),
     )
     gate = Gate(
-        human,
-        continuous=settings.continuous,
-        policy=Policy.load(settings.policy_file),
-        allow_high_risk=allow_high_risk,
+        human, continuous=settings.continuous, policy=policy, allow_high_risk=allow_high_risk
     )
     return AgentLoop(
         state=state,
@@ -172,6 +164,48 @@ def prepare_run(
         resumed=resume is not None,
         notes=notes,
     )
+
+
+def open_run(
+    settings: Settings, home: Path, profile: AgentProfile | None, resume: str | None
+) -> tuple[RunJournal, RunState]:
+    """The run's journal, locked, and its state: new, or loaded from its checkpoint."""
+    if resume is None:
+        assert profile is not None
+        journal = RunJournal.create(home)
+        journal.acquire()
+        return journal, RunState.new(journal.run_id, profile, settings.recent_steps)
+    journal = RunJournal.open(home, resume)
+    journal.acquire()
+    try:
+        checkpoint = journal.load_checkpoint()
+        try:
+            state = RunState.from_dict(checkpoint, settings.recent_steps)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise JournalError(
+                f"The checkpoint of run {resume} is damaged ({exc!r}); it was left as it is."
+            ) from exc
+        if state.status == "finished":
+            raise JournalError(f"Run {resume} has finished; start a new run instead.")
+    except BaseException:
+        journal.release()
+        raise
+    return journal, state
+
+
+def check_budget_prices(settings: Settings, prices: dict[str, tuple[float, float]]) -> None:
+    """A budget is only hard when every model it pays for has a price."""
+    if settings.budget is None:
+        return
+    if uses_local_model(settings):
+        raise ConfigError("--budget is for paid APIs; a local model costs nothing per token.")
+    for name in {settings.model, settings.fast_model}:
+        if price_of(name, prices) is None:
+            raise ConfigError(
+                f"--budget cannot be kept: model {name!r} has no known price here. Give it "
+                f"one with AUTOAGENT_PRICES='{{\"{name}\": [input, output]}}' (USD per million "
+                "tokens)."
+            )
 
 
 def latest_unfinished(home: Path) -> str:

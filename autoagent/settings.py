@@ -91,6 +91,13 @@ class Settings(BaseModel):
             return tuple(name for name in re.split(r"[,\s]+", value) if name)
         return value
 
+    @field_validator("web_proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://", "socks5://")):
+            raise ValueError("give the proxy as a URL, e.g. http://proxy.example:3128")
+        return value or None
+
     @field_validator("prices", mode="before")
     @classmethod
     def _parse_prices(cls, value: Any) -> Any:

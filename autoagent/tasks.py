@@ -15,6 +15,10 @@ class Task:
     result: str | None = None  # set when the task is done
 
 
+MAX_OPEN_TASKS = 50  # beyond this, new tasks wait until some are done: prompts stay bounded
+MAX_TASK_CHARS = 500
+
+
 def _normalized(text: str) -> str:
     return re.sub(r"[\W_]+", " ", text.casefold()).strip()
 
@@ -42,7 +46,9 @@ class TaskList:
         seen = {_normalized(t.text) for t in self._open}
         added = []
         for text in texts:
-            text = " ".join(str(text).split())
+            if len(self._open) >= MAX_OPEN_TASKS:
+                break
+            text = " ".join(str(text).split())[:MAX_TASK_CHARS]
             key = _normalized(text)
             if not key or key in seen:
                 continue

@@ -20,9 +20,15 @@ _TERMINAL_ESCAPES = re.compile(
 )
 
 
+# Invisible format characters: bidirectional overrides and isolates, zero-width spaces and
+# joiners. On screen they can make text read differently from what it is.
+_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
 def strip_terminal_escapes(text: str) -> str:
-    """Remove escape sequences and control characters so text cannot repaint the terminal."""
-    return _TERMINAL_ESCAPES.sub("", text)
+    """Remove escape sequences, control and invisible format characters, so text can neither
+    repaint the terminal nor hide what it says."""
+    return _INVISIBLE.sub("", _TERMINAL_ESCAPES.sub("", text))
 
 
 def decode(data: bytes) -> str:

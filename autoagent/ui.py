@@ -7,6 +7,7 @@ can repaint the screen or fake the approval prompt.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -15,7 +16,7 @@ from rich.status import Status
 
 from .authorize import PROMPT, Decision, Proposal, Stop, parse_answer
 from .commands.base import Risk
-from .loop import (
+from .events import (
     Authorized,
     CommandDone,
     Event,
@@ -165,15 +166,23 @@ class Renderer:
 class TerminalHuman:
     """Asks the person at the keyboard. Ctrl-C or end of input at the prompt stops the run."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, spill_dir: Path | None = None) -> None:
         self.console = console
+        # Where arguments too long for the screen are saved in full, for the human to read.
+        self.spill_dir = spill_dir
 
     def authorize(self, proposal: Proposal) -> Decision:
         style = RISK_STYLES[proposal.risk]
-        args = trim_middle(json.dumps(proposal.args, ensure_ascii=False), SCREEN_OUTPUT_CHARS)
+        args = json.dumps(proposal.args, ensure_ascii=False)
         self.console.print(
-            f"[{style}]{proposal.risk.value} risk[/]: {clean(proposal.name)} {clean(args)}"
+            f"[{style}]{proposal.risk.value} risk[/]: {clean(proposal.name)} "
+            f"{clean(trim_middle(args, SCREEN_OUTPUT_CHARS))}"
         )
+        if len(args) > SCREEN_OUTPUT_CHARS and self.spill_dir is not None:
+            path = self.spill_dir / f"step-{proposal.step}-{proposal.name}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(proposal.args, ensure_ascii=False, indent=1), "utf-8")
+            self.console.print(f"[bold]Arguments cut for the screen; in full:[/] {clean(path)}")
         while True:
             try:
                 answer = self.console.input(PROMPT)
@@ -188,6 +197,6 @@ class TerminalHuman:
         self.console.print(f"[bold cyan]The agent asks:[/] {clean(question)}")
         try:
             return self.console.input("Your answer: ")
-        except (KeyboardInterrupt, EOFError):
+        except EOFError:  # nobody at the keyboard; Ctrl-C goes up and stops the run
             self.console.print()
             return ""

@@ -173,10 +173,10 @@ def _decode(data: bytes, charset: str | None) -> str:
     if charset:
         try:
             codec = codecs.lookup(charset).name
-        except LookupError:
-            codec = "utf-8"
-        if codec not in ("utf-8", "ascii"):
-            return data.decode(codec, errors="replace")
+            if codec not in ("utf-8", "ascii"):
+                return data.decode(codec, errors="replace")
+        except (LookupError, UnicodeError, ValueError):
+            pass  # an unknown or non-text codec (base64, idna...): read it as UTF-8
     return decode(data)
 
 

@@ -296,5 +296,8 @@ def _open_folder(parent: int, name: str, create: bool) -> int:
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:  # a full disk, a file too large, a quota
+        raise CommandError(f"Could not write the file: {exc.strerror}.") from exc

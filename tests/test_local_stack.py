@@ -11,7 +11,7 @@ import pytest
 from autoagent.authorize import ScriptedHuman
 from autoagent.embeddings import LocalEmbedder
 from autoagent.errors import MemoryStoreError
-from autoagent.loop import RunEnded
+from autoagent.events import RunEnded
 from autoagent.memory import Memory
 from autoagent.profile import make_profile
 from autoagent.runner import prepare_run

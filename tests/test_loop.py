@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from autoagent.authorize import ScriptedHuman
+from autoagent.events import LoopWarning, RunEnded
 from autoagent.llm import OpenAIChatModel
-from autoagent.loop import AgentLoop, LoopWarning, RunEnded
+from autoagent.loop import AgentLoop
 from autoagent.profile import make_profile
 from autoagent.runner import prepare_run
 from autoagent.settings import Settings

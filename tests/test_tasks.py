@@ -37,3 +37,11 @@ def test_round_trip() -> None:
     copy = TaskList.from_dict(tasks.to_dict())
     assert copy.to_dict() == tasks.to_dict()
     assert copy.add(["new"])[0].id == 3
+
+
+def test_the_open_list_is_bounded() -> None:
+    tasks = TaskList()
+    tasks.add(f"task {i}" for i in range(80))
+    assert len(tasks.open) == 50
+    tasks.complete(1, "done")
+    assert [t.text for t in tasks.add(["one more", "and another"])] == ["one more"]

@@ -25,7 +25,9 @@ def execute_python_code(ctx: CommandContext, code: str) -> str:
     path = f"{SNIPPETS}/snippet_{datetime.now():%Y%m%d-%H%M%S-%f}.py"
     ctx.workspace.write_text(path, code, overwrite=False)
     file = ctx.workspace.resolve(path)
-    return _run(ctx, [sys.executable, "-u", str(file)], f"python {path}")
+    # The label names no file: the same code run twice must give the same observation,
+    # or a loop of it would look like progress.
+    return _run(ctx, [sys.executable, "-u", str(file)], "python snippet")
 
 
 @command(Risk.HIGH)
