@@ -436,7 +436,9 @@ class AgentLoop:
     def _recall(self, task: str) -> list[str]:
         if self.memory is None or self.settings.memory_recall == 0:
             return []
-        query = task + "\n" + "\n".join(self.state.profile.goals)
+        # The task says what to look for; the goals only when no task is left. Adding the goals
+        # to every query made it several times slower to embed and blurred it toward them.
+        query = "\n".join(self.state.profile.goals) if task == NO_TASK else task
         in_window = {(self.state.run_id, s.step) for s in self.state.recent}
         with self.timings.phase("memory_query"):
             found = self.memory.recall(query, self.settings.memory_recall + len(in_window))

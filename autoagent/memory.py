@@ -20,8 +20,8 @@ from .errors import MemoryStoreError
 
 COLLECTION_PREFIX = "agent-"
 MAX_MEMORY_CHARS = 4000
-# Only the head of a memory is embedded: the task, the command and how the result begins say
-# what it is about, and embedding time grows with length (about 0.2 ms a character here).
+# Only the head of a memory (or a query) is embedded: the task, the command and how the result
+# begins say what it is about, and embedding time grows with length (about 0.2 ms a character).
 EMBED_CHARS = 400
 # Query embeddings kept by text: a step that repeats its task (feedback, an invalid command,
 # no task left) asks the same question again, and embedding it costs 15-30 ms.
@@ -157,7 +157,7 @@ class Memory:
     def _embed_query(self, query: str) -> list[float]:
         vector = self._queries.pop(query, None)
         if vector is None:
-            vector = self.embedder.embed_query(query)
+            vector = self.embedder.embed_query(query[:EMBED_CHARS])
         self._queries[query] = vector  # the most recently used last
         while len(self._queries) > QUERY_CACHE_SIZE:
             self._queries.popitem(last=False)
