@@ -23,6 +23,7 @@ from .replies import (
     schema_of,
 )
 from .tasks import Task
+from .timing import Timings
 
 log = logging.getLogger("autoagent.llm")
 
@@ -66,6 +67,7 @@ class ModelCaller:
         self.records: list[CallRecord] = []
         # Real prompt tokens per estimated token, learned from the API's usage figures.
         self.token_ratio = 1.0
+        self.timings = Timings()  # the loop reads them per step
 
     def estimate(self, text: str) -> int:
         """Tokens `text` will likely take, from the offline estimate calibrated by real usage."""
@@ -80,7 +82,10 @@ class ModelCaller:
                 log.debug(
                     "prompt to %s (%s) [%s]:\n%s", role, model, message["role"], message["content"]
                 )
-            completion = self.model.complete(messages, model=model, schema=schema_of(reply_type))
+            with self.timings.phase("model"):
+                completion = self.model.complete(
+                    messages, model=model, schema=schema_of(reply_type)
+                )
             self.spend.add(completion.model or model, completion.usage, self.prices)
             self._calibrate(messages, completion.usage)
             log.debug(
@@ -93,7 +98,8 @@ class ModelCaller:
                 completion.text,
             )
             try:
-                reply = parse_reply(completion.text, reply_type)
+                with self.timings.phase("parse"):
+                    reply = parse_reply(completion.text, reply_type)
                 problem = None
             except ReplyProblem as exc:
                 problem = exc
@@ -125,7 +131,8 @@ class ModelCaller:
         """A plain-text call (no JSON), e.g. answering a question about a long page."""
         self._check_budget()
         messages = [{"role": "user", "content": prompt}]
-        completion = self.model.complete(messages, model=model)
+        with self.timings.phase("model"):
+            completion = self.model.complete(messages, model=model)
         self.spend.add(completion.model or model, completion.usage, self.prices)
         log.debug("plain reply from %s in %.2fs:\n%s", role, completion.seconds, completion.text)
         self.records.append(

@@ -67,6 +67,9 @@ class StepFinished:
     step: int
     spend: Spend
     budget: float | None
+    # Seconds per phase of the step (model, prompt, parse, memory_query, memory_write,
+    # command, journal, checkpoint), each second counted once.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 NO_TASK = "No open tasks are left: check the goals against what was done; finish if they are met."
 RESULT_CHARS_IN_PROMPT = 1500
 RESULT_CHARS_IN_MEMORY = 3000
-EARLIER_STEPS_KEPT = 30
+EARLIER_STEPS_KEPT = 20
 FILE_MAKERS = {"write_file", "append_to_file"}  # their success counts as progress
 
 
@@ -162,6 +162,7 @@ class AgentLoop:
         self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
         self.prioritizer = PrioritizationAgent(caller, settings.fast_model, profile.goals)
         self.detector = LoopDetector(stall_steps=settings.stall_steps)
+        self.timings = caller.timings
         self.notices: list[str] = []
         self.notes = notes or []  # for the human, shown when the run starts
         self._warned = False  # the agent was told it loops, last step
@@ -222,23 +223,26 @@ class AgentLoop:
         task_text = task.text if task else NO_TASK
 
         yield self._emit(Thinking("execution"))
-        reply = self.executor.propose(
-            task=task_text,
-            open_tasks=[t.text for t in state.tasks.open[1:]],
-            memories=self._recall(task_text),
-            recent_steps=list(state.recent),
-            earlier_steps=state.earlier,
-            notices=self.notices,
-            feedback=state.feedback,
-        )
+        memories = self._recall(task_text)
+        with self.timings.phase("prompt"):
+            reply = self.executor.propose(
+                task=task_text,
+                open_tasks=[t.text for t in state.tasks.open[1:]],
+                memories=memories,
+                recent_steps=list(state.recent),
+                earlier_steps=state.earlier,
+                notices=self.notices,
+                feedback=state.feedback,
+            )
         self.notices = []
         state.feedback = None
         call = reply.command
         yield self._emit(Proposed(state.step, task_text, reply.thoughts, call.name, call.args))
 
         try:
-            command = self.registry.get(call.name)
-            args = command.validate(call.args)
+            with self.timings.phase("parse"):
+                command = self.registry.get(call.name)
+                args = command.validate(call.args)
         except CommandError as exc:
             yield self._emit(Invalid(state.step, str(exc)))
             yield from self._conclude(call.name, call.args, f"Error: {exc}")
@@ -271,7 +275,8 @@ class AgentLoop:
         state.pending = {"step": state.step, "command": command.name, "args": args}
         self._save()
         try:
-            output, ok = command(self.context, args), True
+            with self.timings.phase("command"):
+                output, ok = command(self.context, args), True
         except CommandError as exc:
             output, ok = f"Error: {exc}", False
         except Exception as exc:  # a command's own bug: logged in full, and the run goes on
@@ -302,13 +307,15 @@ class AgentLoop:
         """Task creation, then prioritization only when the list changed and has a choice."""
         tasks = self.state.tasks
         yield self._emit(Thinking("task-creation"))
-        new = self.task_creator.create(
-            task, trim_middle(result, RESULT_CHARS_IN_PROMPT), [t.text for t in tasks.open]
-        )
+        with self.timings.phase("prompt"):
+            new = self.task_creator.create(
+                task, trim_middle(result, RESULT_CHARS_IN_PROMPT), [t.text for t in tasks.open]
+            )
         added = tasks.add(new)
         if added and len(tasks.open) > 1:
             yield self._emit(Thinking("prioritization"))
-            tasks.reorder(self.prioritizer.order(tasks.open))
+            with self.timings.phase("prompt"):
+                tasks.reorder(self.prioritizer.order(tasks.open))
         yield self._emit(TasksChanged(tasks.open, added))
         return len(added)
 
@@ -349,9 +356,12 @@ class AgentLoop:
     def _recall(self, task: str) -> list[str]:
         if self.memory is None or self.settings.memory_recall == 0:
             return []
-        query = task + "\n" + "\n".join(self.state.profile.goals)
+        # The task says what to look for; the goals only when no task is left. Adding the goals
+        # to every query made it several times slower to embed and blurred it toward them.
+        query = "\n".join(self.state.profile.goals) if task == NO_TASK else task
         in_window = {(self.state.run_id, s.step) for s in self.state.recent}
-        found = self.memory.recall(query, self.settings.memory_recall + len(in_window))
+        with self.timings.phase("memory_query"):
+            found = self.memory.recall(query, self.settings.memory_recall + len(in_window))
         texts = [
             m.text
             for m in found
@@ -379,19 +389,24 @@ class AgentLoop:
             )
         )
         if task is not None and self.memory is not None:
-            self.memory.add(
-                f"Task: {task}\nCommand: {command} {trim_middle(args_text, 500)}\n"
-                f"Result: {trim_middle(result, RESULT_CHARS_IN_MEMORY)}",
-                run_id=state.run_id,
-                step=state.step,
-            )
+            with self.timings.phase("memory_write"):
+                self.memory.add(
+                    f"Task: {task}\nCommand: {command} {trim_middle(args_text, 500)}\n"
+                    f"Result: {trim_middle(result, RESULT_CHARS_IN_MEMORY)}",
+                    run_id=state.run_id,
+                    step=state.step,
+                )
 
     def _finish_step(self) -> None:
         self._record_calls()
         self._save()
 
     def _step_finished(self) -> StepFinished:
-        return self._emit(StepFinished(self.state.step, self.state.spend, self.caller.budget))
+        timings = {name: round(seconds, 6) for name, seconds in self.timings.take().items()}
+        log.debug("step %d took %s", self.state.step, timings)
+        return self._emit(
+            StepFinished(self.state.step, self.state.spend, self.caller.budget, timings)
+        )
 
     def _resume_notices(self) -> list[str]:
         pending = self.state.pending
@@ -406,14 +421,17 @@ class AgentLoop:
         ]
 
     def _record_calls(self) -> None:
-        for record in self.caller.drain():
-            self.journal.record("model_call", **asdict(record))
+        with self.timings.phase("journal"):
+            for record in self.caller.drain():
+                self.journal.record("model_call", **asdict(record))
 
     def _save(self) -> None:
-        self.journal.save_checkpoint(self.state.to_dict())
+        with self.timings.phase("checkpoint"):
+            self.journal.save_checkpoint(self.state.to_dict())
 
     def _emit(self, event: Any) -> Any:
-        self.journal.record(type(event).__name__, **_event_data(event))
+        with self.timings.phase("journal"):
+            self.journal.record(type(event).__name__, **_event_data(event))
         return event
 
 

@@ -8,6 +8,7 @@ import os
 import re
 import time
 import uuid
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,12 @@ from .errors import MemoryStoreError
 
 COLLECTION_PREFIX = "agent-"
 MAX_MEMORY_CHARS = 4000
-# Only the head of a memory is embedded: the task, the command and how the result begins say
-# what it is about, and embedding time grows with length (about 0.2 ms a character here).
+# Only the head of a memory (or a query) is embedded: the task, the command and how the result
+# begins say what it is about, and embedding time grows with length (about 0.2 ms a character).
 EMBED_CHARS = 400
+# Query embeddings kept by text: a step that repeats its task (feedback, an invalid command,
+# no task left) asks the same question again, and embedding it costs 15-30 ms.
+QUERY_CACHE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,9 @@ class Memory:
         # errors surface on the next call to this object.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory-writer")
         self._pending: list[Future[None]] = []
+        self.write_seconds = 0.0  # spent by the background writer, for the benchmark
+        self._queries: OrderedDict[str, list[float]] = OrderedDict()
+        self._known_nonempty = False  # memories are only added, so once true it stays true
         try:
             self._collection = client.get_or_create_collection(
                 collection_name(agent_name, embedder.key),
@@ -89,6 +96,7 @@ class Memory:
         return memory_id
 
     def _write(self, memory_id: str, text: str, meta: dict[str, Any]) -> None:
+        start = time.perf_counter()
         try:
             self._collection.add(
                 ids=[memory_id],
@@ -100,6 +108,9 @@ class Memory:
             raise MemoryStoreError(
                 f"Cannot write to the memory store at {self.where}: {exc}"
             ) from exc
+        finally:
+            self.write_seconds += time.perf_counter() - start
+        self._known_nonempty = True
 
     def flush(self) -> None:
         """Wait for every write to finish; raise the first that failed."""
@@ -119,12 +130,15 @@ class Memory:
         if k <= 0 or not query.strip():
             return []
         try:
-            count = self._collection.count()
-            if count == 0:
-                return []
+            # Counting costs a round trip; it is only needed until the store has a memory,
+            # to skip embedding the query when there is nothing to find.
+            if not self._known_nonempty:
+                if self._collection.count() == 0:
+                    return []
+                self._known_nonempty = True
             found = self._collection.query(
-                query_embeddings=[self.embedder.embed_query(query)],
-                n_results=min(k, count),
+                query_embeddings=[self._embed_query(query)],
+                n_results=k,  # Chroma returns fewer when it holds fewer
                 include=["documents", "metadatas", "distances"],
             )
         except Exception as exc:
@@ -139,6 +153,15 @@ class Memory:
                 strict=True,
             )
         ]
+
+    def _embed_query(self, query: str) -> list[float]:
+        vector = self._queries.pop(query, None)
+        if vector is None:
+            vector = self.embedder.embed_query(query[:EMBED_CHARS])
+        self._queries[query] = vector  # the most recently used last
+        while len(self._queries) > QUERY_CACHE_SIZE:
+            self._queries.popitem(last=False)
+        return vector
 
     def list(self, limit: int = 20) -> list[Recollection]:
         """The most recent memories, newest first."""
@@ -164,6 +187,7 @@ class Memory:
         """Forget every memory of this agent; returns how many there were."""
         count = self.count()
         self._client.delete_collection(self._collection.name)
+        self._known_nonempty = False
         return count
 
     def close(self) -> None:
