@@ -175,6 +175,8 @@ class AgentLoop:
         notices = self._resume_notices() if self.resumed else []
         self.notices.extend(notices)
         state.status = "running"
+        if self.memory is not None and self.settings.memory_recall:
+            self.memory.prepare_queries([t.text for t in state.tasks.open])
         self._save()
         yield self._emit(
             RunStarted(
@@ -312,6 +314,8 @@ class AgentLoop:
                 task, trim_middle(result, RESULT_CHARS_IN_PROMPT), [t.text for t in tasks.open]
             )
         added = tasks.add(new)
+        if added and self.memory is not None and self.settings.memory_recall:
+            self.memory.prepare_queries([t.text for t in added])
         if added and len(tasks.open) > 1:
             yield self._emit(Thinking("prioritization"))
             with self.timings.phase("prompt"):

@@ -6,9 +6,11 @@ import fcntl
 import hashlib
 import os
 import re
+import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +24,10 @@ COLLECTION_PREFIX = "agent-"
 MAX_MEMORY_CHARS = 4000
 # Only the head of a memory (or a query) is embedded: the task, the command and how the result
 # begins say what it is about, and embedding time grows with length (about 0.2 ms a character).
-EMBED_CHARS = 400
+EMBED_CHARS = 250
 # Query embeddings kept by text: a step that repeats its task (feedback, an invalid command,
 # no task left) asks the same question again, and embedding it costs 15-30 ms.
-QUERY_CACHE_SIZE = 64
+QUERY_CACHE_SIZE = 128
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class Memory:
         self._pending: list[Future[None]] = []
         self.write_seconds = 0.0  # spent by the background writer, for the benchmark
         self._queries: OrderedDict[str, list[float]] = OrderedDict()
+        self._queries_lock = threading.Lock()  # the preparing thread fills it too
+        self._preparing: dict[str, Future[list[float]]] = {}
+        self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory-queries")
         self._known_nonempty = False  # memories are only added, so once true it stays true
         try:
             self._collection = client.get_or_create_collection(
@@ -154,14 +159,39 @@ class Memory:
             )
         ]
 
+    def prepare_queries(self, queries: Sequence[str]) -> None:
+        """Embed queries that will be asked later (the tasks to come) on a thread of their
+        own, not queued behind writes, so that recalling for them costs no embedding."""
+        for query in queries:
+            with self._queries_lock:
+                if query in self._queries or query in self._preparing:
+                    continue
+                self._preparing[query] = self._preparer.submit(self._embed_new_query, query)
+
     def _embed_query(self, query: str) -> list[float]:
-        vector = self._queries.pop(query, None)
-        if vector is None:
-            vector = self.embedder.embed_query(query[:EMBED_CHARS])
-        self._queries[query] = vector  # the most recently used last
-        while len(self._queries) > QUERY_CACHE_SIZE:
-            self._queries.popitem(last=False)
+        with self._queries_lock:
+            vector = self._queries.get(query)
+            preparing = self._preparing.pop(query, None)
+        if vector is not None:
+            self._cache_query(query, vector)
+            return vector
+        if preparing is not None and (preparing.running() or preparing.done()):
+            return preparing.result()
+        if preparing is not None:
+            preparing.cancel()  # not started yet: quicker to do it here
+        return self._embed_new_query(query)
+
+    def _embed_new_query(self, query: str) -> list[float]:
+        vector = self.embedder.embed_query(query[:EMBED_CHARS])
+        self._cache_query(query, vector)
         return vector
+
+    def _cache_query(self, query: str, vector: list[float]) -> None:
+        with self._queries_lock:
+            self._queries.pop(query, None)
+            self._queries[query] = vector  # the most recently used last
+            while len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
 
     def list(self, limit: int = 20) -> list[Recollection]:
         """The most recent memories, newest first."""
@@ -196,6 +226,7 @@ class Memory:
             self.flush()
         finally:
             self._writer.shutdown(wait=True)
+            self._preparer.shutdown(wait=False, cancel_futures=True)
             self._release_lock()
 
     def _release_lock(self) -> None:

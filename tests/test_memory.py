@@ -95,3 +95,34 @@ def test_unwritable_store_is_a_clear_error(tmp_path: Path, embedder: LocalEmbedd
     blocker.write_text("not a folder")
     with pytest.raises(MemoryStoreError, match="Cannot open the memory store"):
         Memory.open_local(blocker / "memory", "Scout", embedder)
+
+
+class CountingEmbedder:
+    """The real embedder, counting the queries it embeds."""
+
+    def __init__(self, inner: LocalEmbedder) -> None:
+        self.inner = inner
+        self.key = inner.key
+        self.dimensions = inner.dimensions
+        self.queries: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        self.queries.append(text)
+        return self.inner.embed_query(text)
+
+
+def test_prepared_queries_are_embedded_once(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    counting = CountingEmbedder(embedder)
+    memory = Memory.open_local(tmp_path / "m", "Scout", counting)
+    memory.add("Task: bake bread\nResult: knead, rise, bake at 230 C.", run_id="r", step=1)
+    memory.flush()
+    memory.prepare_queries(["How do I bake bread?", "Which oven temperature?"])
+    first = memory.recall("How do I bake bread?", 1)
+    again = memory.recall("How do I bake bread?", 1)
+    memory.recall("Which oven temperature?", 1)
+    memory.close()
+    assert "knead" in first[0].text and first == again
+    assert sorted(counting.queries) == ["How do I bake bread?", "Which oven temperature?"]
