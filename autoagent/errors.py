@@ -1,5 +1,9 @@
 """The one exception tree of autoagent. Every message says how to fix the problem."""
 
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
 
 class AutoAgentError(Exception):
     """Base of every error the harness raises on purpose; the CLI catches it once."""
@@ -31,3 +35,13 @@ class CommandError(AutoAgentError):
 
 class RefusedError(CommandError):
     """A command was refused by the sandbox or by policy; nothing ran."""
+
+
+def describe_validation(exc: ValidationError, rename: Callable[[str], str] = str) -> str:
+    """`field: problem; ...` for a pydantic error; `rename` maps a field to the user's word."""
+    parts = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        where = ".".join([rename(loc[0]), *loc[1:]]) if loc else rename("")
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)

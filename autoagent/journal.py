@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import JournalError
+from .locks import is_locked, try_lock
 
 CHECKPOINT = "checkpoint.json"
 LOCK = "run.lock"
@@ -38,14 +38,11 @@ class RunJournal:
     def acquire(self) -> None:
         """Mark the run as live; a second process resuming it gets a clear error."""
         try:
-            fd = os.open(self.run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = try_lock(self.run_dir / LOCK)
         except OSError as exc:
             raise JournalError(f"Cannot lock the run in {self.run_dir}: {exc.strerror}.") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise JournalError(f"Run {self.run_id} is running in another process.") from None
+        if fd is None:
+            raise JournalError(f"Run {self.run_id} is running in another process.")
         self._lock_fd = fd
 
     def release(self) -> None:
@@ -192,14 +189,4 @@ def _summary(run_dir: Path, state: dict[str, Any]) -> RunSummary:
 
 def is_live(run_dir: Path) -> bool:
     """True while a process holds the run's lock."""
-    try:
-        fd = os.open(run_dir / LOCK, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return is_locked(run_dir / LOCK)

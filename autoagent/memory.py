@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 from .embeddings import Embedder
 from .errors import MemoryStoreError
+from .locks import try_lock
 
 COLLECTION_PREFIX = "agent-"
 MAX_MEMORY_CHARS = 4000
@@ -255,17 +255,14 @@ def lock_store(path: Path) -> int:
     """Hold an exclusive lock on the store, so two processes never write it at once."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path / "autoagent.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = try_lock(path / "autoagent.lock")
     except OSError as exc:
         raise MemoryStoreError(f"Cannot open the memory store at {path}: {exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+    if fd is None:
         raise MemoryStoreError(
             f"The memory store at {path} is in use by another autoagent process. "
             "Wait for it to end, or give this one its own AUTOAGENT_HOME."
-        ) from None
+        )
     return fd
 
 

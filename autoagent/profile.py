@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, describe_validation
 
 MAX_GOALS = 5
 
@@ -37,7 +37,7 @@ def make_profile(name: str, role: str, goals: list[str]) -> AgentProfile:
     try:
         return AgentProfile(name=name, role=role, goals=goals)
     except ValidationError as exc:
-        raise ConfigError(f"Invalid agent profile: {_problems(exc)}.") from exc
+        raise ConfigError(f"Invalid agent profile: {describe_validation(exc)}.") from exc
 
 
 def load_profile(path: Path) -> AgentProfile:
@@ -54,9 +54,7 @@ def load_profile(path: Path) -> AgentProfile:
             goals=data.get("ai_goals") or [],
         )
     except ValidationError as exc:
-        problems = _problems(exc)
-        for field in ("name", "role", "goals"):
-            problems = problems.replace(f"{field}:", f"ai_{field}:")
+        problems = describe_validation(exc, lambda field: f"ai_{field}")
         raise ConfigError(f"Invalid agent profile in {path}: {problems}.") from exc
 
 
@@ -66,7 +64,3 @@ def save_profile(profile: AgentProfile, path: Path) -> None:
         path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"Cannot save the agent profile to {path}: {exc}") from exc
-
-
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

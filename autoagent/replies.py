@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import json_repair
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .errors import describe_validation
+
 
 class ReplyProblem(ValueError):
     """A reply could not be used; the message is shown to the model when re-asking."""
@@ -94,9 +96,7 @@ def parse_reply(text: str, reply_type: type[Reply]) -> Reply:
     try:
         return reply_type.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = describe_validation(exc, lambda field: field or "reply")
         raise ReplyProblem(f"the JSON does not match the format ({problems})") from exc
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, describe_validation
 
 
 def _env(name: str, **kwargs: Any) -> Any:
@@ -141,10 +141,8 @@ def load_settings(
     try:
         return Settings(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{env_names().get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
-            for err in exc.errors()
-        )
+        names = env_names()
+        problems = describe_validation(exc, lambda field: names.get(field, field))
         raise ConfigError(
             f"Invalid setting ({problems}). Fix it in .env, the environment or the flags."
         ) from exc

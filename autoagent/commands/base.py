@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from ..errors import CommandError
+from ..errors import CommandError, describe_validation
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -62,10 +62,7 @@ class Command:
         try:
             return self.arguments.model_validate(args).model_dump()
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = describe_validation(exc, lambda field: field or "arguments")
             raise CommandError(
                 f"Invalid arguments for {self.signature()}: {problems}. Nothing was run."
             ) from exc
