@@ -1,8 +1,12 @@
 """The one exception tree of autoagent. Every message says how to fix the problem."""
 
-from collections.abc import Callable
+from __future__ import annotations
 
-from pydantic import ValidationError
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pydantic stays unimported until needed: `autoagent --help` is faster
+    from pydantic import ValidationError
 
 
 class AutoAgentError(Exception):
