@@ -164,16 +164,6 @@ class Gate:
         return Verdict(decision, "human")
 
 
-class NoHuman:
-    """For runs with nobody at the terminal: never approves, answers questions with a notice."""
-
-    def authorize(self, proposal: Proposal) -> Decision:
-        return Stop()
-
-    def ask(self, question: str) -> str:
-        return "No human is available to answer; decide on your own."
-
-
 class ScriptedHuman:
     """Answers from a list, for tests and demos; records what it was asked."""
 

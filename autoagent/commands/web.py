@@ -29,7 +29,7 @@ EXCERPT_CHARS = 2000
 LINKS_SHOWN = 15
 
 
-def clean(text: str) -> str:
+def plain_text(text: str) -> str:
     """Web text made safe for the terminal and the model: no escapes, no NUL, plain newlines."""
     return strip_terminal_escapes(text.replace("\r\n", "\n").replace("\r", "\n"))
 
@@ -80,8 +80,8 @@ def browse_website(ctx: CommandContext, url: str, question: str) -> str:
         raise CommandError(
             f"{fetched.url} answered HTTP {fetched.status}: the page could not be read."
         )
-    page = page_from(replace(fetched, text=clean(fetched.text)))
-    page = Page(title=clean(page.title), text=page.text.strip(), links=page.links)
+    page = page_from(replace(fetched, text=plain_text(fetched.text)))
+    page = Page(title=plain_text(page.title), text=page.text.strip(), links=page.links)
     saved = save_page(ctx.run_dir, fetched.url, page)
 
     parts = [f"URL: {fetched.url}"]
@@ -117,7 +117,7 @@ def _content(ctx: CommandContext, text: str, question: str, url: str) -> str:
         excerpts=mark_untrusted(url, "\n\n[...]\n\n".join(picked)),
     )
     try:
-        answer = clean(ctx.ask_model(prompt)).strip()
+        answer = plain_text(ctx.ask_model(prompt)).strip()
     except AutoAgentError as exc:
         excerpt = _excerpt(text, question, OBSERVATION_CHARS - 1500)
         return f"(The fast model could not answer: {exc}.)\n{heading}\n\n{excerpt}"
@@ -157,7 +157,7 @@ def safe_name(url: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(clean(text).split())
+    return " ".join(plain_text(text).split())
 
 
 WEB_COMMANDS = (web_search, browse_website)
