@@ -64,15 +64,18 @@ class Memory:
         self._preparing: dict[str, Future[list[float]]] = {}
         self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory-queries")
         self._known_nonempty = False  # memories are only added, so once true it stays true
+        self._collection = self._open_collection()
+
+    def _open_collection(self) -> Any:
         try:
-            self._collection = client.get_or_create_collection(
-                collection_name(agent_name, embedder.key),
+            return self._client.get_or_create_collection(
+                collection_name(self.agent_name, self.embedder.key),
                 embedding_function=None,
                 configuration={"hnsw": {"space": "cosine"}},
-                metadata={"agent": agent_name, "embedder": embedder.key},
+                metadata={"agent": self.agent_name, "embedder": self.embedder.key},
             )
         except Exception as exc:  # chromadb raises many kinds; all mean the store is unusable
-            raise MemoryStoreError(f"Cannot open the memory store at {where}: {exc}") from exc
+            raise MemoryStoreError(f"Cannot open the memory store at {self.where}: {exc}") from exc
 
     @classmethod
     def open_local(cls, path: Path, agent_name: str, embedder: Embedder) -> Memory:
@@ -211,12 +214,19 @@ class Memory:
 
     def count(self) -> int:
         self.flush()
-        return int(self._collection.count())
+        try:
+            return int(self._collection.count())
+        except Exception as exc:
+            raise MemoryStoreError(f"Cannot read the memory store at {self.where}: {exc}") from exc
 
     def clear(self) -> int:
         """Forget every memory of this agent; returns how many there were."""
         count = self.count()
-        self._client.delete_collection(self._collection.name)
+        try:
+            self._client.delete_collection(self._collection.name)
+        except Exception as exc:
+            raise MemoryStoreError(f"Cannot clear the memory store at {self.where}: {exc}") from exc
+        self._collection = self._open_collection()
         self._known_nonempty = False
         return count
 

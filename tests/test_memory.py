@@ -79,8 +79,10 @@ def test_clear_forgets_everything(tmp_path: Path, embedder: LocalEmbedder) -> No
     memory.add("one", run_id="r", step=1)
     memory.add("two", run_id="r", step=2)
     assert memory.clear() == 2
+    memory.add("three", run_id="r", step=3)  # the store is still usable after clearing
+    assert memory.count() == 1
     memory.close()
-    assert Memory.open_local(tmp_path / "m", "Scout", embedder).count() == 0
+    assert Memory.open_local(tmp_path / "m", "Scout", embedder).count() == 1
 
 
 def test_collection_names_are_valid_and_distinct() -> None:
