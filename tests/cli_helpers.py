@@ -35,7 +35,13 @@ def cli_env(tmp_path: Path, server: FakeOpenAIServer | None, **extra: str) -> di
     return env
 
 
-def spawn(tmp_path: Path, server: FakeOpenAIServer | None, *args: str, **env: str) -> pexpect.spawn:
+def spawn(
+    tmp_path: Path,
+    server: FakeOpenAIServer | None,
+    *args: str,
+    timeout: float = 60,
+    **env: str,
+) -> pexpect.spawn:
     return pexpect.spawn(
         sys.executable,
         ["-m", "autoagent", *args],
@@ -43,7 +49,7 @@ def spawn(tmp_path: Path, server: FakeOpenAIServer | None, *args: str, **env: st
         env=cli_env(tmp_path, server, **env),
         encoding="utf-8",
         codec_errors="replace",
-        timeout=60,
+        timeout=timeout,
         dimensions=(60, 220),
     )
 

@@ -43,10 +43,11 @@ def test_cli_runs_through_llama_cpps_server(tmp_path: Path) -> None:
             *PROFILE,
             "-c",
             "--max-steps",
-            "2",
+            "1",
             OPENAI_BASE_URL=base_url,
             AUTOAGENT_LLM="openai",
             AUTOAGENT_DEBUG="true",
+            timeout=300,  # a tiny model on 2 busy cores can be slow
         )
         child.expect_exact("THOUGHTS:")
         child.expect_exact("NEXT ACTION:")
@@ -89,7 +90,7 @@ def test_in_process_local_model_replies_always_parse(tmp_path: Path) -> None:
 
 def test_cli_uses_the_bundled_model_when_no_api_is_set_and_says_so(tmp_path: Path) -> None:
     bundled_model()
-    child = spawn(tmp_path, None, "run", *PROFILE, "-c", "--max-steps", "1")
+    child = spawn(tmp_path, None, "run", *PROFILE, "-c", "--max-steps", "1", timeout=300)
     child.expect_exact("bundled SmolLM2-135M model")
     child.expect_exact("--model-path")
     child.expect_exact("Run ")
