@@ -23,11 +23,13 @@ from .replies import (
     schema_of,
 )
 from .tasks import Task
+from .text import trim_middle
 from .timing import Timings
 
 log = logging.getLogger("autoagent.llm")
 
 MAX_REASKS = 3
+ECHOED_REPLY_CHARS = 2000  # of an unusable reply, shown back when re-asking (it may be huge)
 TASK_CHARS = 2000
 MAX_OPEN_TASKS_SHOWN = 15
 
@@ -119,7 +121,7 @@ class ModelCaller:
             if problem is None:
                 return reply
             messages += [
-                {"role": "assistant", "content": completion.text},
+                {"role": "assistant", "content": trim_middle(completion.text, ECHOED_REPLY_CHARS)},
                 {"role": "user", "content": prompts.render("reask", problem=str(problem))},
             ]
         raise ReplyError(

@@ -79,6 +79,7 @@ class OpenAIChatModel:
         base_url: str | None,
         timeout: float = 120.0,
         max_retries: int = 4,
+        max_reply_tokens: int | None = None,
     ) -> None:
         import openai  # imported here so `autoagent --help` stays fast
 
@@ -90,6 +91,7 @@ class OpenAIChatModel:
             timeout=timeout,
             max_retries=max_retries,
         )
+        self.max_reply_tokens = max_reply_tokens
         # The response format this endpoint accepted, once known; kept for the run.
         self.format_kind: str | None = None
         # Replies are streamed so the screen can show progress (completion tokens so far).
@@ -146,6 +148,8 @@ class OpenAIChatModel:
         fmt = response_format(kind, schema) if schema is not None else None
         if fmt is not None:
             extra["response_format"] = fmt
+        if self.max_reply_tokens is not None:
+            extra["max_tokens"] = self.max_reply_tokens
         started = time.monotonic()
         call = self._streamed if self.stream else self._unstreamed
         text, usage, served_by = call(client, model, messages, extra)

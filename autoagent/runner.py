@@ -59,6 +59,7 @@ def build_model(settings: Settings) -> tuple[ChatModel, list[str]]:
         base_url=settings.openai_base_url,
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
+        max_reply_tokens=settings.max_reply_tokens,
     )
     model.check()
     return model, []

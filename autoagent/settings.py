@@ -37,6 +37,7 @@ class Settings(BaseModel):
     fast_model: str = _env("AUTOAGENT_FAST_MODEL", default="gpt-4o-mini")
     request_timeout: float = _env("AUTOAGENT_REQUEST_TIMEOUT", default=120.0, gt=0)
     max_retries: int = _env("AUTOAGENT_MAX_RETRIES", default=4, ge=0)
+    max_reply_tokens: int | None = _env("AUTOAGENT_MAX_REPLY_TOKENS", default=None, ge=16)
 
     # Where things live.
     home: Path = _env("AUTOAGENT_HOME", default=Path(".autoagent"))
