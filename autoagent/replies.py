@@ -108,6 +108,12 @@ def _load_json(text: str) -> Any:
         return json.loads(candidate)
     except json.JSONDecodeError:
         pass
+    try:  # a whole object followed by prose
+        data, _end = json.JSONDecoder().raw_decode(candidate)
+        if isinstance(data, dict):
+            return data
+    except json.JSONDecodeError:
+        pass
     if _is_cut_off(candidate):
         # Repairing a truncated reply would invent its end (half a file, half a command).
         raise ReplyProblem("the JSON reply was cut off before its end")

@@ -72,3 +72,8 @@ def test_order_reply_needs_integers() -> None:
     assert parse_reply('{"order": [3, "1", 2]}', PrioritizationReply).order == [3, 1, 2]
     with pytest.raises(ReplyProblem):
         parse_reply('{"order": ["first"]}', PrioritizationReply)
+
+
+def test_an_object_followed_by_prose_is_read() -> None:
+    text = json.dumps(GOOD) + "\n```\nThis is my answer {with braces} and [brackets"
+    assert parse_reply(text, ExecutionReply).command.name == "write_file"
