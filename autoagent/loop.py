@@ -247,6 +247,7 @@ class AgentLoop:
                 args = command.validate(call.args)
         except CommandError as exc:
             yield self._emit(Invalid(state.step, str(exc)))
+            self._remember(call.name, call.args, f"Error: {exc}")
             yield from self._conclude(call.name, call.args, f"Error: {exc}")
             return
 
@@ -254,6 +255,7 @@ class AgentLoop:
         verdict = self.gate.decide(proposal)
         if verdict.refusal:
             yield self._emit(Authorized(state.step, verdict.by, "refused", refusal=verdict.refusal))
+            self._remember(command.name, args, verdict.refusal)
             yield from self._conclude(command.name, args, verdict.refusal)
             return
         decision = verdict.decision
@@ -298,9 +300,7 @@ class AgentLoop:
     def _conclude(
         self, command: str, args: dict[str, Any], result: str, *, progress: bool = False
     ) -> Iterator[Event]:
-        """End a step: remember it (unless done already), watch for loops, save."""
-        if not self.state.recent or self.state.recent[-1].step != self.state.step:
-            self._remember(command, args, result)
+        """End a step that was remembered: watch for loops, save."""
         yield from self._watch(command, args, result, progress)
         self._finish_step()
         yield self._step_finished()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from typing import Any, TypeVar
 
 import json_repair
@@ -159,8 +160,9 @@ def _is_cut_off(candidate: str) -> bool:
     return in_string or depth > 0
 
 
+@cache  # building it takes about a millisecond, and every model call needs one
 def schema_of(reply_type: type[BaseModel]) -> dict[str, Any]:
-    """The JSON schema sent to endpoints that can constrain their output."""
+    """The JSON schema sent to endpoints that can constrain their output (shared: do not change)."""
     return reply_type.model_json_schema()
 
 

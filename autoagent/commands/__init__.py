@@ -11,21 +11,10 @@ if TYPE_CHECKING:
 
 
 def default_registry(settings: Settings) -> Registry:
-    from . import execute, files, human, web
+    from .execute import EXECUTE_COMMANDS, execute_shell
+    from .files import FILE_COMMANDS
+    from .human import ask_user, finish
+    from .web import WEB_COMMANDS
 
-    commands = [
-        files.read_file,
-        files.write_file,
-        files.append_to_file,
-        files.delete_file,
-        files.list_files,
-        web.web_search,
-        web.browse_website,
-        execute.execute_python_code,
-        execute.execute_python_file,
-        human.ask_user,
-        human.finish,
-    ]
-    if settings.shell_enabled:
-        commands.insert(-2, execute.execute_shell)
-    return Registry(commands)
+    execute = [c for c in EXECUTE_COMMANDS if settings.shell_enabled or c is not execute_shell]
+    return Registry([*FILE_COMMANDS, *WEB_COMMANDS, *execute, ask_user, finish])
