@@ -127,11 +127,10 @@ def test_a_second_ctrl_c_exits_at_once_with_the_journal_consistent(
     wait_for(lambda: len(server.requests_for("execution")) == 2)
     child.sendintr()
     child.sendintr()
-    index = child.expect_exact(["Stopped at once", "Run interrupted:"])
+    child.expect_exact(["Stopped at once", "Run interrupted:"])
     assert finish(child) == 130
     [state] = checkpoints(tmp_path)  # readable: whichever Ctrl-C won, the file is whole
     assert state["status"] in {"running", "interrupted"} and state["commands_run"] == 1
-    assert index in (0, 1)
     for line in (
         (next((tmp_path / "home" / "runs").iterdir()) / "events.jsonl").read_text().splitlines()
     ):

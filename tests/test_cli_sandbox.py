@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pexpect
 import pytest
 
 from autoagent.testing import FakeOpenAIServer, execution_reply
@@ -232,4 +231,3 @@ def test_local_addresses_are_refused_by_default(
     seen = results_seen(server)
     assert all("Refused" in text for text in seen[1:4])
     assert "root:" not in "".join(seen)
-    assert pexpect  # keeps the import for type checkers

@@ -105,7 +105,6 @@ class CountingEmbedder:
     def __init__(self, inner: LocalEmbedder) -> None:
         self.inner = inner
         self.key = inner.key
-        self.dimensions = inner.dimensions
         self.queries: list[str] = []
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
