@@ -47,9 +47,14 @@ class Command:
     arguments: type[BaseModel]
     needs_approval: bool = True  # False only for commands that are themselves a talk with the human
 
+    def args_schema(self) -> dict[str, Any]:
+        """The JSON schema of the arguments: shown to the model, and the base of the grammar
+        that holds a local model's reply to the registered commands."""
+        return self.arguments.model_json_schema()
+
     def signature(self) -> str:
         """`name(arg: type, ...)`, as shown to the model."""
-        schema = self.arguments.model_json_schema()
+        schema = self.args_schema()
         required = set(schema.get("required", []))
         parts = []
         for name, prop in schema.get("properties", {}).items():
