@@ -167,7 +167,7 @@ def _resolve_profile(
 
 def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
     """Run a loop to its end, rendering every event; exit 1 when the run failed."""
-    from .runner import prepare_run
+    from .runner import close_model, prepare_run
     from .ui import Renderer, TerminalHuman
 
     human = TerminalHuman(console)
@@ -202,6 +202,7 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
         loop.journal.release()
         if loop.memory is not None:
             loop.memory.close()
+        close_model(loop.caller.model)
     if status == "failed":
         raise typer.Exit(1)
     if status == "interrupted":

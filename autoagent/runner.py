@@ -66,19 +66,30 @@ def build_model(settings: Settings) -> tuple[ChatModel, list[str]]:
 
 
 def build_local_model(settings: Settings) -> tuple[ChatModel, list[str]]:
-    from .local_llm import SMALL_MODEL_LIMITS, LocalChatModel, bundled_model_path
+    """A GGUF model in a process of its own (started and checked here), and notes about it."""
+    from .local_llm import SMALL_MODEL_LIMITS, bundled_model_path
+    from .local_process import LocalModelConfig, start_local_model
 
     if settings.model_path is not None:
-        model = LocalChatModel(settings.model_path, n_ctx=settings.local_context, max_tokens=4096)
+        config = LocalModelConfig(
+            settings.model_path.expanduser(), n_ctx=settings.local_context, max_tokens=4096
+        )
         notes = []
     else:
         path = bundled_model_path()
         if path is None:
             raise ConfigError(NO_ENDPOINT)
-        model = LocalChatModel(path, n_ctx=settings.local_context, **SMALL_MODEL_LIMITS)
+        config = LocalModelConfig(path, n_ctx=settings.local_context, **SMALL_MODEL_LIMITS)
         notes = [BUNDLED_MODEL_NOTE]
-    model.check()
-    return model, notes
+    log_file = settings.home.expanduser() / "logs" / "local-model.log"
+    return start_local_model(config, log_file, settings.request_timeout), notes
+
+
+def close_model(model: ChatModel) -> None:
+    """Stop what a model runs of its own (a local model's process); other models hold nothing."""
+    close = getattr(model, "close", None)
+    if close is not None:
+        close()
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -136,11 +147,15 @@ def prepare_run(
         # Room for the reply within the local model's context window.
         tokens = min(settings.prompt_tokens, max(settings.local_context - 2048, 1000))
         settings = settings.model_copy(update={"prompt_tokens": tokens})
-    journal, state = open_run(settings, home, profile, resume)
     try:
-        memory = open_memory(settings, state.profile.name)
+        journal, state = open_run(settings, home, profile, resume)
+        try:
+            memory = open_memory(settings, state.profile.name)
+        except BaseException:
+            journal.release()
+            raise
     except BaseException:
-        journal.release()
+        close_model(model)
         raise
     caller = ModelCaller(model, state.spend, prices, settings.budget)
     context = CommandContext(
