@@ -21,6 +21,7 @@ fi
 
 phase() { printf '%s\n' "$*"; }
 failed() {
+    [ -n "${llama_pid:-}" ] && kill "$llama_pid" 2>/dev/null
     echo "Setup failed: $1. The end of $log:" >&2
     tail -n 25 "$log" | sed 's/^/    /' >&2
     exit 1
