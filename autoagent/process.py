@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from .cgroups import PidsGroup
 from .errors import CommandError
 from .sandbox import Limits, Sandbox
 from .text import decode
@@ -99,9 +100,10 @@ def run_process(
             raise CommandError(f"Could not save the output to {save_to}: {exc.strerror}.") from exc
     try:
         capture = _Capture(max_output_bytes, save_file)
-        proc = _start(
+        started = _start(
             argv, cwd, child_environment() if env is None else dict(env), sandbox, _OUTPUT
         )
+        proc = started.proc
         assert proc.stdout is not None
         try:
             timed_out = _pump(proc, capture, time.monotonic() + timeout)
@@ -110,6 +112,8 @@ def run_process(
             _drain(proc.stdout.fileno(), capture, time.monotonic() + _DRAIN_SECONDS)
             proc.stdout.close()
             exit_code = proc.wait()
+            if started.group is not None:
+                started.group.remove()
     finally:
         if save_file is not None:
             save_file.close()
@@ -123,32 +127,42 @@ def run_process(
     )
 
 
+@dataclass
+class ToolProcess:
+    """A long-lived program started by start_process(): talk through proc.stdin/proc.stdout."""
+
+    proc: subprocess.Popen[bytes]
+    group: PidsGroup | None = None
+
+    def stop(self) -> int:
+        """Kill it with everything it started; its exit code."""
+        _kill_group(self.proc.pid)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with suppress(OSError):
+                    stream.close()
+        exit_code = self.proc.wait()
+        if self.group is not None:
+            self.group.remove()
+        return exit_code
+
+
 def start_process(
     argv: Sequence[str],
     *,
     cwd: Path,
     sandbox: Sandbox | None,
     env: Mapping[str, str] | None = None,
-) -> subprocess.Popen[bytes]:
+) -> ToolProcess:
     """Start a long-lived tool process (such as an MCP stdio server) in `sandbox`.
 
     Its stdin and stdout are pipes to talk to it; its stderr goes nowhere. It runs in its own
-    process group and dies with the agent; stop it with stop_process(). Raises CommandError
+    process group and dies with the agent; stop it with ToolProcess.stop(). Raises CommandError
     when it cannot be started, RefusedError when the sandbox forbids running anything.
     """
     if not argv:
         raise CommandError("No program given.")
     return _start(argv, cwd, child_environment() if env is None else dict(env), sandbox, _TALK)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> int:
-    """Kill a process started by start_process(), with everything it started; its exit code."""
-    _kill_group(proc.pid)
-    for stream in (proc.stdin, proc.stdout):
-        if stream is not None:
-            with suppress(OSError):
-                stream.close()
-    return proc.wait()
 
 
 _OUTPUT = (subprocess.DEVNULL, subprocess.PIPE, subprocess.STDOUT)  # stdin, stdout, stderr
@@ -161,15 +175,20 @@ def _start(
     env: dict[str, str],
     sandbox: Sandbox | None,
     streams: tuple[int, int, int],
-) -> subprocess.Popen[bytes]:
+) -> ToolProcess:
+    group = None
     if sandbox is None:
         command, limits = list(argv), None
     else:
         launch = sandbox.wrap(argv, cwd)
         command, limits = launch.argv, launch.limits
+        if sandbox.confined and sandbox.limits.processes is not None:
+            group = PidsGroup.create(sandbox.limits.processes)
     stdin, stdout, stderr = streams
+    procs = group.open_procs() if group is not None else None
+    proc = None
     try:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             command,
             cwd=cwd,
             env=env,
@@ -179,7 +198,7 @@ def _start(
             bufsize=0,
             start_new_session=True,  # its own process group, killed as a whole
             close_fds=True,
-            preexec_fn=_child_setup(os.getpid(), limits),
+            preexec_fn=_child_setup(os.getpid(), limits, procs),
         )
     except FileNotFoundError as exc:
         raise CommandError(f"Program not found: {argv[0]!r}.") from exc
@@ -187,16 +206,25 @@ def _start(
         raise CommandError(f"Program {argv[0]!r} cannot be run: permission denied.") from exc
     except OSError as exc:
         raise CommandError(f"Could not start {argv[0]!r}: {exc.strerror}.") from exc
+    finally:
+        if procs is not None:
+            os.close(procs)
+        if proc is None and group is not None:
+            group.remove()
+    return ToolProcess(proc, group)
 
 
-def _child_setup(parent: int, limits: Limits | None) -> Callable[[], None]:
-    """What the child does between fork and exec: die with the agent; take the limits."""
+def _child_setup(parent: int, limits: Limits | None, procs: int | None) -> Callable[[], None]:
+    """What the child does between fork and exec: die with the agent, join its pids cgroup,
+    take the limits."""
 
     def setup() -> None:
         if _LIBC is not None:
             _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:
             os._exit(137)  # the agent died before the line above
+        if procs is not None:
+            os.write(procs, str(os.getpid()).encode())
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if limits is None:
             return

@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .cgroups import pids_base
 from .errors import ConfigError, RefusedError
 
 if TYPE_CHECKING:
@@ -208,6 +209,11 @@ class Sandbox:
             if self.readable:
                 lines.append("Also readable: " + ", ".join(str(p) for p in self.readable))
         lines.append(f"Limits: {self.limits.describe()}")
+        if self.confined and self.limits.processes and os.geteuid() == 0 and pids_base() is None:
+            lines.append(
+                "The process limit is not enforced: the agent runs as root and can make no pids "
+                "cgroup (RLIMIT_NPROC never binds root)."
+            )
         return lines
 
     def explain(self, exit_code: int, output: str) -> str | None:
@@ -238,6 +244,11 @@ def build_sandbox(settings: Settings, workspace: Path, dotenv: Path = Path(".env
 
     home = Path(os.path.realpath(settings.home.expanduser()))
     hidden = [home, *user_homes()]
+    # The folder the agent was started in (the project: .env, ai_settings.yaml, whatever lies
+    # beside the workspace), unless it is the workspace or the root.
+    here = Path(os.path.realpath("."))
+    if here != Path("/") and not here.is_relative_to(os.path.realpath(workspace)):
+        hidden.append(here)
     if dotenv.is_file():
         hidden.append(Path(os.path.realpath(dotenv)))
     readable = [Path(os.path.realpath(p.expanduser())) for p in settings.sandbox_readable]
