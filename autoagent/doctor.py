@@ -19,10 +19,6 @@ def probe_report(sandbox: Sandbox) -> list[tuple[str, bool]]:
             "the workspace is writable",
             'f=.autoagent-probe-$$; echo x > "$f" && rm -f "$f"',
         ),
-        (
-            f"{workspace.parent} (outside the workspace) is not changed",
-            f"echo x > {shlex.quote(str(outside))} 2>/dev/null; true",
-        ),
         ("/usr is not writable", "! (echo x > /usr/.autoagent-probe) 2>/dev/null"),
         ("/tmp is writable", "echo x > /tmp/.autoagent-probe"),
         (
@@ -51,6 +47,14 @@ def probe_report(sandbox: Sandbox) -> list[tuple[str, bool]]:
     if sandbox.limits.memory:
         kib = sandbox.limits.memory // 1024
         checks.append((f"the memory limit is set ({kib} KiB)", f'[ "$(ulimit -v)" = {kib} ]'))
+    # Last, so that where it lands in a private folder it does not show in the checks above;
+    # whether it reached the real folder is seen from outside.
+    checks.append(
+        (
+            f"{workspace.parent} (outside the workspace) is not changed",
+            f"echo x > {shlex.quote(str(outside))}; true",
+        )
+    )
     script = "\n".join(
         f"if ( {test} ) >/dev/null 2>&1; then echo {_MARK}{i}=ok; else echo {_MARK}{i}=no; fi"
         for i, (_, test) in enumerate(checks)
@@ -66,5 +70,5 @@ def probe_report(sandbox: Sandbox) -> list[tuple[str, bool]]:
     passed = {line.split("=")[0]: line.endswith("=ok") for line in result.output.splitlines()}
     if outside.exists():  # the only way to know the write did not land is to look from here
         outside.unlink()
-        passed[f"{_MARK}1"] = False
+        passed[f"{_MARK}{len(checks) - 1}"] = False
     return [(check, passed.get(f"{_MARK}{i}", False)) for i, (check, _) in enumerate(checks)]

@@ -406,3 +406,17 @@ def test_no_sandbox_is_said_on_every_command_and_in_the_audit_log(
     log = (run / "events.jsonl").read_text()
     assert log.count("Ran UNSANDBOXED (--no-sandbox)") == 2
     assert "Sandbox: NONE. --no-sandbox" in log
+
+
+def test_the_sandbox_command_shows_and_probes_the_sandbox(
+    tmp_path: Path, mechanism: str, planted: Path
+) -> None:
+    child = spawn(
+        tmp_path, None, "sandbox", AUTOAGENT_SANDBOX=mechanism, HOME=str(tmp_path / "userhome")
+    )
+    child.expect_exact(f"Sandbox: {mechanism}")
+    child.expect_exact("Network: off")
+    child.expect_exact("Limits: memory 2 GiB, CPU time 600 s, file size 1 GiB, processes 256")
+    child.expect_exact("Probe (a shell inside the sandbox):")
+    assert finish(child) == 0
+    assert "FAIL" not in (child.before or "")
