@@ -28,6 +28,7 @@ class PidsGroup:
         base = pids_base()
         if base is None:
             return None
+        _sweep(base)
         path = base / f"autoagent-{os.getpid()}-{next(_counter)}"
         try:
             path.mkdir()
@@ -58,6 +59,15 @@ class PidsGroup:
             time.sleep(0.01)
         with suppress(OSError):
             self.path.rmdir()
+
+
+def _sweep(base: Path) -> None:
+    """Remove the empty groups of agents that are gone (killed before they could)."""
+    for group in base.glob("autoagent-*-*"):
+        owner = group.name.split("-")[1]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            with suppress(OSError):
+                group.rmdir()  # fails, and is left, while anything still runs in it
 
 
 @cache
