@@ -71,6 +71,18 @@ AllowHighRisk = Annotated[
     ),
 ]
 
+AllowNetwork = Annotated[
+    bool,
+    typer.Option("--allow-network", help="Let the programs the agent runs use the network."),
+]
+NoSandbox = Annotated[
+    bool,
+    typer.Option(
+        "--no-sandbox",
+        help="Run programs unconfined, with everything your user can reach (said at each one).",
+    ),
+]
+
 
 def _console() -> Console:
     from rich.console import Console
@@ -232,6 +244,8 @@ def run(
     model_path: ModelPath = None,
     memory_url: MemoryUrl = None,
     allow_high_risk: AllowHighRisk = False,
+    allow_network: AllowNetwork = False,
+    no_sandbox: NoSandbox = False,
 ) -> None:
     """Start the agent on its goals."""
     console = _console()
@@ -249,6 +263,8 @@ def run(
         llm=llm,
         model_path=model_path,
         memory_url=memory_url,
+        allow_network=allow_network,
+        sandbox="none" if no_sandbox else None,
     )
     try:
         profile = _resolve_profile(console, settings, name, role, goal)
@@ -276,6 +292,8 @@ def resume(
     model_path: ModelPath = None,
     memory_url: MemoryUrl = None,
     allow_high_risk: AllowHighRisk = False,
+    allow_network: AllowNetwork = False,
+    no_sandbox: NoSandbox = False,
 ) -> None:
     """Continue an unfinished run from its last completed step."""
     from .runner import latest_unfinished
@@ -293,6 +311,8 @@ def resume(
         llm=llm,
         model_path=model_path,
         memory_url=memory_url,
+        allow_network=allow_network,
+        sandbox="none" if no_sandbox else None,
     )
     run_id = run_id or latest_unfinished(settings.home)
     _drive(_console(), settings, resume=run_id, allow_high_risk=allow_high_risk)
@@ -348,6 +368,35 @@ def show(
         render_run(_console(), journal.load_checkpoint(), journal.events())
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise JournalError(f"The record of run {run_id} is damaged ({exc!r}).") from exc
+
+
+@app.command()
+def sandbox(
+    allow_network: AllowNetwork = False,
+    workspace: Workspace = None,
+) -> None:
+    """Show the sandbox programs run in (mechanism, writable paths, network, limits); probe it."""
+    from .doctor import probe_report
+    from .runner import check_folders
+    from .sandbox import build_sandbox
+    from .ui import clean
+
+    console = _console()
+    settings = _settings(allow_network=allow_network or None, workspace=workspace)
+    _, workspace_root = check_folders(settings)
+    workspace_root.mkdir(parents=True, exist_ok=True)
+    box = build_sandbox(settings, workspace_root)
+    for line in box.describe():
+        console.print(clean(line))
+    if not box.confined:
+        raise typer.Exit(0 if box.unconfined_by_choice else 1)
+    console.print("Probe (a shell inside the sandbox):")
+    failed = False
+    for check, ok in probe_report(box):
+        failed = failed or not ok
+        console.print(f"  {'ok  ' if ok else 'FAIL'} {clean(check)}")
+    if failed:
+        raise typer.Exit(1)
 
 
 @contextmanager

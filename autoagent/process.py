@@ -1,45 +1,63 @@
-"""Child processes: a deadline, no stdin, no secrets, bounded output, and no leftovers.
+"""Child processes: a sandbox, a deadline, no stdin, no secrets, bounded output, no leftovers.
 
-Each program runs in its own session (process group). When it ends or times out, the whole
-group is killed, so a grandchild left running in the background dies with it.
+Each program runs in its own session (process group), inside the sandbox it is given (see
+sandbox.py). When it ends or times out, the whole group is killed; in the sandbox, its PID
+namespace goes with it, so even a double-forked daemon dies. It dies with the agent too, also
+on `kill -9` of the agent: bubblewrap's --die-with-parent, the Landlock launcher's and the
+unconfined child's PR_SET_PDEATHSIG.
+
+Two ways to start one: run_process() runs a program to its end and collects its output;
+start_process() starts a long-lived tool process (an MCP stdio server) with pipes to talk to it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
-import re
+import resource
 import selectors
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from .cgroups import PidsGroup
 from .errors import CommandError
+from .sandbox import Limits, Sandbox
 from .text import decode
 
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASS|CREDENTIAL|AUTH|COOKIE|PRIVATE", re.IGNORECASE)
-_URL_CREDENTIALS = re.compile(r"://[^/\s:@]+:[^/\s@]+@")  # e.g. postgres://user:pw@host
+# What a child may inherit from the agent's environment; everything else stays behind.
+ALLOWED_NAMES = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "COLORTERM",
+     "NO_COLOR", "COLUMNS", "LINES", "PYTHONIOENCODING", "PYTHONUTF8"}
+)  # fmt: skip
+ALLOWED_PREFIXES = ("LC_",)
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 _CHUNK = 1 << 16
 _POLL_SECONDS = 0.05  # how often we check whether the program has ended
 _DRAIN_SECONDS = 1.0  # how long we wait for the last output once the group is killed
 SAVE_LIMIT = 100_000_000
 
 
-def safe_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A copy of the environment (default: this process's) without what looks like a secret.
+def child_environment(
+    environ: Mapping[str, str] | None = None, allowed: Collection[str] = ()
+) -> dict[str, str]:
+    """The part of the environment (default: this process's) a child may see.
 
-    Drops every variable whose name contains KEY, TOKEN, SECRET, PASS, CREDENTIAL, AUTH,
-    COOKIE or PRIVATE (any case), and every value holding a URL with a password.
+    Only PATH, HOME, USER, LANG, LC_*, TZ, TERM and the like, plus the names in `allowed`
+    (the human's AUTOAGENT_CHILD_ENV): an allowlist, so a secret under any name stays behind.
     """
     environ = os.environ if environ is None else environ
     return {
         name: value
         for name, value in environ.items()
-        if not _SECRET_NAME.search(name) and not _URL_CREDENTIALS.search(value)
+        if name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES) or name in allowed
     }
 
 
@@ -61,12 +79,15 @@ def run_process(
     max_output_bytes: int,
     save_to: Path | None = None,
     env: Mapping[str, str] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> ProcessResult:
-    """Run `argv` (never through a shell) and collect its output.
+    """Run `argv` (never through a shell of ours) in `sandbox` and collect its output.
 
-    `env` defaults to safe_environment(). The output kept in memory is at most
+    Without a sandbox the program runs unconfined (tests, and --no-sandbox through a Sandbox
+    that says so). `env` defaults to child_environment(). The output kept in memory is at most
     `max_output_bytes` (head and tail); with `save_to`, all of it is streamed to that file.
-    Raises CommandError when the program cannot be started or the output file not written.
+    Raises CommandError when the program cannot be started or the output file not written,
+    RefusedError when the sandbox forbids running anything.
     """
     if not argv:
         raise CommandError("No program given.")
@@ -79,7 +100,10 @@ def run_process(
             raise CommandError(f"Could not save the output to {save_to}: {exc.strerror}.") from exc
     try:
         capture = _Capture(max_output_bytes, save_file)
-        proc = _start(argv, cwd, safe_environment() if env is None else dict(env))
+        started = _start(
+            argv, cwd, child_environment() if env is None else dict(env), sandbox, _OUTPUT
+        )
+        proc = started.proc
         assert proc.stdout is not None
         try:
             timed_out = _pump(proc, capture, time.monotonic() + timeout)
@@ -88,6 +112,8 @@ def run_process(
             _drain(proc.stdout.fileno(), capture, time.monotonic() + _DRAIN_SECONDS)
             proc.stdout.close()
             exit_code = proc.wait()
+            if started.group is not None:
+                started.group.remove()
     finally:
         if save_file is not None:
             save_file.close()
@@ -101,18 +127,78 @@ def run_process(
     )
 
 
-def _start(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+@dataclass
+class ToolProcess:
+    """A long-lived program started by start_process(): talk through proc.stdin/proc.stdout."""
+
+    proc: subprocess.Popen[bytes]
+    group: PidsGroup | None = None
+
+    def stop(self) -> int:
+        """Kill it with everything it started; its exit code."""
+        _kill_group(self.proc.pid)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with suppress(OSError):
+                    stream.close()
+        exit_code = self.proc.wait()
+        if self.group is not None:
+            self.group.remove()
+        return exit_code
+
+
+def start_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    sandbox: Sandbox | None,
+    env: Mapping[str, str] | None = None,
+) -> ToolProcess:
+    """Start a long-lived tool process (such as an MCP stdio server) in `sandbox`.
+
+    Its stdin and stdout are pipes to talk to it; its stderr goes nowhere. It runs in its own
+    process group and dies with the agent; stop it with ToolProcess.stop(). Raises CommandError
+    when it cannot be started, RefusedError when the sandbox forbids running anything.
+    """
+    if not argv:
+        raise CommandError("No program given.")
+    return _start(argv, cwd, child_environment() if env is None else dict(env), sandbox, _TALK)
+
+
+_OUTPUT = (subprocess.DEVNULL, subprocess.PIPE, subprocess.STDOUT)  # stdin, stdout, stderr
+_TALK = (subprocess.PIPE, subprocess.PIPE, subprocess.DEVNULL)
+
+
+def _start(
+    argv: Sequence[str],
+    cwd: Path,
+    env: dict[str, str],
+    sandbox: Sandbox | None,
+    streams: tuple[int, int, int],
+) -> ToolProcess:
+    group = None
+    if sandbox is None:
+        command, limits = list(argv), None
+    else:
+        launch = sandbox.wrap(argv, cwd)
+        command, limits = launch.argv, launch.limits
+        if sandbox.confined and sandbox.limits.processes is not None:
+            group = PidsGroup.create(sandbox.limits.processes)
+    stdin, stdout, stderr = streams
+    procs = group.open_procs() if group is not None else None
+    proc = None
     try:
-        return subprocess.Popen(
-            list(argv),
+        proc = subprocess.Popen(
+            command,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,  # a program waiting for input gets EOF at once
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stdin=stdin,  # for run_process: a program waiting for input gets EOF at once
+            stdout=stdout,
+            stderr=stderr,
             bufsize=0,
             start_new_session=True,  # its own process group, killed as a whole
             close_fds=True,
+            preexec_fn=_child_setup(os.getpid(), limits, procs),
         )
     except FileNotFoundError as exc:
         raise CommandError(f"Program not found: {argv[0]!r}.") from exc
@@ -120,6 +206,39 @@ def _start(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> subprocess.Po
         raise CommandError(f"Program {argv[0]!r} cannot be run: permission denied.") from exc
     except OSError as exc:
         raise CommandError(f"Could not start {argv[0]!r}: {exc.strerror}.") from exc
+    finally:
+        if procs is not None:
+            os.close(procs)
+        if proc is None and group is not None:
+            group.remove()
+    return ToolProcess(proc, group)
+
+
+def _child_setup(parent: int, limits: Limits | None, procs: int | None) -> Callable[[], None]:
+    """What the child does between fork and exec: die with the agent, join its pids cgroup,
+    take the limits."""
+
+    def setup() -> None:
+        if _LIBC is not None:
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(137)  # the agent died before the line above
+        if procs is not None:
+            os.write(procs, str(os.getpid()).encode())
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if limits is None:
+            return
+        for which, value in (
+            (resource.RLIMIT_AS, limits.memory),
+            (resource.RLIMIT_FSIZE, limits.file_size),
+            (resource.RLIMIT_NPROC, limits.processes),
+        ):
+            if value is not None:
+                resource.setrlimit(which, (value, value))
+        if limits.cpu_seconds is not None:
+            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+
+    return setup
 
 
 def _pump(proc: subprocess.Popen[bytes], capture: _Capture, deadline: float) -> bool:

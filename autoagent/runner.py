@@ -17,6 +17,7 @@ from .loop import AgentLoop, RunState
 from .memory import Memory
 from .pricing import PRICES, price_of
 from .profile import AgentProfile
+from .sandbox import build_sandbox
 from .settings import Settings
 from .workspace import Workspace
 
@@ -138,6 +139,7 @@ def prepare_run(
     Everything that can be checked is checked before anything is written."""
     home, workspace_root = check_folders(settings)
     policy = Policy.load(settings.policy_file)
+    sandbox = build_sandbox(settings, workspace_root)
     prices = price_table(settings)
     check_budget_prices(settings, prices)
     notes: list[str] = []
@@ -147,6 +149,7 @@ def prepare_run(
         # Room for the reply within the local model's context window.
         tokens = min(settings.prompt_tokens, max(settings.local_context - 2048, 1000))
         settings = settings.model_copy(update={"prompt_tokens": tokens})
+    notes = [" | ".join(sandbox.describe()), *notes]  # shown at start, kept in the audit log
     try:
         journal, state = open_run(settings, home, profile, resume)
         try:
@@ -162,6 +165,7 @@ def prepare_run(
         workspace=Workspace(workspace_root, forbidden=[home]),
         settings=settings,
         run_dir=journal.run_dir,
+        sandbox=sandbox,
         ask_human=human.ask,
         ask_model=lambda prompt: caller.say("browse", prompt, settings.fast_model),
     )

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError, describe_validation
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B?)", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
 
 def _env(name: str, **kwargs: Any) -> Any:
     """A field that may be set by the environment variable `name`."""
@@ -80,16 +83,41 @@ class Settings(BaseModel):
     command_timeout: float = _env("AUTOAGENT_COMMAND_TIMEOUT", default=120.0, gt=0)
     max_output_bytes: int = _env("AUTOAGENT_MAX_OUTPUT_BYTES", default=10_000, ge=1000)
     shell_enabled: bool = _env("AUTOAGENT_SHELL_ENABLED", default=False)
-    shell_mode: Literal["allow", "deny"] = _env("AUTOAGENT_SHELL_MODE", default="allow")
+    # sh: a real `sh -c` command line, in the sandbox; allow/deny: one program, no shell,
+    # judged against the program list.
+    shell_mode: Literal["sh", "allow", "deny"] = _env("AUTOAGENT_SHELL_MODE", default="sh")
     # Program names for the allow- or denylist; None means the built-in list for the mode.
     # The environment gives them comma-separated: AUTOAGENT_SHELL_PROGRAMS=ls,cat,grep
     shell_programs: tuple[str, ...] | None = _env("AUTOAGENT_SHELL_PROGRAMS", default=None)
+    # Names of environment variables the agent's children may see, besides PATH, HOME, LANG...
+    child_env: tuple[str, ...] = _env("AUTOAGENT_CHILD_ENV", default=())
 
-    @field_validator("shell_programs", mode="before")
+    # The sandbox of every program the agent starts (see sandbox.py).
+    sandbox: Literal["auto", "bwrap", "landlock", "none"] = _env(
+        "AUTOAGENT_SANDBOX", default="auto"
+    )
+    allow_network: bool = _env("AUTOAGENT_ALLOW_NETWORK", default=False)
+    # Paths a confined program may read although they are hidden (the home, the data folder).
+    sandbox_readable: tuple[Path, ...] = _env("AUTOAGENT_SANDBOX_READABLE", default=())
+    # Limits; 0 means none. Sizes in bytes, or with a unit: 512M, 2G.
+    sandbox_memory: int = _env("AUTOAGENT_SANDBOX_MEMORY", default=2 << 30, ge=0)
+    sandbox_cpu_seconds: int = _env("AUTOAGENT_SANDBOX_CPU_SECONDS", default=600, ge=0)
+    sandbox_file_size: int = _env("AUTOAGENT_SANDBOX_FILE_SIZE", default=1 << 30, ge=0)
+    sandbox_processes: int = _env("AUTOAGENT_SANDBOX_PROCESSES", default=256, ge=0)
+
+    @field_validator("shell_programs", "child_env", "sandbox_readable", mode="before")
     @classmethod
-    def _split_programs(cls, value: Any) -> Any:
+    def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(name for name in re.split(r"[,\s]+", value) if name)
+        return value
+
+    @field_validator("sandbox_memory", "sandbox_file_size", mode="before")
+    @classmethod
+    def _parse_size(cls, value: Any) -> Any:
+        if isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
+            number, unit = match.groups()
+            return int(float(number) * _UNITS[unit.upper()[:1]])
         return value
 
     @field_validator("web_proxy")
@@ -112,6 +140,15 @@ class Settings(BaseModel):
     @property
     def endpoint_configured(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
+
+
+def user_homes() -> list[Path]:
+    """The user's home folders: from the password database, and $HOME when it differs."""
+    import pwd
+
+    homes = [pwd.getpwuid(os.getuid()).pw_dir, os.environ.get("HOME")]
+    found = [Path(os.path.realpath(home)) for home in homes if home]
+    return [home for home in dict.fromkeys(found) if home != Path("/")]
 
 
 def env_names() -> dict[str, str]:

@@ -1,13 +1,15 @@
-"""The shell policy: which program a command line may run. No shell is ever started.
+"""The shell policy: how execute_shell runs a command line.
 
-The line is split the way a shell would (shlex), but `;`, `|`, `&&`, `$()`, backticks and
-redirections stay literal arguments of the one program. The program is located (a path is taken
-relative to the workspace, a bare name is looked up on PATH) and judged by its real path, so
-`/bin/./whoami`, `/usr/bin/../bin/whoami` or a link named `ls` that points at `rm` are seen for
-what they are.
+In mode "sh" (the default) the line is run by `sh -c`, in the sandbox like all code: pipes,
+globs and redirections work, and the sandbox, not this module, bounds what it can do.
 
-This is a policy, not a sandbox: an allowed program can still read and write wherever the
-user can. Keep the shell off (the default) unless the human approves each command.
+In modes "allow" and "deny" no shell is started: the line is split the way a shell would
+(shlex), but `;`, `|`, `&&`, `$()`, backticks and redirections stay literal arguments of the
+one program. The program is located (a path is taken relative to the workspace, a bare name is
+looked up on PATH) and judged by its real path, so `/bin/./whoami`, `/usr/bin/../bin/whoami` or
+a link named `ls` that points at `rm` are seen for what they are. This is an extra policy for
+those who want one, on top of the sandbox; alone, it would not stop an allowed program from
+reading or writing wherever the user can.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from .errors import CommandError, RefusedError
-from .process import safe_environment
+from .process import child_environment
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -43,7 +45,7 @@ DEFAULT_DENIED = (
 @dataclass(frozen=True)
 class ShellPolicy:
     enabled: bool = False
-    mode: Literal["allow", "deny"] = "allow"
+    mode: Literal["sh", "allow", "deny"] = "sh"
     programs: tuple[str, ...] | None = None  # None: DEFAULT_ALLOWED or DEFAULT_DENIED
 
     @classmethod
@@ -54,7 +56,7 @@ class ShellPolicy:
     def names(self) -> tuple[str, ...]:
         if self.programs is not None:
             return self.programs
-        return DEFAULT_ALLOWED if self.mode == "allow" else DEFAULT_DENIED
+        return DEFAULT_ALLOWED if self.mode != "deny" else DEFAULT_DENIED
 
 
 def shell_argv(
@@ -71,6 +73,10 @@ def shell_argv(
             "Refused: execute_shell is turned off. The human can turn it on with "
             "AUTOAGENT_SHELL_ENABLED=true; meanwhile use execute_python_code."
         )
+    if policy.mode == "sh":
+        if not command_line.strip():
+            raise CommandError("The command line is empty.")
+        return ["/bin/sh", "-c", command_line]
     try:
         argv = shlex.split(command_line)
     except ValueError as exc:
@@ -78,7 +84,7 @@ def shell_argv(
     if not argv:
         raise CommandError("The command line is empty.")
     path = _absolute_entries(
-        safe_environment().get("PATH", os.defpath) if search_path is None else search_path
+        child_environment().get("PATH", os.defpath) if search_path is None else search_path
     )
     program = argv[0]
     located = _locate(program, workspace_root, path)

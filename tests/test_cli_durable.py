@@ -96,27 +96,36 @@ def test_ctrl_c_during_a_model_call_stops_after_saving(
 def test_ctrl_c_during_a_command_kills_its_processes(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:
+    # In the sandbox's PID namespace a pid means nothing outside: the grandchild is found by
+    # a sleep no one else runs.
     code = (
         "import subprocess, pathlib, time\n"
-        "child = subprocess.Popen(['sleep', '300'])\n"
-        "pathlib.Path('pid.txt').write_text(str(child.pid))\n"
+        "child = subprocess.Popen(['sleep', '300.123'])\n"
+        "pathlib.Path('started.txt').write_text('1')\n"
         "time.sleep(300)\n"
     )
     server.script("execution", execution_reply("execute_python_code", code=code))
     child = spawn(tmp_path, server, "run", *PROFILE, "-c", "--allow-high-risk")
-    wait_for(lambda: (tmp_path / "ws" / "pid.txt").exists())
-    grandchild = int((tmp_path / "ws" / "pid.txt").read_text())
+    wait_for(lambda: (tmp_path / "ws" / "started.txt").exists())
+    wait_for(lambda: bool(_running("300.123")))
     child.sendintr()
     child.expect_exact("Run interrupted:")
     assert finish(child) == 130
-    wait_for(lambda: not Path(f"/proc/{grandchild}").exists() or _is_zombie(grandchild), 10)
+    wait_for(lambda: not _running("300.123"), 10)
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except OSError:
-        return True
+def _running(token: str) -> list[str]:
+    """Live processes (not zombies) whose command line holds `token`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if token.encode() in cmdline and state not in ("Z", "X"):
+            found.append(entry.name)
+    return found
 
 
 def test_a_second_ctrl_c_exits_at_once_with_the_journal_consistent(

@@ -180,7 +180,7 @@ def test_the_prompt_shows_the_exact_arguments_that_will_run(
     assert finish(child) == 0
 
 
-def test_shell_metacharacters_are_never_interpreted(
+def test_shell_metacharacters_are_literal_with_a_program_list(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:
     server.script(
@@ -190,7 +190,14 @@ def test_shell_metacharacters_are_never_interpreted(
         ),
     )
     child = spawn(
-        tmp_path, server, "run", *PROFILE, "-c", "--allow-high-risk", AUTOAGENT_SHELL_ENABLED="true"
+        tmp_path,
+        server,
+        "run",
+        *PROFILE,
+        "-c",
+        "--allow-high-risk",
+        AUTOAGENT_SHELL_ENABLED="true",
+        AUTOAGENT_SHELL_MODE="allow",
     )
     child.expect_exact("Run finished:")
     assert finish(child) == 0

@@ -146,7 +146,7 @@ def test_execute_shell_is_refused_when_off(tmp_path: Path) -> None:
     ],
 )
 def test_shell_metacharacters_are_literal(tmp_path: Path, line: str) -> None:
-    ctx = make_ctx(tmp_path, shell_enabled=True, shell_programs=("echo",))
+    ctx = make_ctx(tmp_path, shell_enabled=True, shell_mode="allow", shell_programs=("echo",))
     observation = call(ctx, "execute_shell", command_line=line)
     assert observation.startswith("Exit code 0.")
     assert "pwned" in observation  # echoed as text

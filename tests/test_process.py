@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autoagent.errors import CommandError
-from autoagent.process import ProcessResult, run_process, safe_environment
+from autoagent.process import ProcessResult, child_environment, run_process
 
 PY = sys.executable
 
@@ -156,25 +156,43 @@ def test_secrets_are_not_in_the_child_environment(
     monkeypatch.setenv("MY_TOKEN", "t0k3n")
     monkeypatch.setenv("db_password", "hunter2")
     monkeypatch.setenv("DATABASE_URL", "postgres://me:hunter2@db/app")
-    monkeypatch.setenv("HARMLESS", "kept")
+    monkeypatch.setenv("REDIS", "redis://:pw@host")
+    monkeypatch.setenv("DB_PWD", "hunter2")
+    monkeypatch.setenv("GH_PAT", "ghp_x")
+    monkeypatch.setenv("SLACK_HOOK", "https://hooks.slack.com/services/T0/B0/x")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
     result = run_python("import json, os; print(json.dumps(dict(os.environ)))", tmp_path)
     env = json.loads(result.output)
-    assert env["HARMLESS"] == "kept"
-    for name in ("OPENAI_API_KEY", "MY_TOKEN", "db_password", "DATABASE_URL"):
+    assert env["LC_ALL"] == "C.UTF-8" and "PATH" in env
+    for name in ("OPENAI_API_KEY", "MY_TOKEN", "db_password", "DATABASE_URL", "REDIS", "DB_PWD"):
         assert name not in env
+    assert "GH_PAT" not in env and "SLACK_HOOK" not in env
     assert "hunter2" not in result.output and "sk-should" not in result.output
 
 
-def test_safe_environment_filters_by_name_in_any_case() -> None:
+def test_the_child_environment_is_an_allowlist() -> None:
     environ = {
         "PATH": "/usr/bin",
-        "GITHUB_TOKEN": "x",
-        "aws_secret_access_key": "x",
-        "Some_Credentials_File": "x",
-        "PGPASSWORD": "x",
         "HOME": "/home/me",
+        "LANG": "C.UTF-8",
+        "LC_TIME": "C",
+        "TZ": "UTC",
+        "TERM": "xterm",
+        "GITHUB_TOKEN": "x",
+        "DSN": "postgres://u:p@h/db",
+        "WEBHOOK": "https://example.com/hook/secret",
+        "MY_TOOL_CONFIG": "/etc/tool.conf",
     }
-    assert safe_environment(environ) == {"PATH": "/usr/bin", "HOME": "/home/me"}
+    assert child_environment(environ) == {
+        "PATH": "/usr/bin",
+        "HOME": "/home/me",
+        "LANG": "C.UTF-8",
+        "LC_TIME": "C",
+        "TZ": "UTC",
+        "TERM": "xterm",
+    }
+    allowed = child_environment(environ, allowed=["MY_TOOL_CONFIG"])
+    assert allowed["MY_TOOL_CONFIG"] == "/etc/tool.conf" and "GITHUB_TOKEN" not in allowed
 
 
 def test_the_child_runs_in_the_given_folder(tmp_path: Path) -> None:

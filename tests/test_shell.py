@@ -73,10 +73,17 @@ def test_allowed_programs_run_with_an_absolute_path(tmp_path: Path) -> None:
     assert shell_argv("echo hi", DENY, tmp_path)[1:] == ["hi"]
 
 
+def test_the_default_is_a_real_shell(tmp_path: Path) -> None:
+    line = "ls | sort | head -3 > out.txt"
+    assert shell_argv(line, ShellPolicy(enabled=True), tmp_path) == ["/bin/sh", "-c", line]
+    with pytest.raises(CommandError, match="empty"):
+        shell_argv("  ", ShellPolicy(enabled=True), tmp_path)
+
+
 def test_default_lists(tmp_path: Path) -> None:
-    assert shell_argv("ls", ShellPolicy(enabled=True), tmp_path)
+    assert shell_argv("ls", ShellPolicy(enabled=True, mode="allow"), tmp_path)
     with pytest.raises(RefusedError, match="not an allowed program"):
-        shell_argv("whoami", ShellPolicy(enabled=True), tmp_path)
+        shell_argv("whoami", ShellPolicy(enabled=True, mode="allow"), tmp_path)
     if shutil.which("rm"):
         with pytest.raises(RefusedError, match="denied"):
             shell_argv("rm -rf x", ShellPolicy(enabled=True, mode="deny"), tmp_path)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from ..errors import CommandError, describe_validation
 
 if TYPE_CHECKING:
+    from ..sandbox import Sandbox
     from ..settings import Settings
     from ..workspace import Workspace
 
@@ -35,6 +36,8 @@ class CommandContext:
     # Calls the fast model with one prompt and returns its text (used to answer questions
     # about long pages); None when no model is wired in.
     ask_model: Callable[[str], str] | None = None
+    # Where programs run; built from the settings on first use when not given.
+    sandbox: Sandbox | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
