@@ -5,19 +5,22 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from .agents import ModelCaller
 from .authorize import Gate, Human, Policy
 from .commands import default_registry
 from .commands.base import CommandContext
 from .embeddings import Embedder, LocalEmbedder
-from .errors import ConfigError, JournalError
-from .journal import UNFINISHED, RunJournal, list_runs
+from .errors import ConfigError, JournalError, describe_validation
+from .journal import UNFINISHED, RunJournal, is_live, list_runs
 from .llm import ChatModel, OpenAIChatModel, OpenAIEmbedder
-from .loop import AgentLoop, RunState
+from .loop import AgentLoop
 from .memory import Memory
 from .pricing import PRICES, price_of
 from .profile import AgentProfile
 from .settings import Settings
+from .state import CHECKPOINT_VERSION, RunConfig, RunState, RunStatus, resumed_settings
 from .workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -124,27 +127,41 @@ def prepare_run(
 ) -> AgentLoop:
     """A loop for a new run of `profile`, or for the run `resume` names.
 
-    Everything that can be checked is checked before anything is written."""
+    Everything that can be checked is checked before anything is written: a new run's folder
+    appears only once the run can start. A resumed run keeps its own workspace, model,
+    endpoint and memory unless the settings name others (the notes then say so)."""
+    home, _ = check_folders(settings)
+    notes: list[str] = []
+    if resume is not None:
+        journal = RunJournal.open(home, resume)
+        if is_live(journal.run_dir):
+            raise JournalError(f"Run {resume} is running in another process.")
+        saved = read_state(journal)
+        settings, changed = resumed_settings(settings, saved.config)
+        notes += changed
+        profile = saved.profile
+    assert profile is not None
     home, workspace_root = check_folders(settings)
     policy = Policy.load(settings.policy_file)
     prices = price_table(settings)
     check_budget_prices(settings, prices)
-    notes: list[str] = []
     if model is None:
-        model, notes = build_model(settings)
+        model, model_notes = build_model(settings)
+        notes += model_notes
     if uses_local_model(settings):
         # Room for the reply within the local model's context window.
         tokens = min(settings.prompt_tokens, max(settings.local_context - 2048, 1000))
         settings = settings.model_copy(update={"prompt_tokens": tokens})
-    journal, state = open_run(settings, home, profile, resume)
+    workspace = Workspace(workspace_root, forbidden=[home])
+    memory = open_memory(settings, profile.name)
     try:
-        memory = open_memory(settings, state.profile.name)
+        journal, state = open_run(settings, home, profile, resume, workspace.root)
     except BaseException:
-        journal.release()
+        memory.close()
         raise
     caller = ModelCaller(model, state.spend, prices, settings.budget)
     context = CommandContext(
-        workspace=Workspace(workspace_root, forbidden=[home]),
+        workspace=workspace,
         settings=settings,
         run_dir=journal.run_dir,
         ask_human=human.ask,
@@ -168,30 +185,56 @@ def prepare_run(
 
 
 def open_run(
-    settings: Settings, home: Path, profile: AgentProfile | None, resume: str | None
+    settings: Settings,
+    home: Path,
+    profile: AgentProfile,
+    resume: str | None,
+    workspace: Path,
 ) -> tuple[RunJournal, RunState]:
-    """The run's journal, locked, and its state: new, or loaded from its checkpoint."""
+    """The run's journal, locked, and its state: new (saved, then named), or loaded."""
     if resume is None:
-        assert profile is not None
         journal = RunJournal.create(home)
-        journal.acquire()
-        return journal, RunState.new(journal.run_id, profile, settings.recent_steps)
+        try:
+            config = RunConfig.of(settings, workspace)
+            state = RunState.new(journal.run_id, profile, config, settings.stall_steps)
+            journal.save_checkpoint(state.model_dump(mode="json"))
+            journal.publish()
+        except BaseException:
+            journal.discard()
+            raise
+        return journal, state
     journal = RunJournal.open(home, resume)
     journal.acquire()
     try:
-        checkpoint = journal.load_checkpoint()
-        try:
-            state = RunState.from_dict(checkpoint, settings.recent_steps)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise JournalError(
-                f"The checkpoint of run {resume} is damaged ({exc!r}); it was left as it is."
-            ) from exc
-        if state.status == "finished":
-            raise JournalError(f"Run {resume} has finished; start a new run instead.")
+        state = read_state(journal)  # again, now that no other process can change it
     except BaseException:
         journal.release()
         raise
+    state.detector.stall_steps = settings.stall_steps
     return journal, state
+
+
+def read_state(journal: RunJournal) -> RunState:
+    """A run's state from its checkpoint, for resuming it; a clear error when it cannot be."""
+    run_id = journal.run_id
+    checkpoint = journal.load_checkpoint()
+    version = checkpoint.get("version")
+    if version != CHECKPOINT_VERSION:
+        raise JournalError(
+            f"Run {run_id} was saved by another version of autoagent (checkpoint version "
+            f"{version}, this one reads {CHECKPOINT_VERSION}), so it cannot be resumed; start a "
+            "new run. Its files and event log are left as they are."
+        )
+    try:
+        state = RunState.model_validate(checkpoint)
+    except ValidationError as exc:
+        raise JournalError(
+            f"The checkpoint of run {run_id} is damaged ({describe_validation(exc)}); "
+            "it was left as it is."
+        ) from exc
+    if state.status is RunStatus.FINISHED:
+        raise JournalError(f"Run {run_id} has finished; start a new run instead.")
+    return state
 
 
 def check_budget_prices(settings: Settings, prices: dict[str, tuple[float, float]]) -> None:
