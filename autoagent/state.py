@@ -78,9 +78,9 @@ def resumed_settings(settings: Settings, config: RunConfig) -> tuple[Settings, l
         saved, now = getattr(config, field), getattr(settings, field)
         if field not in settings.model_fields_set:
             keep[field] = saved
-        elif _comparable(field, now) != _comparable(field, saved):
+        elif (shown := _comparable(field, now)) != _comparable(field, saved):
             notes.append(
-                f"This run's {label} was {saved or '(none)'}; it now uses {now or '(none)'}, "
+                f"This run's {label} was {saved or '(none)'}; it now uses {shown or '(none)'}, "
                 "as set for this resume."
             )
     return settings.model_copy(update=keep), notes
