@@ -84,6 +84,7 @@ class Figures:
     repeated: list[str] = field(default_factory=list)
     missing_memories: list[str] = field(default_factory=list)
     lost_notes: list[str] = field(default_factory=list)
+    show_ok: bool = False  # `autoagent show` reads the whole journal at the end
 
 
 def descendants(pid: int) -> list[int]:
@@ -351,6 +352,15 @@ def tally(
         if not any(re.search(pattern, p) for p in prompts):
             figures.lost_notes.append(f"step {step}")
 
+    shown = subprocess.run(
+        [sys.executable, "-m", "autoagent", "show", folder.name],
+        cwd=home.parent,
+        env={**os.environ, "AUTOAGENT_HOME": str(home)},
+        capture_output=True,
+        text=True,
+    )
+    figures.show_ok = shown.returncode == 0 and "Run finished" in shown.stdout
+
     memory = Memory.open_local(home / "memory", "Scout", LocalEmbedder())
     try:
         ids = [f"{folder.name}-step-{step}" for step in sorted(set(recorded.values()))]
@@ -371,6 +381,7 @@ def report(figures: Figures, options: argparse.Namespace, root: Path) -> None:
         ("lost notes", figures.lost_notes),
     ):
         print(f"  {label}: {len(found)}" + (f"  {found}" if found else ""))
+    print(f"  `autoagent show` of the run: {'ok' if figures.show_ok else 'FAILED'}")
     if any([figures.lost_steps, figures.repeated, figures.missing_memories, figures.lost_notes]):
         print(f"  the run is kept in {root}")
 
