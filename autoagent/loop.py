@@ -240,11 +240,11 @@ class AgentLoop:
         return None
 
     def _restore_memory(self) -> None:
-        """Write to memory the kept steps that a crash kept from it (each has a fixed id)."""
+        """Write to memory the kept steps that a crash kept from it (each has a fixed id).
+        The step in flight, if any, is written when it is completed."""
         if self.memory is None:
             return
-        state = self.state
-        records = [r for r in [*state.recent, state.current] if r and r.memory_text()]
+        records = [r for r in self.state.recent if r.memory_text()]
         missing = set(self.memory.missing([r.memory_id for r in records]))
         for record in records:
             if record.memory_id in missing:

@@ -1,6 +1,10 @@
 """The step record and the run state: typed, and the same after a trip through JSON."""
 
+import pytest
+
 from autoagent.authorize import Actor, Approve, Feedback, Stop, Verdict
+from autoagent.errors import JournalError
+from autoagent.journal import RunJournal
 from autoagent.profile import make_profile
 from autoagent.record import (
     DecisionKind,
@@ -10,6 +14,7 @@ from autoagent.record import (
     StepStatus,
     StepVerdict,
 )
+from autoagent.runner import read_state
 from autoagent.settings import Settings
 from autoagent.state import RunConfig, RunState, resumed_settings
 
@@ -61,3 +66,11 @@ def test_a_resumed_run_keeps_what_was_not_set_again(tmp_path) -> None:  # type: 
     moved, notes = resumed_settings(Settings(model="other"), config)
     assert moved.model == "other" and moved.workspace == tmp_path / "mine"
     assert notes == ["This run's model was big; it now uses other, as set for this resume."]
+
+
+def test_a_checkpoint_from_another_version_is_refused_clearly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    journal = RunJournal.create(tmp_path)
+    journal.save_checkpoint({"version": 1, "run_id": journal.run_id, "step": 3})
+    journal.publish()
+    with pytest.raises(JournalError, match=r"another version of autoagent.*start a new run"):
+        read_state(journal)
