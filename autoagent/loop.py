@@ -210,8 +210,14 @@ class AgentLoop:
         the journal is restored; a command with no recorded result is noted for the model."""
         state = self.state
         current = state.unfinished_step()
-        if current is None or current.status is not StepStatus.RUNNING:
+        if current is None:
             return [], []
+        if current.status is StepStatus.RAN:
+            note = (
+                f"Step {current.step}'s command {current.command} had returned before the run "
+                "was interrupted; its saved result is used to complete the step."
+            )
+            return [current], [note]
         found = self._result_in_journal(current)
         if found is not None:
             state.current = found

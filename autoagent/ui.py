@@ -164,7 +164,7 @@ class Renderer:
         else:
             self.console.print(
                 f"[bold green]RECOVERED:[/] step {record.step}'s {clean(record.command)} "
-                "result, from the run's journal."
+                "result, saved before the run stopped."
             )
             self._CommandDone(CommandDone(record))
 

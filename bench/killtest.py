@@ -85,6 +85,9 @@ class Figures:
     missing_memories: list[str] = field(default_factory=list)
     lost_notes: list[str] = field(default_factory=list)
     show_ok: bool = False  # `autoagent show` reads the whole journal at the end
+    entries: int = 0  # log entries written
+    notes_due: int = 0  # commands cut short by a kill, each owed a note
+    restored: int = 0  # results recorded before a kill and completed after it
 
 
 def descendants(pid: int) -> list[int]:
@@ -347,6 +350,11 @@ def tally(
         ):
             figures.lost_steps.append(f"entry-{k}: its recorded result never reached the model")
 
+    figures.entries = len(set(entries))
+    figures.notes_due = len(notes_due)
+    figures.restored = sum(
+        1 for e in log if e["event"] == "StepRecovered" and e["record"]["status"] == "ran"
+    )
     for step in sorted(notes_due):
         pattern = rf"Step {step}'s command .*may or may not have taken effect"
         if not any(re.search(pattern, p) for p in prompts):
@@ -372,6 +380,10 @@ def tally(
 def report(figures: Figures, options: argparse.Namespace, root: Path) -> None:
     print(f"Kill test: {options.steps}-step continuous run, seed {options.seed}")
     print(f"  kills: {figures.kills} (processes started: {figures.lives})")
+    print(
+        f"  log entries written: {figures.entries}; results saved before a kill and completed "
+        f"after it: {figures.restored}; commands cut short by a kill: {figures.notes_due}"
+    )
     for phase, count in sorted(figures.phases.items(), key=lambda item: -item[1]):
         print(f"    {count:3} while {phase}")
     for label, found in (

@@ -51,6 +51,7 @@ def test_a_result_recorded_before_a_kill_is_restored_on_resume(
     [state] = checkpoints(tmp_path)
     assert state["current"]["status"] == "ran" and state["commands_run"] == 1
     child = spawn(tmp_path, server, "resume", "-c")
+    child.expect_exact("RECOVERED:")
     child.expect_exact("Run finished:")
     assert "may or may not" not in child.before
     assert finish(child) == 0
