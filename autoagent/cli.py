@@ -290,8 +290,14 @@ def resume(
         model_path=model_path,
         memory_url=memory_url,
     )
-    run_id = run_id or latest_unfinished(settings.home)
-    _drive(_console(), settings, resume=run_id, allow_high_risk=allow_high_risk)
+    console = _console()
+    if run_id is None:
+        from .ui import clean
+
+        run_id, skipped = latest_unfinished(settings.home)
+        for problem in skipped:
+            console.print(f"[bold yellow]Skipped:[/] {clean(problem)}")
+    _drive(console, settings, resume=run_id, allow_high_risk=allow_high_risk)
 
 
 def _run_settings(continuous: bool, continuous_limit: int | None, **flags: Any) -> Settings:

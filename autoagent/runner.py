@@ -159,29 +159,34 @@ def prepare_run(
     except BaseException:
         memory.close()
         raise
-    caller = ModelCaller(model, state.spend, prices, settings.budget)
-    context = CommandContext(
-        workspace=workspace,
-        settings=settings,
-        run_dir=journal.run_dir,
-        ask_human=human.ask,
-        ask_model=lambda prompt: caller.say("browse", prompt, settings.fast_model),
-    )
-    gate = Gate(
-        human, continuous=settings.continuous, policy=policy, allow_high_risk=allow_high_risk
-    )
-    return AgentLoop(
-        state=state,
-        settings=settings,
-        caller=caller,
-        registry=default_registry(settings),
-        memory=memory,
-        gate=gate,
-        journal=journal,
-        context=context,
-        resumed=resume is not None,
-        notes=notes,
-    )
+    try:  # the loop owns the memory and the journal from here; until then, release them
+        caller = ModelCaller(model, state.spend, prices, settings.budget)
+        context = CommandContext(
+            workspace=workspace,
+            settings=settings,
+            run_dir=journal.run_dir,
+            ask_human=human.ask,
+            ask_model=lambda prompt: caller.say("browse", prompt, settings.fast_model),
+        )
+        gate = Gate(
+            human, continuous=settings.continuous, policy=policy, allow_high_risk=allow_high_risk
+        )
+        return AgentLoop(
+            state=state,
+            settings=settings,
+            caller=caller,
+            registry=default_registry(settings),
+            memory=memory,
+            gate=gate,
+            journal=journal,
+            context=context,
+            resumed=resume is not None,
+            notes=notes,
+        )
+    except BaseException:
+        memory.close()
+        journal.release()
+        raise
 
 
 def open_run(
@@ -252,8 +257,16 @@ def check_budget_prices(settings: Settings, prices: dict[str, tuple[float, float
             )
 
 
-def latest_unfinished(home: Path) -> str:
+def latest_unfinished(home: Path) -> tuple[str, list[str]]:
+    """The newest unfinished run, and what is wrong with newer runs that cannot be read."""
+    skipped: list[str] = []
     for run in list_runs(home):
-        if run.readable and run.status in UNFINISHED:
-            return run.run_id
-    raise JournalError(f"No unfinished run in {home / 'runs'}: start one with `autoagent run`.")
+        if not run.readable:
+            skipped.append(run.problem)
+        elif run.status in UNFINISHED:
+            return run.run_id, skipped
+    raise JournalError(
+        " ".join(
+            [*skipped, f"No unfinished run in {home / 'runs'}: start one with `autoagent run`."]
+        )
+    )

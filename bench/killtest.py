@@ -159,6 +159,7 @@ def phase_of(folder: Path | None) -> str:
         "StepFinished": "between steps",
         "RunStarted": "starting the loop",
         "model_call": "checkpoint / journal",
+        "StepRecovered": "completing a step recovered after a kill",
     }.get(last, last)
 
 
@@ -279,7 +280,7 @@ def _wait_for_loop(process: subprocess.Popen[bytes], home: Path, rng: random.Ran
 
 # Journal events to kill just after (0-30 ms), and what the agent is then doing.
 TARGETS = {
-    "CommandStarted": "a command (pending saved)",
+    "CommandStarted": "a command, or just after it (pending saved)",
     "CommandDone": "a memory write (result just saved)",
     "TasksChanged": "the end-of-step checkpoint",
     "StepFinished": "between steps",

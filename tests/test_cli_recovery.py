@@ -192,6 +192,10 @@ def test_a_run_without_its_checkpoint_is_shown_from_its_journal(
     child = spawn(tmp_path, server, "resume", folder.name, "-c")
     child.expect_exact(f"Run {folder.name} has no checkpoint.json")
     assert finish(child) == 1
+    child = spawn(tmp_path, server, "resume", "-c")  # the latest: it says why it skips this one
+    child.expect_exact(f"Run {folder.name} has no checkpoint.json")
+    child.expect_exact("No unfinished run")
+    assert finish(child) == 1
 
 
 def test_a_run_that_cannot_start_leaves_no_run_folder(
