@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import prompts
+from .commands.base import Registry
 from .errors import AutoAgentError, ReplyError
 from .llm import ChatModel, Message, Usage, estimate_tokens
 from .pricing import Spend
@@ -19,6 +20,7 @@ from .replies import (
     Reply,
     ReplyProblem,
     TaskCreationReply,
+    execution_schema,
     parse_reply,
     schema_of,
 )
@@ -75,8 +77,17 @@ class ModelCaller:
         """Tokens `text` will likely take, from the offline estimate calibrated by real usage."""
         return int(estimate_tokens(text) * self.token_ratio) + 1
 
-    def ask(self, role: str, messages: list[Message], model: str, reply_type: type[Reply]) -> Reply:
+    def ask(
+        self,
+        role: str,
+        messages: list[Message],
+        model: str,
+        reply_type: type[Reply],
+        schema: dict[str, Any] | None = None,
+    ) -> Reply:
+        """A reply of `reply_type`; `schema` (default: the type's own) goes to the endpoint."""
         messages = list(messages)
+        schema = schema or schema_of(reply_type)
         problem: ReplyProblem | None = None
         for _attempt in range(MAX_REASKS + 1):
             self._check_budget()
@@ -85,9 +96,7 @@ class ModelCaller:
                     "prompt to %s (%s) [%s]:\n%s", role, model, message["role"], message["content"]
                 )
             with self.timings.phase("model"):
-                completion = self.model.complete(
-                    messages, model=model, schema=schema_of(reply_type)
-                )
+                completion = self.model.complete(messages, model=model, schema=schema)
             self.spend.add(completion.model or model, completion.usage, self.prices)
             self._calibrate(messages, completion.usage)
             log.debug(
@@ -198,19 +207,20 @@ class ExecutionAgent:
         caller: ModelCaller,
         model: str,
         profile: AgentProfile,
-        commands: list[dict[str, str]],
+        commands: Registry,
         prompt_tokens: int = 6000,
     ) -> None:
         self.caller = caller
         self.model = model
         self.prompt_tokens = prompt_tokens
+        self.reply_schema = execution_schema((c.name, c.args_schema()) for c in commands)
         # Stable across steps, so endpoints can cache this prefix.
         self.system_prompt = prompts.render(
             "execution_system",
             name=profile.name,
             role=profile.role,
             goals=profile.goals,
-            commands=commands,
+            commands=commands.describe(),
         )
 
     def propose(
@@ -238,7 +248,7 @@ class ExecutionAgent:
             {"role": "system", "content": self.system_prompt},
             {"role": "user", "content": user},
         ]
-        return self.caller.ask(self.role, messages, self.model, ExecutionReply)
+        return self.caller.ask(self.role, messages, self.model, ExecutionReply, self.reply_schema)
 
     def _fit(self, parts: dict[str, Any]) -> str:
         """Render the step prompt within the token budget, giving up the least useful first:

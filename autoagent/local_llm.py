@@ -33,7 +33,8 @@ SMALL_MODEL_LIMITS: dict[str, Any] = {
     "max_tokens": 3072,
     "max_string": 100,
     "max_items": 4,
-    "repeat_penalty": 1.3,
+    "repeat_penalty": 1.0,  # any penalty keeps it from copying names out of the goal
+    "command_first": True,
 }
 
 INSTALL_HINT = (
@@ -80,6 +81,7 @@ class LocalChatModel:
         repeat_penalty: float = 1.1,
         n_threads: int | None = None,
         seed: int | None = None,
+        command_first: bool = False,
     ) -> None:
         self.model_path = Path(model_path).expanduser()
         if not self.model_path.is_file():
@@ -94,8 +96,13 @@ class LocalChatModel:
         self.max_items = max_items
         self.temperature = temperature
         self.repeat_penalty = repeat_penalty
-        self.n_threads = n_threads or os.cpu_count() or 1
+        # Half the cores: llama.cpp's threads wait for each other by spinning, so on a machine
+        # that is busy (the agent embeds memories meanwhile) all cores run many times slower.
+        self.n_threads = n_threads or max(1, (os.cpu_count() or 2) // 2)
         self.seed = seed
+        # The command before the thoughts: a tiny model then picks it from the prompt, not
+        # from its own rambling. Larger models do better thinking first.
+        self.command_first = command_first
         self._llama: Any = None
         self._grammars: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -104,6 +111,17 @@ class LocalChatModel:
         """Load the model now, so a missing library or a bad file fails before the loop."""
         with self._lock:
             self._load()
+
+    def first_token(self) -> None:
+        """Run one token through the model: the kernels this CPU will use, tried once."""
+        with self._lock:
+            llama = self._load()
+            try:
+                llama.create_completion("Hello", max_tokens=1)
+            except (ValueError, RuntimeError) as exc:
+                raise ModelError(
+                    f"The local model {self.name} failed its first token: {exc}"
+                ) from exc
 
     def complete(
         self, messages: list[Message], *, model: str, schema: dict[str, Any] | None = None
@@ -181,7 +199,9 @@ class LocalChatModel:
             from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
             try:
-                gbnf = json_schema_to_gbnf(json.dumps(bounded_schema(schema)))  # key order kept
+                bounded = bounded_schema(schema, self.max_string, self.max_items)
+                order = ["command", "thoughts"] if self.command_first else None
+                gbnf = json_schema_to_gbnf(json.dumps(bounded), order)  # else key order kept
             except Exception as exc:  # the converter raises assorted errors on odd schemas
                 log.warning(
                     "cannot turn the reply schema into a grammar (%s); replies will be "
@@ -207,25 +227,34 @@ FLAT_VALUE: dict[str, Any] = {
 }
 
 
-def bounded_schema(schema: Any) -> Any:
-    """A copy of `schema` whose free-form objects and arrays hold flat values.
+def bounded_schema(schema: Any, max_string: int = 1000, max_items: int = 16) -> Any:
+    """A copy of `schema` whose free-form objects and arrays hold flat values, and whose
+    strings and arrays have at most `max_string` characters and `max_items` items.
 
     Anything it admits is valid against the original schema, which is left untouched.
-    With `tighten_grammar` (which bounds lengths), replies have a bounded size.
+    With `tighten_grammar` (which bounds free-form objects), replies have a bounded size.
     """
     if not isinstance(schema, dict):
         return schema
+
+    def bound(part: Any) -> Any:
+        return bounded_schema(part, max_string, max_items)
+
     out = dict(schema)
     for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
         if isinstance(out.get(key), list):
-            out[key] = [bounded_schema(s) for s in out[key]]
+            out[key] = [bound(s) for s in out[key]]
     for key in ("properties", "$defs", "definitions"):
         if isinstance(out.get(key), dict):
-            out[key] = {name: bounded_schema(s) for name, s in out[key].items()}
+            out[key] = {name: bound(s) for name, s in out[key].items()}
     for key in ("items", "additionalProperties"):
         if isinstance(out.get(key), dict):
-            out[key] = bounded_schema(out[key])
+            out[key] = bound(out[key])
     kind = out.get("type")
+    if kind == "string" and "enum" not in out and "const" not in out:
+        out["maxLength"] = min(out.get("maxLength", max_string), max_string)
+    if kind == "array":
+        out["maxItems"] = min(out.get("maxItems", max_items), max_items)
     free_array = kind == "array" and "items" not in out and "prefixItems" not in out
     free_object = kind == "object" and "properties" not in out
     if free_array:

@@ -103,7 +103,7 @@ class AgentLoop:
         self.resumed = resumed
         profile = state.profile
         self.executor = ExecutionAgent(
-            caller, settings.model, profile, registry.describe(), settings.prompt_tokens
+            caller, settings.model, profile, registry, settings.prompt_tokens
         )
         self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
         self.prioritizer = PrioritizationAgent(caller, settings.fast_model, profile.goals)

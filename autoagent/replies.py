@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from functools import cache
 from typing import Any, TypeVar
 
@@ -164,6 +165,57 @@ def _is_cut_off(candidate: str) -> bool:
 def schema_of(reply_type: type[BaseModel]) -> dict[str, Any]:
     """The JSON schema sent to endpoints that can constrain their output (shared: do not change)."""
     return reply_type.model_json_schema()
+
+
+THOUGHT_FIELDS = ("text", "reasoning", "criticism", "speak")
+
+
+def execution_schema(commands: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The execution reply's schema held to the registered commands: the command's name from
+    the list, its arguments from that command's own schema, and no thought left empty.
+
+    Endpoints that enforce a schema (llama.cpp's grammars, vLLM, the local worker) then can
+    only produce a command that exists, with arguments of the right shape; that is what lets
+    a small model do simple work. Parsing stays lenient (ExecutionReply)."""
+    text = {"type": "string", "minLength": 1}
+    thoughts = {
+        "type": "object",
+        "properties": {
+            "text": text,
+            "reasoning": text,
+            "plan": {"type": "array", "items": text, "minItems": 1},
+            "criticism": text,
+            "speak": text,
+        },
+        "required": [*THOUGHT_FIELDS[:2], "plan", *THOUGHT_FIELDS[2:]],
+        "additionalProperties": False,
+    }
+    choices = [
+        {
+            "type": "object",
+            "properties": {"name": {"const": name}, "args": _plain(args)},
+            "required": ["name", "args"],
+            "additionalProperties": False,
+        }
+        for name, args in commands
+    ]
+    return {
+        "type": "object",
+        "properties": {"thoughts": thoughts, "command": {"anyOf": choices}},
+        "required": ["thoughts", "command"],
+        "additionalProperties": False,
+    }
+
+
+def _plain(schema: dict[str, Any]) -> dict[str, Any]:
+    """A command's argument schema without pydantic's titles (noise for a grammar)."""
+    out = {key: value for key, value in schema.items() if key != "title"}
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {
+            name: {k: v for k, v in prop.items() if k != "title"}
+            for name, prop in out["properties"].items()
+        }
+    return out
 
 
 def _without_surrogates(data: Any) -> Any:

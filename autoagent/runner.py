@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -69,19 +70,30 @@ def build_model(settings: Settings) -> tuple[ChatModel, list[str]]:
 
 
 def build_local_model(settings: Settings) -> tuple[ChatModel, list[str]]:
-    from .local_llm import SMALL_MODEL_LIMITS, LocalChatModel, bundled_model_path
+    """A GGUF model in a process of its own (started and checked here), and notes about it."""
+    from .local_llm import SMALL_MODEL_LIMITS, bundled_model_path
+    from .local_process import LocalModelConfig, start_local_model
 
     if settings.model_path is not None:
-        model = LocalChatModel(settings.model_path, n_ctx=settings.local_context, max_tokens=4096)
+        config = LocalModelConfig(
+            settings.model_path.expanduser(), n_ctx=settings.local_context, max_tokens=4096
+        )
         notes = []
     else:
         path = bundled_model_path()
         if path is None:
             raise ConfigError(NO_ENDPOINT)
-        model = LocalChatModel(path, n_ctx=settings.local_context, **SMALL_MODEL_LIMITS)
+        config = LocalModelConfig(path, n_ctx=settings.local_context, **SMALL_MODEL_LIMITS)
         notes = [BUNDLED_MODEL_NOTE]
-    model.check()
-    return model, notes
+    log_file = settings.home.expanduser() / "logs" / "local-model.log"
+    return start_local_model(config, log_file, settings.request_timeout), notes
+
+
+def close_model(model: ChatModel) -> None:
+    """Stop what a model runs of its own (a local model's process); other models hold nothing."""
+    close = getattr(model, "close", None)
+    if close is not None:
+        close()
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -152,14 +164,13 @@ def prepare_run(
         # Room for the reply within the local model's context window.
         tokens = min(settings.prompt_tokens, max(settings.local_context - 2048, 1000))
         settings = settings.model_copy(update={"prompt_tokens": tokens})
-    workspace = Workspace(workspace_root, forbidden=[home])
-    memory = open_memory(settings, profile.name)
-    try:
+    with ExitStack() as cleanup:  # until the loop owns them, what is opened is closed on error
+        cleanup.callback(close_model, model)
+        workspace = Workspace(workspace_root, forbidden=[home])
+        memory = open_memory(settings, profile.name)
+        cleanup.callback(memory.close)
         journal, state = open_run(settings, home, profile, resume, workspace.root)
-    except BaseException:
-        memory.close()
-        raise
-    try:  # the loop owns the memory and the journal from here; until then, release them
+        cleanup.callback(journal.release)
         caller = ModelCaller(model, state.spend, prices, settings.budget)
         context = CommandContext(
             workspace=workspace,
@@ -171,7 +182,7 @@ def prepare_run(
         gate = Gate(
             human, continuous=settings.continuous, policy=policy, allow_high_risk=allow_high_risk
         )
-        return AgentLoop(
+        loop = AgentLoop(
             state=state,
             settings=settings,
             caller=caller,
@@ -183,10 +194,8 @@ def prepare_run(
             resumed=resume is not None,
             notes=notes,
         )
-    except BaseException:
-        memory.close()
-        journal.release()
-        raise
+        cleanup.pop_all()
+        return loop
 
 
 def open_run(

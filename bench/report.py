@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .common import BENCH_DIR, Figure
+from .sections import replace_section
 
-RESULTS = BENCH_DIR / "RESULTS.md"
 NOTES = BENCH_DIR / "notes.md"  # what dominates each figure; appended to RESULTS.md
 PARTS = ["prompt", "parse", "memory_query", "memory_write", "command", "journal", "checkpoint"]
 
@@ -46,12 +46,12 @@ def write_markdown(
     seconds: float,
 ) -> Path:
     lines = [
-        "# Benchmark results",
+        "## The harness suite",
         "",
         f"Made by `{command}` in {seconds:.0f} s. Every figure is a median over repeated runs;"
         " ratios are measured within the same run.",
         "",
-        "## Machine",
+        "### Machine",
         "",
         f"- CPU: {machine['cpu']}, {machine['cores']} cores",
         f"- Python {machine['python']} on {machine['system']}",
@@ -59,7 +59,7 @@ def write_markdown(
         f"- Load average (1, 5, 15 min) at the start: {machine['load']};"
         f" at the end: {machine.get('load_end', '?')}",
         "",
-        "## Figures",
+        "### Figures",
         "",
         "| section | figure | value | target | result | note |",
         "|---|---|---|---|---|---|",
@@ -72,7 +72,7 @@ def write_markdown(
     if breakdown:
         lines += [
             "",
-            "## Where a step's harness time goes (ms, median per step)",
+            "### Where a step's harness time goes (ms, median per step)",
             "",
             "With the instant model. `other` is the loop's own bookkeeping between the timed parts"
             " (task list, loop detector, events). The memory write on the step is only handing"
@@ -98,7 +98,7 @@ def write_markdown(
         marks = [s for s in (1, 2, 5, 10, 20, 30, 50, 75, 100) if s <= len(sizes)]
         lines += [
             "",
-            "## Execution prompt size by step (tokens, chars / 4)",
+            "### Execution prompt size by step (tokens, chars / 4)",
             "",
             "| step | " + " | ".join(str(s) for s in marks) + " |",
             "|---" * (len(marks) + 1) + "|",
@@ -106,5 +106,4 @@ def write_markdown(
         ]
     if NOTES.exists():
         lines += ["", NOTES.read_text(encoding="utf-8").strip()]
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return RESULTS
+    return replace_section("suite", "\n".join(lines))

