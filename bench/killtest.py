@@ -382,8 +382,9 @@ def report(figures: Figures, options: argparse.Namespace, root: Path) -> None:
     print(f"Kill test: {options.steps}-step continuous run, seed {options.seed}")
     print(f"  kills: {figures.kills} (processes started: {figures.lives})")
     print(
-        f"  log entries written: {figures.entries}; results saved before a kill and completed "
-        f"after it: {figures.restored}; commands cut short by a kill: {figures.notes_due}"
+        f"  log entries written: {figures.entries}; resumes that completed a step whose result "
+        f"was saved before the kill: {figures.restored}; commands cut short by a kill: "
+        f"{figures.notes_due}"
     )
     for phase, count in sorted(figures.phases.items(), key=lambda item: -item[1]):
         print(f"    {count:3} while {phase}")
