@@ -67,7 +67,9 @@ class Proposal:
 
 
 class Human(Protocol):
-    """Asks a person. Terminal, scripted and test implementations plug in the same way."""
+    """Asks a person. Terminal, scripted and test implementations plug in the same way.
+
+    A `channel` attribute ("terminal", "script"...) names how, for the run's record."""
 
     def authorize(self, proposal: Proposal) -> Decision:
         """Ask whether `proposal` may run; raise KeyboardInterrupt or return Stop to end."""
@@ -105,13 +107,24 @@ class Policy:
         return cls(rules)
 
 
+class Actor(StrEnum):
+    """Who decided whether a command runs."""
+
+    HUMAN = "human"
+    PRE_APPROVED = "pre-approved"  # an earlier 'y -N'
+    CONTINUOUS = "continuous"  # continuous mode, for what it may run alone
+    POLICY = "policy"  # a rule of the policy file
+    NOT_NEEDED = "not needed"  # the command is itself a talk with the human
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What the gate decided about one proposal."""
 
     decision: Decision
-    by: str  # "human", "pre-approved", "continuous", "policy"
+    by: Actor
     refusal: str | None = None  # a message for the model when the command may not run
+    channel: str = "harness"  # how the human was reached ("terminal", ...), when asked
 
 
 class Gate:
@@ -133,12 +146,12 @@ class Gate:
 
     def decide(self, proposal: Proposal) -> Verdict:
         if not proposal.needs_approval:
-            return Verdict(Approve(), "not needed")
+            return Verdict(Approve(), Actor.NOT_NEEDED)
         rule = self.policy.rules.get(proposal.name)
         if rule is Rule.DENY:
             return Verdict(
                 Stop(),
-                "policy",
+                Actor.POLICY,
                 refusal=f"Refused: the policy denies {proposal.name}. Try another way.",
             )
         if self.continuous:
@@ -148,24 +161,26 @@ class Gate:
             if needs_human:
                 return Verdict(
                     Stop(),
-                    "policy",
+                    Actor.CONTINUOUS,
                     refusal=(
                         f"Refused: {proposal.name} needs a human's approval, and this run is "
                         "continuous; try another way or ask_user."
                     ),
                 )
-            return Verdict(Approve(), "continuous")
+            return Verdict(Approve(), Actor.CONTINUOUS)
         if self.pre_approved > 0 and rule is not Rule.ASK:
             self.pre_approved -= 1
-            return Verdict(Approve(), "pre-approved")
+            return Verdict(Approve(), Actor.PRE_APPROVED)
         decision = self.human.authorize(proposal)
         if isinstance(decision, Approve):
             self.pre_approved = decision.count - 1
-        return Verdict(decision, "human")
+        return Verdict(decision, Actor.HUMAN, channel=getattr(self.human, "channel", "unknown"))
 
 
 class ScriptedHuman:
     """Answers from a list, for tests and demos; records what it was asked."""
+
+    channel = "script"
 
     def __init__(self, answers: list[str], replies: list[str] | None = None) -> None:
         self.answers = list(answers)

@@ -179,42 +179,38 @@ def _resolve_profile(
 
 def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
     """Run a loop to its end, rendering every event; exit 1 when the run failed."""
-    from .runner import close_model, prepare_run
+    from .runner import prepare_run
     from .ui import Renderer, TerminalHuman
 
     human = TerminalHuman(console)
     renderer = Renderer(console)
     with console.status("Starting..."):
         loop = prepare_run(settings, human, **prepare)
-    human.spill_dir = loop.journal.run_dir / "proposals"
-    if hasattr(loop.caller.model, "on_progress"):
-        loop.caller.model.on_progress = renderer.progress
-    if settings.debug:
-        log_file = loop.journal.run_dir / "debug.log"
-        _configure_logging(settings, log_file)
-        console.print(f"Debug log: {log_file}")
-    if settings.continuous:
-        console.print(
-            "[bold yellow]Continuous mode:[/] commands run without asking"
-            + ("." if prepare.get("allow_high_risk") else "; high-risk ones are refused.")
-        )
     status = "failed"
-    try:
-        for event in loop.run():
-            renderer.show(event)
-            status = getattr(event, "status", status)
-    except KeyboardInterrupt:
-        # A second Ctrl-C while the first one's clean-up runs: leave at once. The checkpoint
-        # is replaced atomically, so the run on disk is the last consistent one.
-        renderer.close()
-        console.print("\nStopped at once. `autoagent resume` continues the run.")
-        raise typer.Exit(130) from None
-    finally:
-        renderer.close()
-        loop.journal.release()
-        if loop.memory is not None:
-            loop.memory.close()
-        close_model(loop.caller.model)
+    with loop:
+        human.spill_dir = loop.run_dir / "proposals"
+        loop.on_progress(renderer.progress)
+        if settings.debug:
+            log_file = loop.run_dir / "debug.log"
+            _configure_logging(settings, log_file)
+            console.print(f"Debug log: {log_file}")
+        if settings.continuous:
+            console.print(
+                "[bold yellow]Continuous mode:[/] commands run without asking"
+                + ("." if prepare.get("allow_high_risk") else "; high-risk ones are refused.")
+            )
+        try:
+            for event in loop.run():
+                renderer.show(event)
+                status = getattr(event, "status", status)
+        except KeyboardInterrupt:
+            # A second Ctrl-C while the first one's clean-up runs: leave at once. The checkpoint
+            # is replaced atomically, so the run on disk is the last consistent one.
+            renderer.close()
+            console.print("\nStopped at once. `autoagent resume` continues the run.")
+            raise typer.Exit(130) from None
+        finally:
+            renderer.close()
     if status == "failed":
         raise typer.Exit(1)
     if status == "interrupted":
@@ -314,8 +310,14 @@ def resume(
         allow_network=allow_network,
         sandbox="none" if no_sandbox else None,
     )
-    run_id = run_id or latest_unfinished(settings.home)
-    _drive(_console(), settings, resume=run_id, allow_high_risk=allow_high_risk)
+    console = _console()
+    if run_id is None:
+        from .ui import clean
+
+        run_id, skipped = latest_unfinished(settings.home)
+        for problem in skipped:
+            console.print(f"[bold yellow]Skipped:[/] {clean(problem)}")
+    _drive(console, settings, resume=run_id, allow_high_risk=allow_high_risk)
 
 
 def _run_settings(continuous: bool, continuous_limit: int | None, **flags: Any) -> Settings:
@@ -352,22 +354,30 @@ def runs() -> None:
             clean(r.run_id), clean(r.name), r.status, str(r.steps), f"${r.cost:.4f}", started
         )
     console.print(table)
+    for r in found:
+        if r.problem:
+            console.print(f"[bold yellow]{clean(r.run_id)}:[/] {clean(r.problem)}")
 
 
 @app.command()
 def show(
     run_id: Annotated[str, typer.Argument(help="The run, as `autoagent runs` lists it.")],
 ) -> None:
-    """Print a readable summary of a run: goals, steps, commands, approvals, results, cost."""
+    """Print a readable account of a run: goals, steps, commands, approvals, results, cost."""
     from .errors import JournalError
     from .journal import RunJournal
     from .report import render_run
 
     journal = RunJournal.open(_settings().home, run_id)
+    state, problem = None, ""
     try:
-        render_run(_console(), journal.load_checkpoint(), journal.events())
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:
-        raise JournalError(f"The record of run {run_id} is damaged ({exc!r}).") from exc
+        state = journal.load_checkpoint()
+    except JournalError as exc:
+        problem = str(exc)
+    entries = journal.events()
+    if not entries:
+        raise JournalError(problem or f"Run {run_id} has no events.jsonl to show.")
+    render_run(_console(), run_id, entries, state, problem)
 
 
 @app.command()

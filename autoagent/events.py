@@ -1,12 +1,18 @@
-"""The loop's events: small dataclasses. The UI renders them; the journal records them."""
+"""The loop's events: small dataclasses. The UI renders them; the journal records them.
+
+The events of a step carry its record (record.py) as it stands at that moment."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from .pricing import Spend
-from .replies import Thoughts
+from .profile import AgentProfile
+from .record import StepRecord
+from .state import RunConfig
 from .tasks import Task
 
 
@@ -17,6 +23,8 @@ class RunStarted:
     workspace: str
     resumed: bool
     notices: list[str] = field(default_factory=list)
+    profile: AgentProfile | None = None
+    config: RunConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -26,34 +34,32 @@ class Thinking:
 
 @dataclass(frozen=True)
 class Proposed:
-    step: int
-    task: str
-    thoughts: Thoughts
-    command: str
-    args: dict[str, Any]
+    record: StepRecord
 
 
 @dataclass(frozen=True)
 class Invalid:
-    step: int
-    message: str  # sent back to the model; nothing ran
+    record: StepRecord  # record.invalid goes back to the model; nothing ran
 
 
 @dataclass(frozen=True)
 class Authorized:
-    step: int
-    by: str
-    decision: str  # "approve", "stop", "feedback" or "refused"
-    feedback: str | None = None
-    refusal: str | None = None
+    record: StepRecord  # record.verdict: the decision, who made it, how and when
+
+
+@dataclass(frozen=True)
+class CommandStarted:
+    record: StepRecord  # saved before the command runs: pending
 
 
 @dataclass(frozen=True)
 class CommandDone:
-    step: int
-    command: str
-    output: str
-    ok: bool
+    record: StepRecord  # record.result, saved the moment the command returned
+
+
+@dataclass(frozen=True)
+class StepRecovered:
+    record: StepRecord  # a step cut short by the end of the last process, restored
 
 
 @dataclass(frozen=True)
@@ -64,12 +70,16 @@ class TasksChanged:
 
 @dataclass(frozen=True)
 class StepFinished:
-    step: int
+    record: StepRecord
     spend: Spend
     budget: float | None
     # Seconds per phase of the step (model, prompt, parse, memory_query, memory_write,
     # command, journal, checkpoint), each second counted once.
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def step(self) -> int:
+        return self.record.step
 
 
 @dataclass(frozen=True)
@@ -96,9 +106,54 @@ Event = (
     | Proposed
     | Invalid
     | Authorized
+    | CommandStarted
     | CommandDone
+    | StepRecovered
     | TasksChanged
     | StepFinished
     | LoopWarning
     | RunEnded
 )
+
+EVENT_TYPES: dict[str, type[Any]] = {
+    kind.__name__: kind
+    for kind in (
+        RunStarted,
+        Thinking,
+        Proposed,
+        Invalid,
+        Authorized,
+        CommandStarted,
+        CommandDone,
+        StepRecovered,
+        TasksChanged,
+        StepFinished,
+        LoopWarning,
+        RunEnded,
+    )
+}
+
+
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(kind: type[Any]) -> TypeAdapter[Any]:
+    if kind not in _ADAPTERS:
+        _ADAPTERS[kind] = TypeAdapter(kind)
+    return _ADAPTERS[kind]
+
+
+def to_data(event: Event) -> dict[str, Any]:
+    """The event as JSON-ready data, for the journal."""
+    data: dict[str, Any] = _adapter(type(event)).dump_python(event, mode="json")
+    return data
+
+
+def from_data(kind: str, data: dict[str, Any]) -> Event | None:
+    """An event read back from the journal; None for entries that are not loop events."""
+    event_type = EVENT_TYPES.get(kind)
+    if event_type is None:
+        return None
+    fields = {k: v for k, v in data.items() if k not in {"time", "event"}}
+    event: Event = _adapter(event_type).validate_python(fields)
+    return event

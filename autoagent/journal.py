@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from .locks import is_locked, try_lock
 CHECKPOINT = "checkpoint.json"
 LOCK = "run.lock"
 EVENTS = "events.jsonl"
+TORN = "events.torn"  # a torn last line cut from the log, kept for the record
+NEW_PREFIX = ".new-"  # a run folder being made; renamed to the run id once the run can start
 UNFINISHED = {"running", "interrupted", "stopped", "failed"}
 
 
@@ -34,6 +37,7 @@ class RunJournal:
         self.run_dir = run_dir
         self.run_id = run_dir.name
         self._lock_fd: int | None = None
+        self._repaired = False  # the log's tail is checked once, before the first append
 
     def acquire(self) -> None:
         """Mark the run as live; a second process resuming it gets a clear error."""
@@ -52,7 +56,11 @@ class RunJournal:
 
     @classmethod
     def create(cls, home: Path) -> RunJournal:
-        run_dir = runs_dir(home) / new_run_id()
+        """A new run, locked, in a hidden folder until `publish`: a run that never starts
+        (refused, or killed while starting) leaves no run behind."""
+        folder = runs_dir(home)
+        run_id = new_run_id()
+        run_dir = folder / f"{NEW_PREFIX}{run_id}"
         try:
             run_dir.mkdir(parents=True)
         except OSError as exc:
@@ -60,29 +68,89 @@ class RunJournal:
                 f"Cannot create the run folder {run_dir}: {exc.strerror}. "
                 "Check that AUTOAGENT_HOME is writable and the disk is not full."
             ) from exc
-        return cls(run_dir)
+        journal = cls(run_dir)
+        journal.run_id = run_id
+        journal.acquire()
+        _remove_abandoned(folder)
+        return journal
+
+    def publish(self) -> None:
+        """Give a new run its name, once its first checkpoint is saved."""
+        if not self.run_dir.name.startswith(NEW_PREFIX):
+            return
+        target = self.run_dir.parent / self.run_id
+        try:
+            os.rename(self.run_dir, target)
+            _sync_folder(target.parent)
+        except OSError as exc:
+            raise JournalError(f"Cannot create the run folder {target}: {exc.strerror}.") from exc
+        self.run_dir = target
+
+    def discard(self) -> None:
+        """Remove a new run that could not start; a published run is never removed."""
+        if self.run_dir.name.startswith(NEW_PREFIX):
+            self.release()
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     @classmethod
     def open(cls, home: Path, run_id: str) -> RunJournal:
         run_dir = runs_dir(home) / run_id
-        if not (run_dir / CHECKPOINT).is_file():
+        if run_id.startswith(".") or not run_dir.is_dir():
             raise JournalError(
                 f"No run {run_id!r} in {runs_dir(home)}: `autoagent runs` lists them."
             )
         return cls(run_dir)
 
-    def record(self, kind: str, **data: Any) -> None:
-        """Append one event. Flushed at once, so a killed process loses at most a torn last line."""
+    @property
+    def has_checkpoint(self) -> bool:
+        return (self.run_dir / CHECKPOINT).is_file()
+
+    def record(self, kind: str, *, sync: bool = False, **data: Any) -> None:
+        """Append one event in one write, so a killed process leaves at most a torn last line
+        (repaired before the next append). `sync` waits until it is on the disk."""
         line = json.dumps(
             {"time": time.time(), "event": kind, **data}, default=str, ensure_ascii=False
         )
+        if not self._repaired:
+            self.repair()
         try:
-            with open(self.run_dir / EVENTS, "a", encoding="utf-8", errors="replace") as log:
-                log.write(line + "\n")
+            fd = os.open(self.run_dir / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, (line + "\n").encode("utf-8", errors="replace"))
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise JournalError(
                 f"Cannot write the run journal in {self.run_dir}: {exc.strerror}."
             ) from exc
+
+    def repair(self) -> None:
+        """Cut a torn last line (a crash or a full disk mid-write) off the log, so that what
+        is appended next starts on a line of its own; the torn text is kept in events.torn."""
+        path = self.run_dir / EVENTS
+        self._repaired = True
+        try:
+            with open(path, "rb+") as log:
+                size = log.seek(0, os.SEEK_END)
+                if size == 0:
+                    return
+                log.seek(max(size - 1, 0))
+                if log.read(1) == b"\n":
+                    return
+                cut = _after_last_newline(log, size)
+                log.seek(cut)
+                torn = log.read()
+                with open(self.run_dir / TORN, "ab") as kept:
+                    kept.write(torn + b"\n")
+                log.truncate(cut)
+                log.flush()
+                os.fsync(log.fileno())
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise JournalError(f"Cannot repair the run journal {path}: {exc.strerror}.") from exc
 
     def events(self) -> list[dict[str, Any]]:
         path = self.run_dir / EVENTS
@@ -115,11 +183,7 @@ class RunJournal:
                 os.fsync(tmp.fileno())
             os.replace(tmp_name, target)
             tmp_name = None
-            dir_fd = os.open(self.run_dir, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            _sync_folder(self.run_dir)
         except OSError as exc:
             raise JournalError(
                 f"Cannot save the run's checkpoint in {self.run_dir}: {exc.strerror}. "
@@ -132,6 +196,8 @@ class RunJournal:
 
     def load_checkpoint(self) -> dict[str, Any]:
         path = self.run_dir / CHECKPOINT
+        if not path.exists():
+            raise JournalError(self.missing_checkpoint())
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -145,6 +211,46 @@ class RunJournal:
             )
         return data
 
+    def missing_checkpoint(self) -> str:
+        if (self.run_dir / EVENTS).is_file():
+            return (
+                f"Run {self.run_id} has no checkpoint.json (it was deleted or never written), so "
+                f"it cannot be resumed; its event log is intact: `autoagent show {self.run_id}` "
+                "shows what it did."
+            )
+        return (
+            f"Run {self.run_id} has neither a checkpoint.json nor an events.jsonl in "
+            f"{self.run_dir}: nothing of it can be read."
+        )
+
+
+def _after_last_newline(log: Any, size: int) -> int:
+    """The offset just after the last newline of an open file (0 if it has none)."""
+    end = size
+    while end > 0:
+        start = max(end - (1 << 16), 0)
+        log.seek(start)
+        chunk = log.read(end - start)
+        if (found := chunk.rfind(b"\n")) >= 0:
+            return start + found + 1
+        end = start
+    return 0
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Remove new-run folders whose process died before the run could start."""
+    for entry in folder.glob(f"{NEW_PREFIX}*"):
+        if entry.is_dir() and not is_live(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+
 
 @dataclass(frozen=True)
 class RunSummary:
@@ -155,6 +261,7 @@ class RunSummary:
     cost: float
     started: float
     readable: bool = True
+    problem: str = ""  # what is wrong with an unreadable run
 
 
 def list_runs(home: Path) -> list[RunSummary]:
@@ -164,12 +271,23 @@ def list_runs(home: Path) -> list[RunSummary]:
         return []
     runs = []
     for run_dir in sorted(folder.iterdir(), reverse=True):
-        if not run_dir.is_dir():
+        if not run_dir.is_dir() or run_dir.name.startswith("."):
             continue
+        journal = RunJournal(run_dir)
         try:
-            runs.append(_summary(run_dir, RunJournal(run_dir).load_checkpoint()))
-        except (JournalError, TypeError, ValueError, AttributeError):
-            runs.append(RunSummary(run_dir.name, "?", "corrupt", 0, 0.0, 0.0, readable=False))
+            runs.append(_summary(run_dir, journal.load_checkpoint()))
+        except JournalError as exc:
+            status = "no checkpoint" if not journal.has_checkpoint else "corrupt"
+            runs.append(
+                RunSummary(run_dir.name, "?", status, 0, 0.0, 0.0, readable=False, problem=str(exc))
+            )
+        except (TypeError, ValueError, AttributeError) as exc:
+            problem = f"The checkpoint of run {run_dir.name} is damaged ({exc})."
+            runs.append(
+                RunSummary(
+                    run_dir.name, "?", "corrupt", 0, 0.0, 0.0, readable=False, problem=problem
+                )
+            )
     return runs
 
 

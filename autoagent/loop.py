@@ -1,15 +1,19 @@
-"""The agent loop: a generator of small typed events. It knows nothing of the terminal."""
+"""The agent loop: a generator of small typed events. It knows nothing of the terminal.
+
+Each step has one record (record.py), made durable at fixed points: before its command runs
+(pending), the moment the command returns (its result, before any planning call), and at the
+end of the step. A resumed run finishes the step it finds in flight from that record.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Generator, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import asdict
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from .agents import (
@@ -17,15 +21,15 @@ from .agents import (
     ExecutionAgent,
     ModelCaller,
     PrioritizationAgent,
-    StepView,
     TaskCreationAgent,
 )
-from .authorize import Approve, Feedback, Gate, Proposal, Stop
-from .commands.base import CommandContext, Registry
+from .authorize import Gate, Proposal
+from .commands.base import Command, CommandContext, Registry
 from .errors import AutoAgentError, CommandError
 from .events import (
     Authorized,
     CommandDone,
+    CommandStarted,
     Event,
     Invalid,
     LoopWarning,
@@ -33,105 +37,47 @@ from .events import (
     RunEnded,
     RunStarted,
     StepFinished,
+    StepRecovered,
     TasksChanged,
     Thinking,
+    from_data,
+    to_data,
 )
 from .journal import RunJournal
 from .memory import Memory
-from .pricing import Spend
-from .profile import AgentProfile
-from .repetition import LoopDetector
+from .record import (
+    RESULT_CHARS_IN_PROMPT,
+    DecisionKind,
+    StepProposal,
+    StepRecord,
+    StepResult,
+    StepStatus,
+    StepVerdict,
+)
 from .settings import Settings
-from .tasks import TaskList
+from .state import RunState, RunStatus
+from .tasks import Task
 from .text import trim_middle
 
 log = logging.getLogger(__name__)
 
 NO_TASK = "No open tasks are left: check the goals against what was done; finish if they are met."
-RESULT_CHARS_IN_PROMPT = 1500
-RESULT_CHARS_IN_MEMORY = 3000
-EARLIER_STEPS_KEPT = 20
 FILE_MAKERS = {"write_file", "append_to_file"}  # their success counts as progress
-
-
-@dataclass
-class RunState:
-    """Everything needed to resume a run; saved as the checkpoint after every step."""
-
-    run_id: str
-    profile: AgentProfile
-    tasks: TaskList
-    recent: deque[StepView]
-    spend: Spend = field(default_factory=Spend)
-    step: int = 0
-    commands_run: int = 0
-    feedback: str | None = None
-    status: str = "running"
-    reason: str = ""
-    pending: dict[str, Any] | None = None  # a command that started and has no result yet
-    started: float = field(default_factory=time.time)
-    earlier: list[str] = field(default_factory=list)  # one line per step older than `recent`
-    goal_report: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-
-    @classmethod
-    def new(cls, run_id: str, profile: AgentProfile, window: int) -> RunState:
-        tasks = TaskList()
-        tasks.add(profile.goals)
-        return cls(run_id=run_id, profile=profile, tasks=tasks, recent=deque(maxlen=window))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "run_id": self.run_id,
-            "profile": self.profile.model_dump(),
-            "tasks": self.tasks.to_dict(),
-            "recent": [asdict(s) for s in self.recent],
-            "spend": self.spend.to_dict(),
-            "step": self.step,
-            "commands_run": self.commands_run,
-            "feedback": self.feedback,
-            "status": self.status,
-            "reason": self.reason,
-            "pending": self.pending,
-            "started": self.started,
-            "updated": time.time(),
-            "earlier": self.earlier,
-            "goal_report": self.goal_report,
-            "files": self.files,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], window: int) -> RunState:
-        return cls(
-            run_id=data["run_id"],
-            profile=AgentProfile(**data["profile"]),
-            tasks=TaskList.from_dict(data["tasks"]),
-            recent=deque((StepView(**s) for s in data["recent"]), maxlen=window),
-            spend=Spend.from_dict(data["spend"]),
-            step=int(data["step"]),
-            commands_run=int(data["commands_run"]),
-            feedback=data.get("feedback"),
-            status=data.get("status", "running"),
-            reason=data.get("reason", ""),
-            pending=_valid_pending(data.get("pending")),
-            started=float(data.get("started", time.time())),
-            earlier=list(data.get("earlier", [])),
-            goal_report=list(data.get("goal_report", [])),
-            files=list(data.get("files", [])),
-        )
 
 
 class _RunOver(Exception):
     """Raised inside the loop to end the run with a status and a reason."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: RunStatus, reason: str) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
 
 
 class AgentLoop:
+    """Runs one run. It owns the run's journal, memory and model: `close` (or leaving a
+    `with` block) releases them all."""
+
     def __init__(
         self,
         *,
@@ -161,60 +107,154 @@ class AgentLoop:
         )
         self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
         self.prioritizer = PrioritizationAgent(caller, settings.fast_model, profile.goals)
-        self.detector = LoopDetector(stall_steps=settings.stall_steps)
         self.timings = caller.timings
-        self.notices: list[str] = []
         self.notes = notes or []  # for the human, shown when the run starts
-        self._warned = False  # the agent was told it loops, last step
+        self._window = settings.recent_steps
         self._files_before = snapshot(context.workspace.root)
         self._commands_at_start = state.commands_run  # --continuous-limit counts from here
+
+    # Resources.
+
+    @property
+    def run_dir(self) -> Path:
+        return self.journal.run_dir
+
+    @property
+    def detector(self) -> Any:
+        return self.state.detector
+
+    def on_progress(self, callback: Callable[[int], None]) -> None:
+        """Call `callback` with the tokens received so far while a reply streams in."""
+        if hasattr(self.caller.model, "on_progress"):
+            self.caller.model.on_progress = callback
+
+    def close(self) -> None:
+        """Finish memory writes, let other processes use the store and the run."""
+        try:
+            if self.memory is not None:
+                self.memory.close()
+        finally:
+            self.journal.release()
+            close_model = getattr(self.caller.model, "close", None)
+            if callable(close_model):
+                close_model()
+
+    def __enter__(self) -> AgentLoop:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # The run.
 
     def run(self) -> Iterator[Event]:
         """Run until finish, a limit, a human stop or a failure; always ends with RunEnded."""
         state = self.state
-        notices = self._resume_notices() if self.resumed else []
-        self.notices.extend(notices)
-        state.status = "running"
+        recovered, human_notes = self._recover() if self.resumed else ([], [])
+        state.status = RunStatus.RUNNING
         if self.memory is not None and self.settings.memory_recall:
             self.memory.prepare_queries([t.text for t in state.tasks.open])
         self._save()
         yield self._emit(
             RunStarted(
                 state.run_id,
-                str(self.journal.run_dir),
+                str(self.run_dir),
                 str(self.context.workspace.root),
                 self.resumed,
-                [*self.notes, *notices],
+                [*self.notes, *human_notes, *state.notices],
+                state.profile,
+                state.config,
             )
         )
         try:
+            for record in recovered:
+                yield self._emit(StepRecovered(record))
+            self._restore_memory()
+            if (current := state.unfinished_step()) is not None:
+                yield from self._complete(current)
             while True:
                 self._check_limits()
                 yield from self._step()
         except _RunOver as over:
             state.status, state.reason = over.status, over.reason
         except BudgetExceeded as exc:
-            state.status, state.reason = "stopped", str(exc)
+            state.status, state.reason = RunStatus.STOPPED, str(exc)
         except KeyboardInterrupt:
-            state.status, state.reason = "interrupted", "Interrupted with Ctrl-C."
+            state.status, state.reason = RunStatus.INTERRUPTED, "Interrupted with Ctrl-C."
         except AutoAgentError as exc:
-            state.status, state.reason = "failed", str(exc)
+            state.status, state.reason = RunStatus.FAILED, str(exc)
         changed = changed_files(self._files_before, snapshot(self.context.workspace.root))
         state.files = sorted(set(state.files) | set(changed))
         self._record_calls()
         self._save()
         yield self._emit(
             RunEnded(
-                state.status,
+                state.status.value,
                 state.reason,
-                str(self.journal.run_dir),
+                str(self.run_dir),
                 str(self.context.workspace.root),
-                state.spend,
+                state.spend.model_copy(),
                 state.step,
                 state.goal_report,
                 state.files,
             )
         )
+
+    def _recover(self) -> tuple[list[StepRecord], list[str]]:
+        """Settle the step that was in flight when the last process ended: a result found in
+        the journal is restored; a command with no recorded result is noted for the model."""
+        state = self.state
+        current = state.unfinished_step()
+        if current is None:
+            return [], []
+        if current.status is StepStatus.RAN:
+            note = (
+                f"Step {current.step}'s command {current.command} had returned before the run "
+                "was interrupted; its saved result is used to complete the step."
+            )
+            return [current], [note]
+        found = self._result_in_journal(current)
+        if found is not None:
+            state.current = found
+            state.commands_run += 1
+            note = (
+                f"Step {found.step}'s command {found.command} had returned before the run was "
+                "interrupted; its result, recorded in the run's journal, is restored."
+            )
+            return [found], [note]
+        cut = current.advance(StepStatus.CUT)
+        state.current = None
+        state.commands_run += 1
+        state.notices = [*state.notices, cut.cut_note()]
+        self._keep(cut)
+        return [cut], []
+
+    def _result_in_journal(self, record: StepRecord) -> StepRecord | None:
+        for entry in reversed(self.journal.events()):
+            if entry.get("event") != "CommandDone":
+                continue
+            event = from_data("CommandDone", entry)
+            if isinstance(event, CommandDone) and event.record.step == record.step:
+                return event.record
+            if isinstance(event, CommandDone) and event.record.step < record.step:
+                return None
+        return None
+
+    def _restore_memory(self) -> None:
+        """Write to memory the kept steps that a crash kept from it (each has a fixed id).
+        The step in flight, if any, is written when it is completed."""
+        if self.memory is None:
+            return
+        records = [r for r in self.state.recent if r.memory_text()]
+        missing = set(self.memory.missing([r.memory_id for r in records]))
+        for record in records:
+            if record.memory_id in missing:
+                self._remember(record)
 
     # One step: propose, check, authorize, run, remember, plan.
 
@@ -231,81 +271,118 @@ class AgentLoop:
                 task=task_text,
                 open_tasks=[t.text for t in state.tasks.open[1:]],
                 memories=memories,
-                recent_steps=list(state.recent),
+                recent_steps=[r.view() for r in state.recent],
                 earlier_steps=state.earlier,
-                notices=self.notices,
+                notices=state.notices,
                 feedback=state.feedback,
             )
-        self.notices = []
-        state.feedback = None
+        # The model has them now; this is saved at the step's next durable point, so a crash
+        # before it sends them again.
+        state.notices, state.feedback = [], None
         call = reply.command
-        yield self._emit(Proposed(state.step, task_text, reply.thoughts, call.name, call.args))
+        proposal = StepProposal(
+            task=task_text,
+            task_id=task.id if task else None,
+            thoughts=reply.thoughts,
+            command=call.name,
+            args=call.args,
+        )
+        record = StepRecord(run_id=state.run_id, step=state.step, proposal=proposal)
+        yield self._emit(Proposed(record))
 
         try:
             with self.timings.phase("parse"):
                 command = self.registry.get(call.name)
                 args = command.validate(call.args)
         except CommandError as exc:
-            yield self._emit(Invalid(state.step, str(exc)))
-            self._remember(call.name, call.args, f"Error: {exc}")
-            yield from self._conclude(call.name, call.args, f"Error: {exc}")
+            record = record.advance(StepStatus.INVALID, invalid=str(exc))
+            yield self._emit(Invalid(record))
+            yield from self._conclude(record)
             return
+        record = record.model_copy(update={"proposal": proposal.model_copy(update={"args": args})})
 
-        proposal = Proposal(state.step, command.name, args, command.risk, command.needs_approval)
-        verdict = self.gate.decide(proposal)
+        gate_proposal = Proposal(
+            state.step, command.name, args, command.risk, command.needs_approval
+        )
+        verdict = StepVerdict.of(self.gate.decide(gate_proposal))
         if verdict.refusal:
-            yield self._emit(Authorized(state.step, verdict.by, "refused", refusal=verdict.refusal))
-            self._remember(command.name, args, verdict.refusal)
-            yield from self._conclude(command.name, args, verdict.refusal)
+            record = record.advance(StepStatus.REFUSED, verdict=verdict)
+            yield self._emit(Authorized(record))
+            yield from self._conclude(record)
             return
-        decision = verdict.decision
-        if isinstance(decision, Stop):
-            yield self._emit(Authorized(state.step, verdict.by, "stop"))
-            raise _RunOver("stopped", f"Stopped by the human before running {command.name}.")
-        if isinstance(decision, Feedback):
-            yield self._emit(Authorized(state.step, verdict.by, "feedback", feedback=decision.text))
-            state.feedback = decision.text
-            self._remember(command.name, args, "Not run: the human gave feedback instead.")
-            self._finish_step()
-            yield self._step_finished()
+        if verdict.decision is DecisionKind.STOP:
+            yield self._emit(Authorized(record.advance(StepStatus.STOPPED, verdict=verdict)))
+            raise _RunOver(
+                RunStatus.STOPPED, f"Stopped by the human before running {command.name}."
+            )
+        if verdict.decision is DecisionKind.FEEDBACK:
+            record = record.advance(StepStatus.FEEDBACK, verdict=verdict)
+            yield self._emit(Authorized(record))
+            state.feedback = verdict.feedback
+            yield from self._conclude(record, watch=False)
             return
-        assert isinstance(decision, Approve)
-        yield self._emit(Authorized(state.step, verdict.by, "approve"))
-
         if command.name == "finish":
+            yield self._emit(Authorized(record.advance(StepStatus.FINISHED, verdict=verdict)))
             state.goal_report = [str(line) for line in args.get("goal_report") or []]
-            raise _RunOver("finished", str(args.get("reason", "")))
+            raise _RunOver(RunStatus.FINISHED, str(args.get("reason", "")))
+        record = record.model_copy(update={"verdict": verdict})
+        yield self._emit(Authorized(record))
 
-        state.pending = {"step": state.step, "command": command.name, "args": args}
-        self._save()
+        record = record.advance(StepStatus.RUNNING)
+        state.current = record
+        yield self._durable(CommandStarted(record))  # pending: saved before it runs
+        with self.timings.phase("command"):
+            result = self._run_command(command, args)
+        state.commands_run += 1
+        record = record.advance(StepStatus.RAN, result=result)
+        state.current = record
+        yield self._durable(CommandDone(record))  # its result: saved the moment it returned
+        yield from self._complete(record)
+
+    def _run_command(self, command: Command, args: dict[str, Any]) -> StepResult:
         try:
-            with self.timings.phase("command"):
-                output, ok = command(self.context, args), True
+            return StepResult(output=command(self.context, args), ok=True)
         except CommandError as exc:
-            output, ok = f"Error: {exc}", False
+            return StepResult(output=f"Error: {exc}", ok=False, error=repr(exc))
         except Exception as exc:  # a command's own bug: logged in full, and the run goes on
             log.exception("command %s failed unexpectedly", command.name)
-            output, ok = f"Error: {command.name} failed ({type(exc).__name__}: {exc}).", False
-        state.pending = None
-        state.commands_run += 1
-        yield self._emit(CommandDone(state.step, command.name, output, ok))
+            return StepResult(
+                output=f"Error: {command.name} failed ({type(exc).__name__}: {exc}).",
+                ok=False,
+                error=repr(exc),
+            )
 
-        self._remember(command.name, args, output, task_text)
-        if task is not None:
-            state.tasks.complete(task.id, trim_middle(output, RESULT_CHARS_IN_PROMPT))
-        added = yield from self._plan(task_text, output)
-        made_file = ok and command.name in FILE_MAKERS
-        yield from self._conclude(command.name, args, output, progress=made_file or added > 0)
+    def _complete(self, record: StepRecord) -> Iterator[Event]:
+        """The rest of a step whose result is recorded: remember it, plan, conclude."""
+        state = self.state
+        assert record.result is not None
+        self._remember(record)
+        task_id = record.proposal.task_id
+        if task_id is not None and any(t.id == task_id for t in state.tasks.open):
+            state.tasks.complete(task_id, trim_middle(record.result.output, RESULT_CHARS_IN_PROMPT))
+        added = yield from self._plan(record.proposal.task, record.result.output)
+        made_file = record.result.ok and record.command in FILE_MAKERS
+        done = record.advance(StepStatus.DONE, tasks_added=added, progress=made_file or bool(added))
+        yield from self._conclude(done)
 
-    def _conclude(
-        self, command: str, args: dict[str, Any], result: str, *, progress: bool = False
-    ) -> Iterator[Event]:
-        """End a step that was remembered: watch for loops, save."""
-        yield from self._watch(command, args, result, progress)
-        self._finish_step()
-        yield self._step_finished()
+    def _conclude(self, record: StepRecord, *, watch: bool = True) -> Iterator[Event]:
+        """End a step: watch for loops, keep its record, save (the step's last durable point)."""
+        if watch:
+            yield from self._watch(record)
+        self.state.current = None
+        self._keep(record)
+        self._record_calls()
+        self._save()
+        yield self._step_finished(record)
 
-    def _plan(self, task: str, result: str) -> Generator[Event, None, int]:
+    def _keep(self, record: StepRecord) -> None:
+        left = self.state.add_step(record, self._window)
+        if left is not None and left.memory_text() and self.memory is not None:
+            # A step leaving the window is no longer checked on resume: its memory must be in.
+            with self.timings.phase("memory_write"):
+                self.memory.flush()
+
+    def _plan(self, task: str, result: str) -> Generator[Event, None, list[Task]]:
         """Task creation, then prioritization only when the list changed and has a choice."""
         tasks = self.state.tasks
         yield self._emit(Thinking("task-creation"))
@@ -321,26 +398,28 @@ class AgentLoop:
             with self.timings.phase("prompt"):
                 tasks.reorder(self.prioritizer.order(tasks.open))
         yield self._emit(TasksChanged(tasks.open, added))
-        return len(added)
+        return added
 
-    def _watch(
-        self, command: str, args: dict[str, Any], result: str, progress: bool
-    ) -> Iterator[Event]:
+    def _watch(self, record: StepRecord) -> Iterator[Event]:
         """Tell the agent when it loops; if it goes on, stop (continuous) or ask each time."""
-        problem = self.detector.observe(command, args, result, progress=progress)
-        if problem is None:
-            self._warned = False
-            return
-        if self._warned:
-            if self.settings.continuous:
-                raise _RunOver("stopped", f"Stopped: the agent is looping ({problem}).")
-            self.gate.pre_approved = 0  # the human sees every command from now on
-        yield self._emit(LoopWarning(problem, escalated=self._warned))
-        self._warned = True
-        self.notices.append(
-            f"You are going round in circles: {problem}. Change approach: use another command "
-            "or other arguments, ask_user for help, or finish if the goals are met or cannot be."
+        detector = self.state.detector
+        problem = detector.observe(
+            record.command, record.proposal.args, record.observation(), progress=record.progress
         )
+        if problem is None:
+            detector.warned = False
+            return
+        if detector.warned:
+            if self.settings.continuous:
+                raise _RunOver(RunStatus.STOPPED, f"Stopped: the agent is looping ({problem}).")
+            self.gate.pre_approved = 0  # the human sees every command from now on
+        yield self._emit(LoopWarning(problem, escalated=detector.warned))
+        detector.warned = True
+        self.state.notices = [
+            *self.state.notices,
+            f"You are going round in circles: {problem}. Change approach: use another command "
+            "or other arguments, ask_user for help, or finish if the goals are met or cannot be.",
+        ]
 
     # Helpers.
 
@@ -348,13 +427,15 @@ class AgentLoop:
         state, settings = self.state, self.settings
         if state.step >= settings.max_steps:
             raise _RunOver(
-                "stopped", f"Reached the limit of {settings.max_steps} steps (--max-steps)."
+                RunStatus.STOPPED,
+                f"Reached the limit of {settings.max_steps} steps (--max-steps).",
             )
         limit = settings.continuous_limit
         ran = state.commands_run - self._commands_at_start
         if settings.continuous and limit is not None and ran >= limit:
             raise _RunOver(
-                "stopped", f"Ran {limit} commands, the continuous limit (--continuous-limit)."
+                RunStatus.STOPPED,
+                f"Ran {limit} commands, the continuous limit (--continuous-limit).",
             )
 
     def _recall(self, task: str) -> list[str]:
@@ -375,77 +456,45 @@ class AgentLoop:
             trim_middle(t, RESULT_CHARS_IN_PROMPT) for t in texts[: self.settings.memory_recall]
         ]
 
-    def _remember(
-        self, command: str, args: dict[str, Any], result: str, task: str | None = None
-    ) -> None:
-        """Add the step to the recent window (its oldest step becomes a one-line summary),
-        and, for commands that ran, to long-term memory."""
-        state = self.state
-        args_text = json.dumps(args, ensure_ascii=False)
-        if len(state.recent) == state.recent.maxlen:
-            state.earlier = [*state.earlier, state.recent[0].summary()][-EARLIER_STEPS_KEPT:]
-        state.recent.append(
-            StepView(
-                state.step,
-                command,
-                trim_middle(args_text, 500),
-                trim_middle(result, RESULT_CHARS_IN_PROMPT),
+    def _remember(self, record: StepRecord) -> None:
+        """Write a step that ran to long-term memory, under the step's own id."""
+        text = record.memory_text()
+        if text is None or self.memory is None:
+            return
+        with self.timings.phase("memory_write"):
+            self.memory.add(
+                text, memory_id=record.memory_id, run_id=record.run_id, step=record.step
             )
-        )
-        if task is not None and self.memory is not None:
-            with self.timings.phase("memory_write"):
-                self.memory.add(
-                    f"Task: {task}\nCommand: {command} {trim_middle(args_text, 500)}\n"
-                    f"Result: {trim_middle(result, RESULT_CHARS_IN_MEMORY)}",
-                    run_id=state.run_id,
-                    step=state.step,
-                )
 
-    def _finish_step(self) -> None:
-        self._record_calls()
-        self._save()
-
-    def _step_finished(self) -> StepFinished:
+    def _step_finished(self, record: StepRecord) -> StepFinished:
         timings = {name: round(seconds, 6) for name, seconds in self.timings.take().items()}
-        log.debug("step %d took %s", self.state.step, timings)
+        log.debug("step %d took %s", record.step, timings)
         return self._emit(
-            StepFinished(self.state.step, self.state.spend, self.caller.budget, timings)
+            StepFinished(record, self.state.spend.model_copy(), self.caller.budget, timings)
         )
-
-    def _resume_notices(self) -> list[str]:
-        pending = self.state.pending
-        if not pending:
-            return []
-        self.state.pending = None
-        return [
-            f"Step {pending['step']}'s command {pending['command']} "
-            f"{json.dumps(pending['args'], ensure_ascii=False)} started before the run was "
-            "interrupted and its result was not recorded: it may or may not have taken effect. "
-            "Check before doing it again."
-        ]
 
     def _record_calls(self) -> None:
         with self.timings.phase("journal"):
-            for record in self.caller.drain():
-                self.journal.record("model_call", **asdict(record))
+            for call in self.caller.drain():
+                self.journal.record("model_call", **asdict(call))
 
     def _save(self) -> None:
+        self.state.updated = time.time()
         with self.timings.phase("checkpoint"):
-            self.journal.save_checkpoint(self.state.to_dict())
+            self.journal.save_checkpoint(self.state.model_dump(mode="json"))
+
+    def _durable(self, event: Any) -> Any:
+        """Journal the event (synced), then save the checkpoint, before anything goes on."""
+        with self.timings.phase("journal"):
+            self.journal.record(type(event).__name__, sync=True, **to_data(event))
+        self._record_calls()
+        self._save()
+        return event
 
     def _emit(self, event: Any) -> Any:
         with self.timings.phase("journal"):
-            self.journal.record(type(event).__name__, **_event_data(event))
+            self.journal.record(type(event).__name__, **to_data(event))
         return event
-
-
-def _event_data(event: Any) -> dict[str, Any]:
-    data = asdict(event)
-    if isinstance(event, Proposed):
-        data["thoughts"] = event.thoughts.model_dump()
-    if isinstance(event, StepFinished | RunEnded):
-        data["spend"] = event.spend.to_dict()
-    return data
 
 
 def snapshot(root: Path, limit: int = 20_000) -> dict[str, tuple[int, int]]:
@@ -469,11 +518,3 @@ def changed_files(
     before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
 ) -> list[str]:
     return sorted(path for path, stamp in after.items() if before.get(path) != stamp)
-
-
-def _valid_pending(pending: Any) -> dict[str, Any] | None:
-    if pending is None:
-        return None
-    if not isinstance(pending, dict) or not {"step", "command", "args"} <= pending.keys():
-        raise ValueError(f"pending is not a command record: {pending!r}")
-    return pending

@@ -94,11 +94,14 @@ class Memory:
         """A Chroma server shared by several agents and machines (`chroma run`)."""
         return cls(server_client(url), agent_name, embedder, url)
 
-    def add(self, text: str, **metadata: str | int | float) -> str:
-        """Store a memory; the write finishes in the background (see `flush`)."""
+    def add(self, text: str, memory_id: str | None = None, **metadata: str | int | float) -> str:
+        """Store a memory; the write finishes in the background (see `flush`).
+
+        Writing again under the same `memory_id` replaces it: a step written twice (say,
+        once before a crash and once after) is one memory."""
         self._raise_failed_writes()
         text = text[:MAX_MEMORY_CHARS]
-        memory_id = uuid.uuid4().hex
+        memory_id = memory_id or uuid.uuid4().hex
         meta = {"agent": self.agent_name, "time": time.time(), **metadata}
         self._pending.append(self._writer.submit(self._write, memory_id, text, meta))
         return memory_id
@@ -106,7 +109,7 @@ class Memory:
     def _write(self, memory_id: str, text: str, meta: dict[str, Any]) -> None:
         start = time.perf_counter()
         try:
-            self._collection.add(
+            self._collection.upsert(
                 ids=[memory_id],
                 documents=[text],
                 embeddings=self.embedder.embed_documents([text[:EMBED_CHARS]]),
@@ -119,6 +122,17 @@ class Memory:
         finally:
             self.write_seconds += time.perf_counter() - start
         self._known_nonempty = True
+
+    def missing(self, memory_ids: Sequence[str]) -> list[str]:
+        """Those of `memory_ids` the store does not hold (after the pending writes)."""
+        self.flush()
+        if not memory_ids:
+            return []
+        try:
+            found = set(self._collection.get(ids=list(memory_ids), include=[])["ids"])
+        except Exception as exc:
+            raise MemoryStoreError(f"Cannot read the memory store at {self.where}: {exc}") from exc
+        return [i for i in memory_ids if i not in found]
 
     def flush(self) -> None:
         """Wait for every write to finish; raise the first that failed."""

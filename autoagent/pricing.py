@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pydantic import BaseModel, Field
 
 from .llm import Usage
 
@@ -32,15 +32,14 @@ def price_of(model: str, table: dict[str, tuple[float, float]]) -> tuple[float, 
     return table[max(candidates, key=len)] if candidates else None
 
 
-@dataclass
-class Spend:
+class Spend(BaseModel):
     """Tokens and dollars used so far in a run."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
     calls: int = 0
-    unpriced_models: set[str] = field(default_factory=set)
+    unpriced_models: set[str] = Field(default_factory=set)
 
     @property
     def total_tokens(self) -> int:
@@ -55,22 +54,3 @@ class Spend:
             self.unpriced_models.add(model)
             return
         self.cost += (usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]) / 1e6
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "cost": self.cost,
-            "calls": self.calls,
-            "unpriced_models": sorted(self.unpriced_models),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Spend:
-        return cls(
-            prompt_tokens=int(data["prompt_tokens"]),  # type: ignore[call-overload]
-            completion_tokens=int(data["completion_tokens"]),  # type: ignore[call-overload]
-            cost=float(data["cost"]),  # type: ignore[arg-type]
-            calls=int(data["calls"]),  # type: ignore[call-overload]
-            unpriced_models=set(data.get("unpriced_models", [])),  # type: ignore[call-overload]
-        )

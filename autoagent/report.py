@@ -1,64 +1,78 @@
-"""`autoagent show`: a run's audit trail, made readable."""
+"""`autoagent show`: a run's audit trail, replayed through the terminal renderer.
+
+Everything shown comes from the run's event log, so a run whose checkpoint is lost can still
+be shown; the checkpoint, when there is one, adds the latest status."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 
+from .errors import JournalError, describe_validation
+from .events import RunEnded, RunStarted, StepFinished, from_data
 from .pricing import Spend
-from .text import trim_middle
-from .ui import clean, format_spend
-
-RESULT_CHARS = 300
+from .ui import Renderer, clean, format_spend
 
 
-def render_run(console: Console, state: dict[str, Any], events: list[dict[str, Any]]) -> None:
-    profile = state.get("profile", {})
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.get("started", 0)))
-    console.print(f"[bold]Run {clean(state.get('run_id', '?'))}[/] · started {started}")
-    console.print(f"Agent: {clean(profile.get('name', '?'))}, {clean(profile.get('role', ''))}")
-    for number, goal in enumerate(profile.get("goals", []), 1):
-        console.print(f"  Goal {number}: {clean(goal)}")
-    console.print(
-        f"Status: [bold]{clean(state.get('status', '?'))}[/] {clean(state.get('reason', ''))}"
-    )
-    for line in state.get("goal_report", []):
-        console.print(f"  - {clean(line)}")
+def render_run(
+    console: Console,
+    run_id: str,
+    entries: list[dict[str, Any]],
+    state: dict[str, Any] | None,
+    problem: str = "",
+) -> None:
+    """Show a run from its journal `entries`, and its checkpoint `state` if it has one."""
+    events = []
+    calls = 0
+    for number, entry in enumerate(entries, 1):
+        kind = str(entry.get("event"))
+        if kind == "model_call":
+            calls += 1
+            continue
+        try:
+            event = from_data(kind, entry)
+        except ValidationError as exc:
+            raise JournalError(
+                f"Event {number} ({kind}) of run {run_id} cannot be read "
+                f"({describe_validation(exc)}); it may come from another version of autoagent. "
+                "The file events.jsonl is plain JSON, one event per line."
+            ) from exc
+        if event is not None:
+            events.append(event)
+    starts = [e for e in events if isinstance(e, RunStarted)]
+    if not starts:
+        raise JournalError(f"Run {run_id}'s event log does not say how it started.")
+    first = starts[0]
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entries[0].get("time", 0)))
+    console.print(f"[bold]Run {clean(run_id)}[/] · started {started}")
+    if first.profile is not None:
+        profile = first.profile
+        console.print(f"Agent: {clean(profile.name)}, {clean(profile.role)}")
+        for number, goal in enumerate(profile.goals, 1):
+            console.print(f"  Goal {number}: {clean(goal)}")
+    if problem:
+        console.print(f"[bold yellow]NOTE:[/] {clean(problem)}")
 
+    renderer = Renderer(console, replay=True)
     for event in events:
-        kind = event.get("event")
-        step = event.get("step", "")
-        if kind == "Proposed":
-            console.rule(f"Step {step}")
-            console.print(f"Task: {clean(event.get('task', ''))}")
-            thought = (event.get("thoughts") or {}).get("text", "")
-            console.print(f"Thought: {clean(trim_middle(thought, RESULT_CHARS))}")
-            args = json.dumps(event.get("args", {}), ensure_ascii=False)
-            console.print(
-                f"Command: {clean(event.get('command'))} {clean(trim_middle(args, RESULT_CHARS))}"
-            )
-        elif kind == "Authorized":
-            detail = event.get("feedback") or event.get("refusal") or ""
-            decision, by = clean(event.get("decision")), clean(event.get("by"))
-            console.print(f"Authorization: {decision} by {by} {clean(detail)}")
-        elif kind == "Invalid":
-            console.print(f"Not run: {clean(event.get('message', ''))}")
-        elif kind == "CommandDone":
-            output = trim_middle(str(event.get("output", "")), RESULT_CHARS)
-            console.print(f"Result{'' if event.get('ok') else ' (error)'}: {clean(output)}")
-        elif kind == "LoopWarning":
-            console.print(f"Loop warning: {clean(event.get('problem', ''))}")
-        elif kind == "RunStarted" and event.get("resumed"):
-            console.rule("Resumed")
+        renderer.show(event)
+    renderer.close()
+
     console.rule()
-    if files := state.get("files"):
-        console.print(f"Files made or changed: {clean(', '.join(files))}")
-    spend = Spend.from_dict(
-        state.get("spend", {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0, "calls": 0})
-    )
-    console.print(
-        f"Steps: {state.get('step', 0)} · model calls: {spend.calls} · {format_spend(spend, None)}"
-    )
+    ends = [e for e in events if isinstance(e, RunEnded)]
+    if state is not None:
+        status, reason = str(state.get("status", "?")), str(state.get("reason", ""))
+        steps = int(state.get("step", 0))
+        spend = Spend.model_validate(state.get("spend") or {})
+    else:
+        last = ends[-1] if ends else None
+        status = last.status if last else "unknown (no checkpoint, and no end in the log)"
+        reason = last.reason if last else ""
+        steps = max((e.step for e in events if isinstance(e, StepFinished)), default=0)
+        spends = [e.spend for e in events if isinstance(e, StepFinished | RunEnded)]
+        spend = spends[-1] if spends else Spend()
+    console.print(f"Status: [bold]{clean(status)}[/] {clean(reason)}")
+    console.print(f"Steps: {steps} · model calls: {calls} · {format_spend(spend, None)}")

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from .agents import ModelCaller
 from .authorize import Gate, Human, Policy
 from .commands import default_registry
 from .commands.base import CommandContext
 from .embeddings import Embedder, LocalEmbedder
-from .errors import ConfigError, JournalError
-from .journal import UNFINISHED, RunJournal, list_runs
+from .errors import ConfigError, JournalError, describe_validation
+from .journal import UNFINISHED, RunJournal, is_live, list_runs
 from .llm import ChatModel, OpenAIChatModel, OpenAIEmbedder
-from .loop import AgentLoop, RunState
+from .loop import AgentLoop
 from .memory import Memory
 from .pricing import PRICES, price_of
 from .profile import AgentProfile
 from .sandbox import build_sandbox
 from .settings import Settings
+from .state import CHECKPOINT_VERSION, RunConfig, RunState, RunStatus, resumed_settings
 from .workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -136,81 +140,119 @@ def prepare_run(
 ) -> AgentLoop:
     """A loop for a new run of `profile`, or for the run `resume` names.
 
-    Everything that can be checked is checked before anything is written."""
+    Everything that can be checked is checked before anything is written: a new run's folder
+    appears only once the run can start. A resumed run keeps its own workspace, model,
+    endpoint and memory unless the settings name others (the notes then say so)."""
+    home, _ = check_folders(settings)
+    notes: list[str] = []
+    if resume is not None:
+        journal = RunJournal.open(home, resume)
+        if is_live(journal.run_dir):
+            raise JournalError(f"Run {resume} is running in another process.")
+        saved = read_state(journal)
+        settings, changed = resumed_settings(settings, saved.config)
+        notes += changed
+        profile = saved.profile
+    assert profile is not None
     home, workspace_root = check_folders(settings)
     policy = Policy.load(settings.policy_file)
     sandbox = build_sandbox(settings, workspace_root)
     prices = price_table(settings)
     check_budget_prices(settings, prices)
-    notes: list[str] = []
     if model is None:
-        model, notes = build_model(settings)
+        model, model_notes = build_model(settings)
+        notes += model_notes
     if uses_local_model(settings):
         # Room for the reply within the local model's context window.
         tokens = min(settings.prompt_tokens, max(settings.local_context - 2048, 1000))
         settings = settings.model_copy(update={"prompt_tokens": tokens})
     notes = [" | ".join(sandbox.describe()), *notes]  # shown at start, kept in the audit log
-    try:
-        journal, state = open_run(settings, home, profile, resume)
-        try:
-            memory = open_memory(settings, state.profile.name)
-        except BaseException:
-            journal.release()
-            raise
-    except BaseException:
-        close_model(model)
-        raise
-    caller = ModelCaller(model, state.spend, prices, settings.budget)
-    context = CommandContext(
-        workspace=Workspace(workspace_root, forbidden=[home]),
-        settings=settings,
-        run_dir=journal.run_dir,
-        sandbox=sandbox,
-        ask_human=human.ask,
-        ask_model=lambda prompt: caller.say("browse", prompt, settings.fast_model),
-    )
-    gate = Gate(
-        human, continuous=settings.continuous, policy=policy, allow_high_risk=allow_high_risk
-    )
-    return AgentLoop(
-        state=state,
-        settings=settings,
-        caller=caller,
-        registry=default_registry(settings),
-        memory=memory,
-        gate=gate,
-        journal=journal,
-        context=context,
-        resumed=resume is not None,
-        notes=notes,
-    )
+    with ExitStack() as cleanup:  # until the loop owns them, what is opened is closed on error
+        cleanup.callback(close_model, model)
+        workspace = Workspace(workspace_root, forbidden=[home])
+        memory = open_memory(settings, profile.name)
+        cleanup.callback(memory.close)
+        journal, state = open_run(settings, home, profile, resume, workspace.root)
+        cleanup.callback(journal.release)
+        caller = ModelCaller(model, state.spend, prices, settings.budget)
+        context = CommandContext(
+            workspace=workspace,
+            settings=settings,
+            run_dir=journal.run_dir,
+            sandbox=sandbox,
+            ask_human=human.ask,
+            ask_model=lambda prompt: caller.say("browse", prompt, settings.fast_model),
+        )
+        gate = Gate(
+            human, continuous=settings.continuous, policy=policy, allow_high_risk=allow_high_risk
+        )
+        loop = AgentLoop(
+            state=state,
+            settings=settings,
+            caller=caller,
+            registry=default_registry(settings),
+            memory=memory,
+            gate=gate,
+            journal=journal,
+            context=context,
+            resumed=resume is not None,
+            notes=notes,
+        )
+        cleanup.pop_all()
+        return loop
 
 
 def open_run(
-    settings: Settings, home: Path, profile: AgentProfile | None, resume: str | None
+    settings: Settings,
+    home: Path,
+    profile: AgentProfile,
+    resume: str | None,
+    workspace: Path,
 ) -> tuple[RunJournal, RunState]:
-    """The run's journal, locked, and its state: new, or loaded from its checkpoint."""
+    """The run's journal, locked, and its state: new (saved, then named), or loaded."""
     if resume is None:
-        assert profile is not None
         journal = RunJournal.create(home)
-        journal.acquire()
-        return journal, RunState.new(journal.run_id, profile, settings.recent_steps)
+        try:
+            config = RunConfig.of(settings, workspace)
+            state = RunState.new(journal.run_id, profile, config, settings.stall_steps)
+            journal.save_checkpoint(state.model_dump(mode="json"))
+            journal.publish()
+        except BaseException:
+            journal.discard()
+            raise
+        return journal, state
     journal = RunJournal.open(home, resume)
     journal.acquire()
     try:
-        checkpoint = journal.load_checkpoint()
-        try:
-            state = RunState.from_dict(checkpoint, settings.recent_steps)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise JournalError(
-                f"The checkpoint of run {resume} is damaged ({exc!r}); it was left as it is."
-            ) from exc
-        if state.status == "finished":
-            raise JournalError(f"Run {resume} has finished; start a new run instead.")
+        state = read_state(journal)  # again, now that no other process can change it
     except BaseException:
         journal.release()
         raise
+    state.detector.stall_steps = settings.stall_steps
     return journal, state
+
+
+def read_state(journal: RunJournal) -> RunState:
+    """A run's state from its checkpoint, for resuming it; a clear error when it cannot be."""
+    run_id = journal.run_id
+    checkpoint = journal.load_checkpoint()
+    version = checkpoint.get("version")
+    if version != CHECKPOINT_VERSION:
+        raise JournalError(
+            f"Run {run_id} was saved by another version of autoagent (checkpoint version "
+            f"{version}, this one reads {CHECKPOINT_VERSION}), so it cannot be resumed; start a "
+            "new run. Its files and event log are left as they are."
+        )
+    try:
+        state = RunState.model_validate(checkpoint)
+    except ValidationError as exc:
+        raise JournalError(
+            f"The checkpoint of run {run_id} is damaged ({describe_validation(exc)}); "
+            "it was left as it is."
+        ) from exc
+    if state.status is RunStatus.FINISHED:
+        raise JournalError(f"Run {run_id} has finished; start a new run instead.")
+    return state
 
 
 def check_budget_prices(settings: Settings, prices: dict[str, tuple[float, float]]) -> None:
@@ -228,8 +270,16 @@ def check_budget_prices(settings: Settings, prices: dict[str, tuple[float, float
             )
 
 
-def latest_unfinished(home: Path) -> str:
+def latest_unfinished(home: Path) -> tuple[str, list[str]]:
+    """The newest unfinished run, and what is wrong with newer runs that cannot be read."""
+    skipped: list[str] = []
     for run in list_runs(home):
-        if run.readable and run.status in UNFINISHED:
-            return run.run_id
-    raise JournalError(f"No unfinished run in {home / 'runs'}: start one with `autoagent run`.")
+        if not run.readable:
+            skipped.append(run.problem)
+        elif run.status in UNFINISHED:
+            return run.run_id, skipped
+    raise JournalError(
+        " ".join(
+            [*skipped, f"No unfinished run in {home / 'runs'}: start one with `autoagent run`."]
+        )
+    )

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from typing import Any
+
+from pydantic import BaseModel, Field
 
 
-@dataclass
-class Task:
+class Task(BaseModel):
     id: int
     text: str
     result: str | None = None  # set when the task is done
@@ -23,39 +22,40 @@ def _normalized(text: str) -> str:
     return re.sub(r"[\W_]+", " ", text.casefold()).strip()
 
 
-class TaskList:
-    def __init__(self) -> None:
-        self._open: list[Task] = []
-        self._done: list[Task] = []
-        self._next_id = 1
+class TaskList(BaseModel):
+    """Saved with the run: the open tasks in order, the done ones, and the next id."""
+
+    open_tasks: list[Task] = Field(default_factory=list)
+    done_tasks: list[Task] = Field(default_factory=list)
+    next_id: int = 1
 
     @property
     def open(self) -> list[Task]:
-        return list(self._open)
+        return list(self.open_tasks)
 
     @property
     def done(self) -> list[Task]:
-        return list(self._done)
+        return list(self.done_tasks)
 
     @property
     def current(self) -> Task | None:
-        return self._open[0] if self._open else None
+        return self.open_tasks[0] if self.open_tasks else None
 
     def add(self, texts: Iterable[str]) -> list[Task]:
         """Append new tasks, skipping blanks and duplicates of open tasks (or of each other)."""
-        seen = {_normalized(t.text) for t in self._open}
+        seen = {_normalized(t.text) for t in self.open_tasks}
         added = []
         for text in texts:
-            if len(self._open) >= MAX_OPEN_TASKS:
+            if len(self.open_tasks) >= MAX_OPEN_TASKS:
                 break
             text = " ".join(str(text).split())[:MAX_TASK_CHARS]
             key = _normalized(text)
             if not key or key in seen:
                 continue
             seen.add(key)
-            task = Task(self._next_id, text)
-            self._next_id += 1
-            self._open.append(task)
+            task = Task(id=self.next_id, text=text)
+            self.next_id += 1
+            self.open_tasks.append(task)
             added.append(task)
         return added
 
@@ -64,34 +64,19 @@ class TaskList:
 
         Unknown and repeated ids are ignored, so no task is lost or invented.
         """
-        by_id = {task.id: task for task in self._open}
+        by_id = {task.id: task for task in self.open_tasks}
         first: list[Task] = []
         for task_id in order:
             task = by_id.pop(task_id, None)
             if task is not None:
                 first.append(task)
-        self._open = first + [t for t in self._open if t.id in by_id]
+        self.open_tasks = first + [t for t in self.open_tasks if t.id in by_id]
 
     def complete(self, task_id: int, result: str) -> Task:
-        for position, task in enumerate(self._open):
+        for position, task in enumerate(self.open_tasks):
             if task.id == task_id:
-                del self._open[position]
+                del self.open_tasks[position]
                 task.result = result
-                self._done.append(task)
+                self.done_tasks.append(task)
                 return task
         raise KeyError(f"no open task {task_id}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "open": [asdict(t) for t in self._open],
-            "done": [asdict(t) for t in self._done],
-            "next_id": self._next_id,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TaskList:
-        tasks = cls()
-        tasks._open = [Task(**t) for t in data["open"]]
-        tasks._done = [Task(**t) for t in data["done"]]
-        tasks._next_id = int(data["next_id"])
-        return tasks

@@ -13,10 +13,12 @@ instead, to test retries and failures. Every request is kept in `server.requests
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -94,6 +96,7 @@ class FakeOpenAIServer:
         self.refuse_streaming = refuse_streaming  # answer 400 to stream=true, as some do
         self.requests: list[dict[str, Any]] = []
         self._queues: dict[str, deque[str | Fault | Slow]] = defaultdict(deque)
+        self._responders: dict[str, Callable[[dict[str, Any]], str | Fault | Slow]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -106,6 +109,11 @@ class FakeOpenAIServer:
     def script(self, role: str, *replies: str | Fault | Slow) -> None:
         with self._lock:
             self._queues[role].extend(replies)
+
+    def respond(self, role: str, responder: Callable[[dict[str, Any]], str | Fault | Slow]) -> None:
+        """Answer `role`'s requests with `responder(request)` once its script is used up."""
+        with self._lock:
+            self._responders[role] = responder
 
     def requests_for(self, role: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if role_of(r) == role]
@@ -132,8 +140,13 @@ class FakeOpenAIServer:
             fmt = (request.get("response_format") or {}).get("type")
             if fmt in self.reject_formats:
                 return Fault(500, '{"error": {"message": "unsupported response_format"}}')
-            queue = self._queues[role_of(request)]
-            return queue.popleft() if queue else DEFAULTS[role_of(request)] or ""
+            role = role_of(request)
+            queue = self._queues[role]
+            if queue:
+                return queue.popleft()
+            if role in self._responders:
+                return self._responders[role](request)
+            return DEFAULTS[role] or ""
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -141,6 +154,11 @@ class FakeOpenAIServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
+
+            def handle(self) -> None:
+                # A client that went away (a killed agent) needs no answer.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    super().handle()
 
             def _send(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
                 data = body.encode()

@@ -26,10 +26,12 @@ from .events import (
     RunEnded,
     RunStarted,
     StepFinished,
+    StepRecovered,
     TasksChanged,
     Thinking,
 )
 from .pricing import Spend
+from .record import DecisionKind, StepStatus
 from .text import strip_terminal_escapes, trim_middle
 
 SCREEN_OUTPUT_CHARS = 1500
@@ -56,10 +58,14 @@ def format_spend(spend: Spend, budget: float | None) -> str:
 
 
 class Renderer:
-    """Shows events as they come; the only place, with TerminalHuman, that prints."""
+    """Shows events as they come; the only place, with TerminalHuman, that prints.
 
-    def __init__(self, console: Console) -> None:
+    With `replay`, it shows a recorded run (`autoagent show`): no spinners, and every
+    decision is written out."""
+
+    def __init__(self, console: Console, *, replay: bool = False) -> None:
         self.console = console
+        self.replay = replay
         self._status: Status | None = None
         self._label = ""
 
@@ -84,6 +90,9 @@ class Renderer:
 
     def _RunStarted(self, event: RunStarted) -> None:
         verb = "Resuming" if event.resumed else "Starting"
+        if self.replay:
+            verb = "Resumed" if event.resumed else "Started"
+            self.console.rule(verb)
         self.console.print(
             f"[bold]{verb} run {clean(event.run_id)}[/]  workspace: {clean(event.workspace)}"
         )
@@ -91,14 +100,17 @@ class Renderer:
             self.console.print(f"[bold yellow]NOTE:[/] {clean(notice)}")
 
     def _Thinking(self, event: Thinking) -> None:
+        if self.replay:
+            return
         self._label = ROLE_LABELS.get(event.role, "Working...")
         self._status = self.console.status(self._label)
         self._status.start()
 
     def _Proposed(self, event: Proposed) -> None:
-        c, t = self.console, event.thoughts
-        c.rule(f"Step {event.step}")
-        c.print(f"[bold cyan]TASK:[/] {clean(event.task)}")
+        c, proposal = self.console, event.record.proposal
+        t = proposal.thoughts
+        c.rule(f"Step {event.record.step}")
+        c.print(f"[bold cyan]TASK:[/] {clean(proposal.task)}")
         c.print(f"[bold yellow]THOUGHTS:[/] {clean(t.text)}")
         c.print(f"[bold yellow]REASONING:[/] {clean(t.reasoning)}")
         c.print("[bold yellow]PLAN:[/]")
@@ -107,27 +119,54 @@ class Renderer:
         c.print(f"[bold yellow]CRITICISM:[/] {clean(t.criticism)}")
         if t.speak:
             c.print(f"[bold yellow]SPEAK:[/] {clean(t.speak)}")
-        args = json.dumps(event.args, ensure_ascii=False)
+        args = json.dumps(proposal.args, ensure_ascii=False)
         c.print(
-            f"[bold magenta]NEXT ACTION:[/] COMMAND = [cyan]{clean(event.command)}[/] "
+            f"[bold magenta]NEXT ACTION:[/] COMMAND = [cyan]{clean(proposal.command)}[/] "
             f"ARGUMENTS = {clean(trim_middle(args, SCREEN_OUTPUT_CHARS))}"
         )
 
     def _Invalid(self, event: Invalid) -> None:
-        self.console.print(f"[bold red]NOT RUN:[/] {clean(event.message)}")
+        self.console.print(f"[bold red]NOT RUN:[/] {clean(event.record.invalid)}")
 
     def _Authorized(self, event: Authorized) -> None:
-        if event.decision == "refused":
-            self.console.print(f"[bold red]REFUSED:[/] {clean(event.refusal)}")
-        elif event.decision == "feedback":
+        verdict = event.record.verdict
+        if verdict is None:
+            return
+        if verdict.refusal:
+            self.console.print(f"[bold red]REFUSED:[/] {clean(verdict.refusal)}")
+        elif verdict.decision is DecisionKind.FEEDBACK:
             self.console.print("[bold]Feedback sent to the agent; the command was not run.[/]")
-        elif event.by == "pre-approved":
+            if self.replay:
+                self.console.print(f"[bold]FEEDBACK:[/] {clean(verdict.feedback)}")
+        elif verdict.by == "pre-approved" and not self.replay:
             self.console.print("[dim]-=-=-=- Authorised in advance (y -N) -=-=-=-[/]")
+        if self.replay:
+            self.console.print(
+                f"[dim]Decision: {clean(verdict.decision.value)} by {clean(verdict.by.value)} "
+                f"({clean(verdict.channel)})[/]"
+            )
 
     def _CommandDone(self, event: CommandDone) -> None:
-        style = "bold green" if event.ok else "bold red"
-        text = trim_middle(event.output, SCREEN_OUTPUT_CHARS)
-        self.console.print(f"[{style}]RESULT ({clean(event.command)}):[/] {clean(text)}")
+        result = event.record.result
+        if result is None:
+            return
+        style = "bold green" if result.ok else "bold red"
+        text = trim_middle(result.output, SCREEN_OUTPUT_CHARS)
+        self.console.print(f"[{style}]RESULT ({clean(event.record.command)}):[/] {clean(text)}")
+
+    def _StepRecovered(self, event: StepRecovered) -> None:
+        record = event.record
+        if record.status is StepStatus.CUT:
+            self.console.print(
+                f"[bold yellow]CUT:[/] step {record.step}'s {clean(record.command)} was "
+                "running when the run stopped; its result is unknown."
+            )
+        else:
+            self.console.print(
+                f"[bold green]RECOVERED:[/] step {record.step}'s {clean(record.command)} "
+                "result, saved before the run stopped."
+            )
+            self._CommandDone(CommandDone(record))
 
     def _TasksChanged(self, event: TasksChanged) -> None:
         for task in event.added:
@@ -165,6 +204,8 @@ class Renderer:
 
 class TerminalHuman:
     """Asks the person at the keyboard. Ctrl-C or end of input at the prompt stops the run."""
+
+    channel = "terminal"
 
     def __init__(self, console: Console, spill_dir: Path | None = None) -> None:
         self.console = console

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import secrets
 import stat
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,7 @@ from .text import decode
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO must not hang; the file is checked to be regular right after.
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Listed, but not descended into: big, and rarely what the model is looking for.
@@ -65,16 +67,17 @@ class Workspace:
         return decode(b"".join(chunks))
 
     def write_text(self, path: str, content: str, *, overwrite: bool = True) -> None:
-        """Write `content` as UTF-8, creating parent folders inside the workspace."""
-        flags = os.O_WRONLY | os.O_CREAT | (0 if overwrite else os.O_EXCL)
-        with self._open_file(path, flags) as (fd, _):
-            os.ftruncate(fd, 0)  # not O_TRUNC: the file is checked before it is changed
-            _write_all(fd, content.encode("utf-8", errors="replace"))
+        """Write `content` as UTF-8, creating parent folders inside the workspace.
+
+        Atomic: the text goes to a temporary file beside the target, is synced, then renamed
+        over it, so a full disk or a crash leaves the old file whole, never half a new one."""
+        self._replace(path, content.encode("utf-8", errors="replace"), overwrite=overwrite)
 
     def append_text(self, path: str, content: str) -> None:
-        """Append `content` as UTF-8, creating the file and parent folders if needed."""
-        with self._open_file(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND) as (fd, _):
-            _write_all(fd, content.encode("utf-8", errors="replace"))
+        """Append `content` as UTF-8, creating the file and parent folders if needed.
+
+        Atomic like `write_text`: on failure the file keeps its old content intact."""
+        self._replace(path, content.encode("utf-8", errors="replace"), append=True)
 
     def delete(self, path: str) -> None:
         """Delete a file or an empty folder. Links are refused, not removed."""
@@ -220,6 +223,77 @@ class Workspace:
                 yield fd, shown
             finally:
                 os.close(fd)
+
+    def _replace(
+        self, path: str, data: bytes, *, overwrite: bool = True, append: bool = False
+    ) -> None:
+        """Put `data` (after the old content when appending) in place of the file, atomically."""
+        parts = self._parts(path)
+        if not parts:
+            raise CommandError("Give a file path, not the workspace folder itself.")
+        shown, name = "/".join(parts), parts[-1]
+        with self._folder(parts[:-1], path, create=True) as parent:
+            old, mode = self._current(parent, parts, path, overwrite=overwrite, read=append)
+            temp = f".{name[:80]}.{secrets.token_hex(4)}.tmp"
+            try:
+                fd = os.open(temp, _TEMP_FLAGS, 0o666, dir_fd=parent)
+            except OSError as exc:
+                raise CommandError(f"Could not write {shown!r}: {exc.strerror}.") from exc
+            try:
+                try:
+                    if mode is not None:
+                        os.fchmod(fd, mode)
+                    _write_all(fd, old + data if old else data)
+                    os.fsync(fd)
+                except OSError as exc:
+                    raise CommandError(f"Could not write {shown!r}: {exc.strerror}.") from exc
+                finally:
+                    os.close(fd)
+                try:
+                    if overwrite:
+                        os.rename(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
+                    else:  # a new name only: linking fails if the file appeared meanwhile
+                        os.link(
+                            temp, name, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False
+                        )
+                except OSError as exc:
+                    raise self._failure(exc, parent, parts, path) from exc
+            finally:
+                with suppress(OSError):
+                    os.unlink(temp, dir_fd=parent)
+            with suppress(OSError):
+                os.fsync(parent)  # the rename itself survives a power cut
+
+    def _current(
+        self, parent: int, parts: Sequence[str], asked: str, *, overwrite: bool, read: bool
+    ) -> tuple[bytes, int | None]:
+        """The content (when `read`) and mode of the file about to be replaced, checked."""
+        shown = "/".join(parts)
+        try:
+            fd = os.open(parts[-1], os.O_RDONLY | _FILE_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            return b"", None
+        except OSError as exc:
+            raise self._failure(exc, parent, parts, asked) from exc
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise CommandError(f"{shown!r} is a folder, not a file.")
+            if not stat.S_ISREG(info.st_mode):
+                raise RefusedError(f"Refused: {shown!r} is not a regular file.")
+            if info.st_nlink > 1:
+                raise RefusedError(f"Refused: {shown!r} has several hard links.")
+            if not overwrite:
+                raise CommandError(f"{shown!r} already exists.")
+            if not read:
+                return b"", stat.S_IMODE(info.st_mode)
+            os.set_blocking(fd, True)
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks), stat.S_IMODE(info.st_mode)
+        finally:
+            os.close(fd)
 
     def _lstat(self, parent: int, parts: Sequence[str], asked: str) -> os.stat_result:
         """Stat the last component without following it; links are refused."""

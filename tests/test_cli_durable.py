@@ -67,7 +67,8 @@ def test_a_command_cut_by_kill_9_is_shown_not_silently_repeated(
     os.kill(child.pid, signal.SIGKILL)
     child.expect(pexpect.EOF)
     [state] = checkpoints(tmp_path)
-    assert state["pending"]["command"] == "execute_python_code"
+    assert state["current"]["status"] == "running"
+    assert state["current"]["proposal"]["command"] == "execute_python_code"
 
     server.requests.clear()
     server.script("execution", execution_reply("finish", reason="ok"))
@@ -259,12 +260,14 @@ def test_show_prints_the_audit_trail(tmp_path: Path, server: FakeOpenAIServer) -
     child = spawn(tmp_path, server, "show", run_id)
     for text in (
         "Goal 1: Write files as asked",
-        "finished",
+        "COMMAND = write_file",
+        "approve by human (terminal)",
+        "RESULT (write_file):",
+        "Wrote 7 characters to notes.md",
+        "Run finished:",
         "Write files as asked: met (notes.md)",
-        "Command: write_file",
-        "approve by human",
-        "Result: Wrote",
         "Files made or changed: notes.md",
+        "Status:",
         "model calls",
     ):
         child.expect_exact(text)

@@ -7,8 +7,15 @@ from autoagent.errors import JournalError
 from autoagent.journal import RunJournal, list_runs
 
 
+def new_run(home: Path) -> RunJournal:
+    journal = RunJournal.create(home)
+    journal.save_checkpoint({"run_id": journal.run_id, "step": 0})
+    journal.publish()
+    return journal
+
+
 def test_checkpoint_is_replaced_atomically_and_listed(tmp_path: Path) -> None:
-    journal = RunJournal.create(tmp_path)
+    journal = new_run(tmp_path)
     state = {
         "run_id": journal.run_id,
         "profile": {"name": "Scout"},
@@ -20,8 +27,7 @@ def test_checkpoint_is_replaced_atomically_and_listed(tmp_path: Path) -> None:
     journal.save_checkpoint(state)
     journal.save_checkpoint({**state, "step": 4})
     assert journal.load_checkpoint()["step"] == 4
-    assert [p.name for p in journal.run_dir.iterdir()] == ["checkpoint.json"]
-    journal.acquire()
+    assert sorted(p.name for p in journal.run_dir.iterdir()) == ["checkpoint.json", "run.lock"]
     [summary] = list_runs(tmp_path)
     assert (summary.name, summary.status, summary.steps, summary.cost) == (
         "Scout",
@@ -35,8 +41,23 @@ def test_checkpoint_is_replaced_atomically_and_listed(tmp_path: Path) -> None:
     assert list_runs(tmp_path)[0].status == "interrupted"
 
 
-def test_corrupt_checkpoint_refuses_and_is_left_alone(tmp_path: Path) -> None:
+def test_a_new_run_is_hidden_until_published_and_discarded_if_it_cannot_start(
+    tmp_path: Path,
+) -> None:
     journal = RunJournal.create(tmp_path)
+    assert journal.run_dir.name.startswith(".new-") and list_runs(tmp_path) == []
+    journal.discard()
+    assert list(journal.run_dir.parent.iterdir()) == []
+    killed = RunJournal.create(tmp_path)  # its process dies before the run can start
+    killed.release()
+    later = new_run(tmp_path)
+    assert [p.name for p in later.run_dir.parent.iterdir()] == [later.run_id]
+    with pytest.raises(JournalError, match="No run"):
+        RunJournal.open(tmp_path, killed.run_dir.name)
+
+
+def test_corrupt_checkpoint_refuses_and_is_left_alone(tmp_path: Path) -> None:
+    journal = new_run(tmp_path)
     (journal.run_dir / "checkpoint.json").write_text('{"run_id": "x", "step": ')
     with pytest.raises(JournalError, match="cannot be read"):
         journal.load_checkpoint()
@@ -44,8 +65,18 @@ def test_corrupt_checkpoint_refuses_and_is_left_alone(tmp_path: Path) -> None:
     assert list_runs(tmp_path)[0].status == "corrupt"
 
 
+def test_a_missing_checkpoint_is_named_as_such(tmp_path: Path) -> None:
+    journal = new_run(tmp_path)
+    journal.record("A", n=1)
+    (journal.run_dir / "checkpoint.json").unlink()
+    with pytest.raises(JournalError, match=r"no checkpoint\.json.*autoagent show"):
+        journal.load_checkpoint()
+    [summary] = list_runs(tmp_path)
+    assert summary.status == "no checkpoint" and "event log is intact" in summary.problem
+
+
 def test_events_survive_a_torn_last_line_but_not_a_corrupt_middle(tmp_path: Path) -> None:
-    journal = RunJournal.create(tmp_path)
+    journal = new_run(tmp_path)
     journal.record("A", n=1)
     journal.record("B", n=2)
     with open(journal.run_dir / "events.jsonl", "a") as log:
@@ -57,10 +88,21 @@ def test_events_survive_a_torn_last_line_but_not_a_corrupt_middle(tmp_path: Path
         journal.events()
 
 
+def test_a_torn_last_line_is_cut_before_the_next_append(tmp_path: Path) -> None:
+    journal = new_run(tmp_path)
+    journal.record("A", n=1)
+    with open(journal.run_dir / "events.jsonl", "a") as log:
+        log.write('{"event": "B", "n"')
+    resumed = RunJournal.open(tmp_path, journal.run_id)  # the next process
+    resumed.record("C", n=3)
+    assert [e["event"] for e in resumed.events()] == ["A", "C"]
+    assert (journal.run_dir / "events.torn").read_text() == '{"event": "B", "n"\n'
+
+
 def test_full_disk_keeps_the_previous_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    journal = RunJournal.create(tmp_path)
+    journal = new_run(tmp_path)
     journal.save_checkpoint({"run_id": journal.run_id, "step": 1})
 
     def disk_full(fd: int) -> None:
@@ -73,4 +115,5 @@ def test_full_disk_keeps_the_previous_checkpoint(
         journal.save_checkpoint({"run_id": journal.run_id, "step": 2})
     monkeypatch.undo()
     assert json.loads((journal.run_dir / "checkpoint.json").read_text())["step"] == 1
-    assert [p.name for p in journal.run_dir.iterdir()] == ["checkpoint.json"]  # no temp file left
+    names = sorted(p.name for p in journal.run_dir.iterdir())
+    assert names == ["checkpoint.json", "run.lock"]  # no temp file left

@@ -34,12 +34,8 @@ def make_loop(
 
 
 def run(loop: AgentLoop) -> Iterator[Any]:
-    try:
+    with loop:
         yield from loop.run()
-    finally:
-        loop.journal.release()
-        if loop.memory:
-            loop.memory.close()
 
 
 def ended(events: list[Any]) -> RunEnded:
@@ -195,13 +191,15 @@ def test_journal_is_an_audit_trail(tmp_path: Path, server: FakeOpenAIServer) -> 
     kinds = [e["event"] for e in events]
     for kind in ("RunStarted", "model_call", "Proposed", "Authorized", "CommandDone", "RunEnded"):
         assert kind in kinds
-    auth = [e for e in events if e["event"] == "Authorized"]
-    assert [(a["decision"], a["by"]) for a in auth] == [
-        ("approve", "human"),
-        ("feedback", "human"),
-        ("stop", "human"),
+    verdicts = [e["record"]["verdict"] for e in events if e["event"] == "Authorized"]
+    assert [(v["decision"], v["by"], v["channel"]) for v in verdicts] == [
+        ("approve", "human", "script"),
+        ("feedback", "human", "script"),
+        ("stop", "human", "script"),
     ]
-    assert auth[1]["feedback"] == "no thanks, finish now"
+    assert verdicts[1]["feedback"] == "no thanks, finish now"
+    [done] = [e["record"] for e in events if e["event"] == "CommandDone"]
+    assert done["status"] == "ran" and done["result"]["ok"] and done["proposal"]["command"]
     call = next(e for e in events if e["event"] == "model_call")
     assert call["prompt_digest"] and call["reply"] and call["prompt_tokens"] > 0
     state = json.loads((loop.journal.run_dir / "checkpoint.json").read_text())

@@ -34,8 +34,8 @@ def test_complete_moves_a_task_to_done_with_its_result() -> None:
 def test_round_trip() -> None:
     tasks = make("a", "b")
     tasks.complete(2, "r")
-    copy = TaskList.from_dict(tasks.to_dict())
-    assert copy.to_dict() == tasks.to_dict()
+    copy = TaskList.model_validate_json(tasks.model_dump_json())
+    assert copy == tasks
     assert copy.add(["new"])[0].id == 3
 
 

@@ -298,3 +298,34 @@ def test_listing_is_capped(ws: Workspace) -> None:
     listing = ws.list_dir(limit=10)
     assert len(listing) == 10
     assert listing[0] == "d/"
+
+
+def test_a_full_disk_leaves_the_old_file_whole(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes go to a temporary file renamed into place: a failed write or append changes
+    nothing (before, write_file truncated first and left part of the new text)."""
+    ws.write_text("report.md", "old report\n" * 100)
+    real_write = os.write
+
+    def disk_full(fd: int, data: bytes) -> int:
+        real_write(fd, bytes(data[:10]))  # some bytes land, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("autoagent.workspace.os.write", disk_full)
+    with pytest.raises(CommandError, match="No space left on device"):
+        ws.write_text("report.md", "new text " * 1000)
+    with pytest.raises(CommandError, match="No space left on device"):
+        ws.append_text("report.md", "more " * 1000)
+    monkeypatch.undo()
+    assert ws.read_text("report.md") == "old report\n" * 100
+    assert ws.list_dir() == ["report.md"]  # no temporary file left behind
+
+
+def test_writes_keep_the_file_mode(ws: Workspace) -> None:
+    ws.write_text("run.sh", "echo 1\n")
+    (ws.root / "run.sh").chmod(0o750)
+    ws.write_text("run.sh", "echo 2\n")
+    ws.append_text("run.sh", "echo 3\n")
+    assert (ws.root / "run.sh").stat().st_mode & 0o777 == 0o750
+    assert ws.read_text("run.sh") == "echo 2\necho 3\n"
