@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError, describe_validation
 
 MAX_GOALS = 5
+MAX_GOAL_CHARS = 1000  # with the role, they are in every prompt: details belong in a file
 
 
 class AgentProfile(BaseModel):
@@ -30,6 +31,12 @@ class AgentProfile(BaseModel):
         cleaned = [g.strip() for g in goals if g and g.strip()]
         if not cleaned:
             raise ValueError("at least one goal is needed")
+        for number, goal in enumerate(cleaned, 1):
+            if len(goal) > MAX_GOAL_CHARS:
+                raise ValueError(
+                    f"goal {number} has {len(goal)} characters, more than {MAX_GOAL_CHARS}; "
+                    "put the details in a file in the workspace and name it in the goal"
+                )
         return cleaned
 
 

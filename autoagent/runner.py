@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .agents import ModelCaller
+from .agents import ModelCaller, execution_system_prompt
 from .authorize import Gate, Human, Policy
 from .commands import default_registry
 from .commands.base import CommandContext
@@ -150,7 +150,10 @@ def prepare_run(
         tokens = min(settings.prompt_tokens, max(settings.local_context - 2048, 1000))
         settings = settings.model_copy(update={"prompt_tokens": tokens})
     notes = [" | ".join(sandbox.describe()), *notes]  # shown at start, kept in the audit log
+    registry = default_registry(settings)
     try:
+        if profile is not None:  # a profile that does not fit the prompt fails before the run
+            execution_system_prompt(profile, registry.describe(), settings.prompt_tokens)
         journal, state = open_run(settings, home, profile, resume)
         try:
             memory = open_memory(settings, state.profile.name)
@@ -172,18 +175,24 @@ def prepare_run(
     gate = Gate(
         human, continuous=settings.continuous, policy=policy, allow_high_risk=allow_high_risk
     )
-    return AgentLoop(
-        state=state,
-        settings=settings,
-        caller=caller,
-        registry=default_registry(settings),
-        memory=memory,
-        gate=gate,
-        journal=journal,
-        context=context,
-        resumed=resume is not None,
-        notes=notes,
-    )
+    try:
+        return AgentLoop(
+            state=state,
+            settings=settings,
+            caller=caller,
+            registry=registry,
+            memory=memory,
+            gate=gate,
+            journal=journal,
+            context=context,
+            resumed=resume is not None,
+            notes=notes,
+        )
+    except BaseException:  # e.g. a resumed profile that no longer fits the prompt budget
+        memory.close()
+        journal.release()
+        close_model(model)
+        raise
 
 
 def open_run(

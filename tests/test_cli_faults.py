@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -55,3 +56,49 @@ def test_a_503_while_the_response_format_is_probed_is_retried(
     assert (tmp_path / "ws" / "a.txt").exists()
     formats = [(r.get("response_format") or {}).get("type") for r in server.requests]
     assert formats[:2] == ["json_schema", "json_schema"]  # the same format, asked again
+
+
+# 12
+
+
+def test_a_reply_with_several_commands_runs_the_first_and_tells_the_model(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    several = json.dumps([json.loads(write("first.txt")), json.loads(write("second.txt"))])
+    server.script("execution", several, done())
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["first.txt"]
+    next_prompt = server.requests_for("execution")[1]["messages"][-1]["content"]
+    assert "held 2 commands" in next_prompt and "write_file did not run" in next_prompt
+
+
+# 15
+
+
+def test_a_goal_too_long_for_the_prompt_is_refused_when_the_profile_is_made(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    child = spawn(tmp_path, server, "run", "--name", "Scout", "--role", "r", "--goal", "g" * 5000)
+    expect_words(child, "Error: Invalid agent profile")
+    expect_words(child, "goal 1 has 5000 characters, more than 1000")
+    assert finish(child) == 1
+    assert not server.requests and not (tmp_path / "home" / "runs").exists()
+
+
+def test_a_system_prompt_over_half_the_budget_is_refused_before_the_run(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    goals = [arg for n in range(5) for arg in ("--goal", f"{n} " + "g" * 990)]
+    child = spawn(
+        tmp_path,
+        server,
+        "run",
+        *("--name", "Scout", "--role", "r" * 1500, *goals),
+        AUTOAGENT_PROMPT_TOKENS="3000",
+    )
+    expect_words(child, "Error: The agent's role, goals and commands make a system prompt")
+    child.expect_exact("AUTOAGENT_PROMPT_TOKENS")
+    assert finish(child) == 1
+    assert not server.requests and not (tmp_path / "home" / "runs").exists()
