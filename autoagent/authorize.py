@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any, Protocol
 import yaml
 
 from .commands.base import Risk
-from .errors import ConfigError
+from .errors import ConfigError, not_utf8
 
 PROMPT = (
     "Enter 'y' to authorise, 'y -N' to run N commands without asking, "
@@ -91,18 +93,54 @@ class Policy:
     rules: dict[str, Rule] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path | None) -> Policy:
+    def load(cls, path: Path | None, commands: Collection[str]) -> Policy:
+        """The rules in the policy file at `path`, for the command names in `commands`.
+
+        Anything the file says that would not be obeyed exactly is an error: an unknown
+        command or key, a name or rule in the wrong case."""
         if path is None:
             return cls()
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            rules = {str(k): Rule(str(v).lower()) for k, v in (data.get("commands") or {}).items()}
-        except (OSError, yaml.YAMLError, ValueError, AttributeError) as exc:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"Cannot use the policy file: {not_utf8(path, exc)}") from exc
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"Cannot use the policy file {path}: {exc}.") from exc
+        rules, problems = _read_rules(data, commands)
+        if problems:
             raise ConfigError(
-                f"Cannot use the policy file {path}: {exc}. It maps command names to "
-                "allow, ask or deny under 'commands:'."
-            ) from exc
+                f"The policy file {path} would not be obeyed as written: {'; '.join(problems)}. "
+                "It maps command names to allow, ask or deny under 'commands:' "
+                "(see policy.example.yaml)."
+            )
         return cls(rules)
+
+
+def _read_rules(data: Any, commands: Collection[str]) -> tuple[dict[str, Rule], list[str]]:
+    if data is None:
+        return {}, []
+    if not isinstance(data, dict):
+        return {}, ["it is not a mapping"]
+    problems = [f"unknown key {key!r}" for key in data if key != "commands"]
+    section = data.get("commands") or {}
+    if not isinstance(section, dict):
+        return {}, [*problems, "'commands' is not a mapping of command names to rules"]
+    rules: dict[str, Rule] = {}
+    for name, value in section.items():
+        if name not in commands:
+            problems.append(f"unknown command {name!r}{_suggest(str(name), commands)}")
+            continue
+        try:
+            rules[name] = Rule(value)
+        except ValueError:
+            problems.append(f"{name}: {value!r} is not allow, ask or deny (lower case)")
+    return rules, problems
+
+
+def _suggest(name: str, commands: Collection[str]) -> str:
+    same_but_case = [c for c in commands if c.lower() == name.lower()]
+    close = same_but_case or difflib.get_close_matches(name, list(commands), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass(frozen=True)

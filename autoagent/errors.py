@@ -41,6 +41,14 @@ class RefusedError(CommandError):
     """A command was refused by the sandbox or by policy; nothing ran."""
 
 
+def not_utf8(path: object, exc: UnicodeDecodeError) -> str:
+    """The sentence for a file that is not UTF-8 text."""
+    return (
+        f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start}): "
+        "save it as UTF-8."
+    )
+
+
 def describe_validation(exc: ValidationError, rename: Callable[[str], str] = str) -> str:
     """`field: problem; ...` for a pydantic error; `rename` maps a field to the user's word."""
     parts = []

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError, describe_validation
+from .errors import ConfigError, describe_validation, not_utf8
 
 MAX_GOALS = 5
 MAX_GOAL_CHARS = 1000  # with the role, they are in every prompt: details belong in a file
@@ -50,6 +50,8 @@ def make_profile(name: str, role: str, goals: list[str]) -> AgentProfile:
 def load_profile(path: Path) -> AgentProfile:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Cannot read the agent profile: {not_utf8(path, exc)}") from exc
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"Cannot read the agent profile {path}: {exc}") from exc
     if not isinstance(data, dict):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .agents import ModelCaller, execution_system_prompt
 from .authorize import Gate, Human, Policy
-from .commands import default_registry
+from .commands import builtin_commands, default_registry
 from .commands.base import CommandContext
 from .embeddings import Embedder, LocalEmbedder
 from .errors import ConfigError, JournalError
@@ -117,6 +117,12 @@ def check_folders(settings: Settings) -> tuple[Path, Path]:
     """The workspace and the data folder, resolved; the data folder may never be inside it."""
     home = settings.home.expanduser().resolve()
     workspace = settings.workspace.expanduser().resolve()
+    existing = next(folder for folder in (workspace, *workspace.parents) if folder.exists())
+    if not existing.is_dir():
+        raise ConfigError(
+            f"The workspace {workspace} cannot be a folder: {existing} is a file. "
+            "Give --workspace (AUTOAGENT_WORKSPACE) a folder; it is made if missing."
+        )
     if home == workspace or home.is_relative_to(workspace):
         raise ConfigError(
             f"AUTOAGENT_HOME ({home}) is inside the workspace ({workspace}); the agent could "
@@ -138,7 +144,7 @@ def prepare_run(
 
     Everything that can be checked is checked before anything is written."""
     home, workspace_root = check_folders(settings)
-    policy = Policy.load(settings.policy_file)
+    policy = Policy.load(settings.policy_file, [c.name for c in builtin_commands()])
     sandbox = build_sandbox(settings, workspace_root)
     prices = price_table(settings)
     check_budget_prices(settings, prices)

@@ -102,3 +102,67 @@ def test_a_system_prompt_over_half_the_budget_is_refused_before_the_run(
     child.expect_exact("AUTOAGENT_PROMPT_TOKENS")
     assert finish(child) == 1
     assert not server.requests and not (tmp_path / "home" / "runs").exists()
+
+
+# 16
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        (
+            lambda tmp: (tmp / ".env").write_bytes(b"AUTOAGENT_MODEL=caf\xe9\n"),
+            [*PROFILE],
+            ".env is not UTF-8 text (byte 0xe9 at position 19)",
+        ),
+        (
+            lambda tmp: (tmp / "ai_settings.yaml").write_bytes(
+                b"ai_name: Scout\nai_role: caf\xe9\nai_goals: [a]\n"
+            ),
+            ["-y"],
+            "ai_settings.yaml is not UTF-8 text",
+        ),
+        (
+            lambda tmp: (tmp / "afile").write_text("not a folder"),
+            [*PROFILE, "--workspace", "afile"],
+            "afile is a file",
+        ),
+    ],
+    ids=["dotenv", "ai_settings", "workspace"],
+)
+def test_unreadable_settings_are_one_sentence_without_a_traceback(
+    tmp_path: Path, server: FakeOpenAIServer, setup, args: list[str], message: str
+) -> None:  # type: ignore[no-untyped-def]
+    setup(tmp_path)
+    child = spawn(tmp_path, server, "run", *args)
+    child.expect_exact("Error:")
+    expect_words(child, message)
+    assert finish(child) == 1
+    assert "Traceback" not in (child.before or "")
+    assert not (tmp_path / "home" / "runs").exists()
+
+
+# 22
+
+
+@pytest.mark.parametrize(
+    "policy, problem",
+    [
+        ("commands:\n  delete_files: deny\n", "unknown command 'delete_files'"),
+        ("commands:\n  Delete_File: DENY\n", "(did you mean 'delete_file'?)"),
+        ("commands:\n  delete_file: DENY\n", "'DENY' is not allow, ask or deny"),
+        ("rules:\n  delete_file: deny\n", "unknown key 'rules'"),
+    ],
+    ids=["unknown-command", "wrong-case-name", "wrong-case-rule", "unknown-key"],
+)
+def test_a_policy_that_would_not_be_obeyed_is_refused(
+    tmp_path: Path, server: FakeOpenAIServer, policy: str, problem: str
+) -> None:
+    (tmp_path / "policy.yaml").write_text(policy)
+    child = spawn(
+        tmp_path, server, "run", *PROFILE, AUTOAGENT_POLICY_FILE=str(tmp_path / "policy.yaml")
+    )
+    expect_words(child, "Error: The policy file")
+    expect_words(child, problem)
+    assert finish(child) == 1
+    assert not server.requests
