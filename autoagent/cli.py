@@ -6,11 +6,12 @@ Heavy imports stay inside the commands, so `autoagent --help` is fast.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -103,22 +104,36 @@ def _settings(**flags: Any) -> Settings:
     return load_settings(flags)
 
 
-def _configure_logging(settings: Settings, log_file: Path | None) -> None:
+class _ScreenFormatter(logging.Formatter):
+    """Log lines for the terminal: what they quote from outside cannot drive it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from .text import strip_terminal_escapes
+
+        return strip_terminal_escapes(super().format(record))
+
+
+def _configure_logging(settings: Settings) -> None:
+    """Warnings to the terminal; with --debug, everything to the run's debug.log as well
+    (`_log_to_file`, once the run has a folder). Done once per process."""
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if settings.debug else logging.WARNING)
-    console_handler = logging.StreamHandler(sys.stderr)
-    console_handler.setLevel(logging.DEBUG if settings.debug else logging.WARNING)
-    console_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root.addHandler(console_handler)
     for noisy in ("httpx", "httpcore", "openai", "chromadb", "urllib3", "primp"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not settings.debug else logging.INFO)
-    if log_file is not None:
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
-        file_handler.setLevel(logging.DEBUG)
-        file_handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
-        root.addHandler(file_handler)
+    if any(handler.get_name() == "autoagent-screen" for handler in root.handlers):
+        return
+    screen = logging.StreamHandler(sys.stderr)
+    screen.set_name("autoagent-screen")
+    screen.setLevel(logging.WARNING)
+    screen.setFormatter(_ScreenFormatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(screen)
+
+
+def _log_to_file(log_file: Path) -> None:
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
 
 
 def _ask_profile(console: Console) -> AgentProfile:
@@ -191,7 +206,7 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
         loop.caller.model.on_progress = renderer.progress
     if settings.debug:
         log_file = loop.journal.run_dir / "debug.log"
-        _configure_logging(settings, log_file)
+        _log_to_file(log_file)
         console.print(f"Debug log: {log_file}")
     if settings.continuous:
         console.print(
@@ -208,7 +223,7 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
         # is replaced atomically, so the run on disk is the last consistent one.
         renderer.close()
         console.print("\nStopped at once. `autoagent resume` continues the run.")
-        raise typer.Exit(130) from None
+        _leave_now(130)
     finally:
         renderer.close()
         loop.journal.release()
@@ -218,7 +233,17 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
     if status == "failed":
         raise typer.Exit(1)
     if status == "interrupted":
-        raise typer.Exit(130)
+        _leave_now(130)
+
+
+def _leave_now(code: int) -> NoReturn:
+    """Exit without tearing the interpreter down, which takes seconds once chromadb and the
+    embedding model are loaded: after Ctrl-C the run is saved and its memory closed, and the
+    terminal should be back at once."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @app.command()
@@ -325,7 +350,7 @@ def _run_settings(continuous: bool, continuous_limit: int | None, **flags: Any) 
         continuous_limit=continuous_limit,
         **{name: value if value is not False else None for name, value in flags.items()},
     )
-    _configure_logging(settings, None)
+    _configure_logging(settings)
     return settings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -10,9 +11,9 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from autoagent.testing import FakeOpenAIServer, Fault, execution_reply
+from autoagent.testing import FakeOpenAIServer, Fault, Slow, execution_reply
 
-from .cli_helpers import PROFILE, finish, spawn
+from .cli_helpers import PROFILE, checkpoints, finish, spawn
 
 pytestmark = pytest.mark.slow
 
@@ -140,6 +141,43 @@ def test_unreadable_settings_are_one_sentence_without_a_traceback(
     assert finish(child) == 1
     assert "Traceback" not in (child.before or "")
     assert not (tmp_path / "home" / "runs").exists()
+
+
+# 17
+
+
+def test_ctrl_c_while_waiting_on_the_model_exits_within_a_second(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script("execution", Slow(write("a.txt"), 60))
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c")
+    wait_for(lambda: len(server.requests_for("execution")) == 1)
+    started = time.monotonic()
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    seconds = time.monotonic() - started
+    assert "Run interrupted:" in (child.before or "")
+    assert finish(child) == 130
+    assert seconds < 1.0, f"took {seconds:.2f} s"
+    [state] = checkpoints(tmp_path)
+    assert state["status"] == "interrupted"
+
+
+# 18
+
+
+def test_debug_writes_each_log_line_once(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    server.script("execution", "not json at all", done())
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c", "--debug")
+    child.logfile_read = io.StringIO()
+    child.expect(r"Debug log: (\S+debug\.log)")
+    log_path = Path(child.match.group(1).strip())
+    assert finish(child) == 0
+    warning = "unusable reply from the execution agent"
+    assert child.logfile_read.getvalue().count(warning) == 1
+    log = log_path.read_text()
+    assert log.count(warning) == 1
+    assert log.count("reply from execution in") == 2
 
 
 # 22
