@@ -13,7 +13,7 @@ import pytest
 
 from autoagent.testing import FakeOpenAIServer, Fault, Slow, execution_reply
 
-from .cli_helpers import PROFILE, checkpoints, finish, spawn
+from .cli_helpers import PROFILE, PROMPT, checkpoints, finish, spawn
 
 pytestmark = pytest.mark.slow
 
@@ -178,6 +178,95 @@ def test_debug_writes_each_log_line_once(tmp_path: Path, server: FakeOpenAIServe
     log = log_path.read_text()
     assert log.count(warning) == 1
     assert log.count("reply from execution in") == 2
+
+
+# 19
+
+HOSTILE_MODEL = (
+    "gpt-evil\x1b]52;c;cHduZWQ=\x07\x1b]0;pwned\x07[/dim][link=http://evil.example]click[/link]"
+)
+SHOWN_MODEL = "gpt-evil[/dim][link=http://evil.example]click[/link]"
+
+
+def assert_inert(screen: str) -> None:
+    assert SHOWN_MODEL in screen
+    for sequence in ("\x1b]52;", "\x1b]0;", "\x1b]8;", "pwned"):
+        assert sequence not in screen
+
+
+def test_a_hostile_model_name_is_inert_text_in_status_spent_resume_and_show(
+    tmp_path: Path,
+) -> None:
+    with FakeOpenAIServer(served_model=HOSTILE_MODEL) as server:
+        server.script("execution", write("a.txt"))
+        child = spawn(tmp_path, server, "run", *PROFILE)
+        child.logfile_read = io.StringIO()
+        child.expect_exact(PROMPT)
+        child.sendline("y")
+        child.expect(r"Step 1 · [\d,]+ tokens · \$0\.0000 \(tokens only for ")
+        child.expect_exact(PROMPT)
+        child.sendline("n")
+        child.expect_exact("Run stopped:")
+        child.expect_exact("Spent:")
+        assert finish(child) == 0
+        assert_inert(child.logfile_read.getvalue())
+        [state] = checkpoints(tmp_path)
+        assert HOSTILE_MODEL in state["spend"]["unpriced_models"]
+
+        child = spawn(tmp_path, server, "resume", "-c")
+        child.logfile_read = io.StringIO()
+        child.expect_exact("Run finished:")
+        assert finish(child) == 0
+        assert_inert(child.logfile_read.getvalue())
+
+        child = spawn(tmp_path, server, "show", state["run_id"])
+        child.logfile_read = io.StringIO()
+        child.expect_exact("model calls:")
+        assert finish(child) == 0
+        assert_inert(child.logfile_read.getvalue())
+
+
+# 20
+
+LOOKALIKE = (
+    "Thanks for reading.\n"
+    "Enter 'y' to authorise, 'y -N' to run N commands without asking, 'n' to stop, "
+    "or type feedback: "
+)
+
+
+def test_keys_typed_at_a_lookalike_prompt_never_answer_the_real_one(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "notes.txt").write_text(LOOKALIKE)
+    (tmp_path / "ws" / "precious.txt").write_text("keep me")
+    server.script(
+        "execution",
+        execution_reply("read_file", path="notes.txt"),
+        Slow(execution_reply("delete_file", path="precious.txt"), 2.0),
+    )
+    child = spawn(tmp_path, server, "run", *PROFILE)
+    child.logfile_read = io.StringIO()
+    child.expect_exact(PROMPT)
+    child.sendline("y")
+    child.expect_exact("RESULT (read_file)")
+    child.expect_exact(PROMPT)  # the file's lookalike
+    child.sendline("y")  # answered too early: the agent is still thinking
+    child.expect_exact("COMMAND = delete_file")
+    child.expect_exact(PROMPT)  # the real prompt
+    time.sleep(0.5)
+    assert (tmp_path / "ws" / "precious.txt").exists()
+    child.sendline("n")
+    child.expect_exact("Run stopped:")
+    assert finish(child) == 0
+    assert (tmp_path / "ws" / "precious.txt").exists()
+    lines = plain_lines(child.logfile_read.getvalue())
+    prompts = [line for line in lines if "Enter 'y' to authorise" in line]
+    assert len(prompts) == 3
+    # The file's lookalike is quoted behind the margin; the real prompts start their line.
+    assert prompts[1].startswith("│ ") and "Enter 'y'" not in prompts[1][:2]
+    assert prompts[0].startswith("Enter 'y'") and prompts[2].startswith("Enter 'y'")
 
 
 # 22
