@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,17 +66,23 @@ class Proposal:
     args: dict[str, Any]
     risk: Risk
     needs_approval: bool = True
+    note: str = ""  # why the human is asked although they would not expect it
 
 
 class Human(Protocol):
     """Asks a person. Terminal, scripted and test implementations plug in the same way."""
+
+    # Whether someone can answer the agent's questions (ask_user) in this run. A terminal in a
+    # continuous run cannot; a channel that reaches a person elsewhere could.
+    can_answer: bool
 
     def authorize(self, proposal: Proposal) -> Decision:
         """Ask whether `proposal` may run; raise KeyboardInterrupt or return Stop to end."""
         ...
 
     def ask(self, question: str) -> str:
-        """Ask a free question (the ask_user command)."""
+        """Ask a free question (the ask_user command); raise InputEnded when no answer can
+        ever come (the input is closed)."""
         ...
 
 
@@ -170,7 +176,17 @@ class Gate:
         self.pre_approved = 0  # left from a 'y -N'
 
     def decide(self, proposal: Proposal) -> Verdict:
-        if not proposal.needs_approval:
+        if not proposal.needs_approval:  # the command is itself a talk with the human
+            if not self.human.can_answer:
+                return Verdict(
+                    Stop(),
+                    "no one to answer",
+                    refusal=(
+                        f"Refused: {proposal.name} needs someone to answer, and no one can in "
+                        "this run (it is continuous). Decide for yourself and say what you "
+                        "assumed, or finish and say what you need to know."
+                    ),
+                )
             return Verdict(Approve(), "not needed")
         rule = self.policy.rules.get(proposal.name)
         if rule is Rule.DENY:
@@ -194,18 +210,32 @@ class Gate:
                 )
             return Verdict(Approve(), "continuous")
         if self.pre_approved > 0 and rule is not Rule.ASK:
-            self.pre_approved -= 1
-            return Verdict(Approve(), "pre-approved")
+            # 'y -N' covers low and medium risk; a high-risk command needs its own yes,
+            # unless the policy explicitly allows it.
+            if proposal.risk is not Risk.HIGH or rule is Rule.ALLOW:
+                self.pre_approved -= 1
+                return Verdict(Approve(), "pre-approved")
+            proposal = replace(
+                proposal,
+                note=(
+                    f"High risk: asked although {self.pre_approved} commands are authorised "
+                    "in advance ('y -N' covers low and medium risk only)."
+                ),
+            )
         decision = self.human.authorize(proposal)
         if isinstance(decision, Approve):
-            self.pre_approved = decision.count - 1
+            # A plain 'y' answers this command only; what was authorised in advance remains.
+            self.pre_approved = max(self.pre_approved, decision.count - 1)
         return Verdict(decision, "human")
 
 
 class ScriptedHuman:
     """Answers from a list, for tests and demos; records what it was asked."""
 
-    def __init__(self, answers: list[str], replies: list[str] | None = None) -> None:
+    def __init__(
+        self, answers: list[str], replies: list[str] | None = None, *, can_answer: bool = True
+    ) -> None:
+        self.can_answer = can_answer
         self.answers = list(answers)
         self.replies = list(replies or [])
         self.asked: list[Proposal] = []

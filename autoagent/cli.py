@@ -201,7 +201,8 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
     from .runner import close_model, prepare_run
     from .ui import Renderer, TerminalHuman, one_line
 
-    human = TerminalHuman(console)
+    # A continuous run has nobody at the keyboard to answer the agent's questions.
+    human = TerminalHuman(console, can_answer=not settings.continuous)
     renderer = Renderer(console)
     with console.status("Starting..."):
         loop = prepare_run(settings, human, **prepare)

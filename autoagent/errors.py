@@ -33,6 +33,11 @@ class JournalError(AutoAgentError):
     """A run's journal or checkpoint could not be read or written."""
 
 
+class InputEnded(AutoAgentError):
+    """The human's input ended (end of file) while they were asked something: the run stops,
+    and can be resumed."""
+
+
 class CommandError(AutoAgentError):
     """A command failed; its message becomes an observation for the model."""
 

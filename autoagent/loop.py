@@ -22,7 +22,7 @@ from .agents import (
 )
 from .authorize import Approve, Feedback, Gate, Proposal, Stop
 from .commands.base import CommandContext, Registry
-from .errors import AutoAgentError, CommandError
+from .errors import AutoAgentError, CommandError, InputEnded
 from .events import (
     Authorized,
     CommandDone,
@@ -281,6 +281,9 @@ class AgentLoop:
         try:
             with self.timings.phase("command"):
                 output, ok = command(self.context, args), True
+        except InputEnded as exc:  # asked, the human can never answer: nothing was done
+            state.pending = None
+            raise _RunOver("stopped", str(exc)) from exc
         except CommandError as exc:
             output, ok = f"Error: {exc}", False
         except Exception as exc:  # a command's own bug: logged in full, and the run goes on

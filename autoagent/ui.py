@@ -23,6 +23,7 @@ from rich.text import Text
 
 from .authorize import PROMPT, Decision, Proposal, Stop, parse_answer
 from .commands.base import Risk
+from .errors import InputEnded
 from .events import (
     Authorized,
     CommandDone,
@@ -230,12 +231,18 @@ class Renderer:
 
 
 class TerminalHuman:
-    """Asks the person at the keyboard. Ctrl-C or end of input at the prompt stops the run."""
+    """Asks the person at the keyboard. Ctrl-C or end of input at the prompt stops the run.
 
-    def __init__(self, console: Console, spill_dir: Path | None = None) -> None:
+    `can_answer` says whether someone is there to answer the agent's questions: not in a
+    continuous run, where nobody is expected to watch."""
+
+    def __init__(
+        self, console: Console, spill_dir: Path | None = None, *, can_answer: bool = True
+    ) -> None:
         self.console = console
         # Where arguments too long for the screen are saved in full, for the human to read.
         self.spill_dir = spill_dir
+        self.can_answer = can_answer
 
     def authorize(self, proposal: Proposal) -> Decision:
         style = RISK_STYLES[proposal.risk]
@@ -261,6 +268,8 @@ class TerminalHuman:
             self.console.print(
                 labelled("Arguments cut for the screen; in full: ", "bold", one_line(path))
             )
+        if proposal.note:
+            self.console.print(Text(proposal.note, "bold red"))
         while True:
             drop_typed_ahead()
             try:
@@ -277,9 +286,12 @@ class TerminalHuman:
         drop_typed_ahead()
         try:
             return self.console.input(Text("Your answer: "))
-        except EOFError:  # nobody at the keyboard; Ctrl-C goes up and stops the run
+        except EOFError:  # nobody will ever answer; Ctrl-C goes up and stops the run too
             self.console.print()
-            return ""
+            raise InputEnded(
+                "The input ended while the agent asked a question; "
+                "`autoagent resume` continues the run."
+            ) from None
 
 
 def drop_typed_ahead() -> None:

@@ -75,6 +75,46 @@ def test_a_reply_with_several_commands_runs_the_first_and_tells_the_model(
     assert "held 2 commands" in next_prompt and "write_file did not run" in next_prompt
 
 
+# 13
+
+
+def test_ask_user_in_a_continuous_run_is_refused_at_once(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script("execution", execution_reply("ask_user", question="Which city?"), done())
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c", timeout=20)
+    expect_words(child, "REFUSED: Refused: ask_user needs someone to answer")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    assert "Your answer:" not in (child.before or "")
+    second = server.requests_for("execution")[1]["messages"][-1]["content"]
+    assert "ask_user needs someone to answer" in second
+
+
+# 14
+
+
+def test_end_of_input_at_a_question_stops_the_run_resumably(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script("execution", execution_reply("ask_user", question="Which city?"))
+    child = spawn(tmp_path, server, "run", *PROFILE, timeout=20)
+    child.expect_exact("Your answer:")
+    child.sendeof()
+    child.expect_exact("Run stopped:")
+    expect_words(child, "The input ended while the agent asked a question")
+    assert finish(child) == 0
+    assert len(server.requests_for("execution")) == 1
+    [state] = checkpoints(tmp_path)
+    assert state["status"] == "stopped" and state["pending"] is None
+
+    server.script("execution", done())
+    child = spawn(tmp_path, server, "resume", "-c")
+    child.expect_exact("Resuming run")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+
+
 # 15
 
 
@@ -293,3 +333,32 @@ def test_a_policy_that_would_not_be_obeyed_is_refused(
     expect_words(child, problem)
     assert finish(child) == 1
     assert not server.requests
+
+
+# 23
+
+
+def test_y_dash_n_does_not_cover_a_high_risk_command(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script(
+        "execution",
+        write("a.txt"),
+        execution_reply("delete_file", path="a.txt"),
+        write("b.txt"),
+    )
+    child = spawn(tmp_path, server, "run", *PROFILE)
+    child.expect_exact(PROMPT)
+    child.sendline("y -5")
+    child.expect_exact("COMMAND = delete_file")
+    expect_words(child, "High risk: asked although 4 commands are authorised in advance")
+    child.expect_exact(PROMPT)
+    assert (tmp_path / "ws" / "a.txt").exists()
+    child.sendline("y")  # this one only; the rest of 'y -5' still holds
+    child.expect_exact("COMMAND = write_file")
+    child.expect_exact("Authorised in advance")
+    child.expect_exact("COMMAND = finish")
+    child.expect_exact("Authorised in advance")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["b.txt"]
