@@ -10,7 +10,7 @@ from typing import Any
 
 from . import prompts
 from .commands.base import Registry
-from .errors import AutoAgentError, ReplyError
+from .errors import AutoAgentError, ConfigError, ReplyError
 from .llm import ChatModel, Message, Usage, estimate_tokens
 from .pricing import Spend
 from .profile import AgentProfile
@@ -199,6 +199,28 @@ class StepView:
         return " ".join(line.split())
 
 
+def execution_system_prompt(
+    profile: AgentProfile, commands: list[dict[str, str]], prompt_tokens: int
+) -> str:
+    """The execution agent's system prompt: its profile, the commands and the rules. It may
+    take at most half the prompt budget, so that every step keeps room for its task."""
+    prompt = prompts.render(
+        "execution_system",
+        name=profile.name,
+        role=profile.role,
+        goals=profile.goals,
+        commands=commands,
+    )
+    tokens = estimate_tokens(prompt)
+    if tokens > prompt_tokens // 2:
+        raise ConfigError(
+            f"The agent's role, goals and commands make a system prompt of about {tokens} "
+            f"tokens, more than half the prompt budget of {prompt_tokens} "
+            "(AUTOAGENT_PROMPT_TOKENS): shorten the role or the goals, or raise the budget."
+        )
+    return prompt
+
+
 class ExecutionAgent:
     role = "execution"
 
@@ -215,13 +237,8 @@ class ExecutionAgent:
         self.prompt_tokens = prompt_tokens
         self.reply_schema = execution_schema((c.name, c.args_schema()) for c in commands)
         # Stable across steps, so endpoints can cache this prefix.
-        self.system_prompt = prompts.render(
-            "execution_system",
-            name=profile.name,
-            role=profile.role,
-            goals=profile.goals,
-            commands=commands.describe(),
-        )
+        self.system_prompt = execution_system_prompt(profile, commands.describe(), prompt_tokens)
+        self._notes: list[str] = []  # about the last reply, for the next prompt
 
     def propose(
         self,
@@ -240,15 +257,24 @@ class ExecutionAgent:
             "memories": list(memories),
             "recent_steps": list(recent_steps),
             "earlier_steps": list(earlier_steps),
-            "notices": list(notices),
+            "notices": [*self._notes, *notices],
             "feedback": feedback,
         }
+        self._notes = []
         user = self._fit(parts)
         messages = [
             {"role": "system", "content": self.system_prompt},
             {"role": "user", "content": user},
         ]
-        return self.caller.ask(self.role, messages, self.model, ExecutionReply, self.reply_schema)
+        reply = self.caller.ask(self.role, messages, self.model, ExecutionReply, self.reply_schema)
+        if reply.dropped:
+            log.warning("the reply held several commands; dropped %s", reply.dropped)
+            self._notes.append(
+                f"Your last reply held {len(reply.dropped) + 1} commands: only the first, "
+                f"{reply.command.name}, was used; {', '.join(reply.dropped)} did not run. "
+                "Reply with exactly one command each time."
+            )
+        return reply
 
     def _fit(self, parts: dict[str, Any]) -> str:
         """Render the step prompt within the token budget, giving up the least useful first:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -11,7 +13,7 @@ from typing import Any, Protocol
 import yaml
 
 from .commands.base import Risk
-from .errors import ConfigError
+from .errors import ConfigError, not_utf8
 
 PROMPT = (
     "Enter 'y' to authorise, 'y -N' to run N commands without asking, "
@@ -64,6 +66,7 @@ class Proposal:
     args: dict[str, Any]
     risk: Risk
     needs_approval: bool = True
+    note: str = ""  # why the human is asked although they would not expect it
 
 
 class Human(Protocol):
@@ -71,12 +74,17 @@ class Human(Protocol):
 
     A `channel` attribute ("terminal", "script"...) names how, for the run's record."""
 
+    # Whether someone can answer the agent's questions (ask_user) in this run. A terminal in a
+    # continuous run cannot; a channel that reaches a person elsewhere could.
+    can_answer: bool
+
     def authorize(self, proposal: Proposal) -> Decision:
         """Ask whether `proposal` may run; raise KeyboardInterrupt or return Stop to end."""
         ...
 
     def ask(self, question: str) -> str:
-        """Ask a free question (the ask_user command)."""
+        """Ask a free question (the ask_user command); raise InputEnded when no answer can
+        ever come (the input is closed)."""
         ...
 
 
@@ -93,17 +101,26 @@ class Policy:
     rules: dict[str, Rule] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path | None) -> Policy:
+    def load(cls, path: Path | None, commands: Collection[str]) -> Policy:
+        """The rules in the policy file at `path`, for the command names in `commands`.
+
+        Anything the file says that would not be obeyed exactly is an error: an unknown
+        command or key, a name or rule in the wrong case."""
         if path is None:
             return cls()
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            rules = {str(k): Rule(str(v).lower()) for k, v in (data.get("commands") or {}).items()}
-        except (OSError, yaml.YAMLError, ValueError, AttributeError) as exc:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"Cannot use the policy file: {not_utf8(path, exc)}") from exc
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"Cannot use the policy file {path}: {exc}.") from exc
+        rules, problems = _read_rules(data, commands)
+        if problems:
             raise ConfigError(
-                f"Cannot use the policy file {path}: {exc}. It maps command names to "
-                "allow, ask or deny under 'commands:'."
-            ) from exc
+                f"The policy file {path} would not be obeyed as written: {'; '.join(problems)}. "
+                "It maps command names to allow, ask or deny under 'commands:' "
+                "(see policy.example.yaml)."
+            )
         return cls(rules)
 
 
@@ -115,6 +132,34 @@ class Actor(StrEnum):
     CONTINUOUS = "continuous"  # continuous mode, for what it may run alone
     POLICY = "policy"  # a rule of the policy file
     NOT_NEEDED = "not needed"  # the command is itself a talk with the human
+    NO_ONE = "no one to answer"  # a question in a run where no one can answer it
+
+
+def _read_rules(data: Any, commands: Collection[str]) -> tuple[dict[str, Rule], list[str]]:
+    if data is None:
+        return {}, []
+    if not isinstance(data, dict):
+        return {}, ["it is not a mapping"]
+    problems = [f"unknown key {key!r}" for key in data if key != "commands"]
+    section = data.get("commands") or {}
+    if not isinstance(section, dict):
+        return {}, [*problems, "'commands' is not a mapping of command names to rules"]
+    rules: dict[str, Rule] = {}
+    for name, value in section.items():
+        if name not in commands:
+            problems.append(f"unknown command {name!r}{_suggest(str(name), commands)}")
+            continue
+        try:
+            rules[name] = Rule(value)
+        except ValueError:
+            problems.append(f"{name}: {value!r} is not allow, ask or deny (lower case)")
+    return rules, problems
+
+
+def _suggest(name: str, commands: Collection[str]) -> str:
+    same_but_case = [c for c in commands if c.lower() == name.lower()]
+    close = same_but_case or difflib.get_close_matches(name, list(commands), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass(frozen=True)
@@ -145,7 +190,17 @@ class Gate:
         self.pre_approved = 0  # left from a 'y -N'
 
     def decide(self, proposal: Proposal) -> Verdict:
-        if not proposal.needs_approval:
+        if not proposal.needs_approval:  # the command is itself a talk with the human
+            if not self.human.can_answer:
+                return Verdict(
+                    Stop(),
+                    Actor.NO_ONE,
+                    refusal=(
+                        f"Refused: {proposal.name} needs someone to answer, and no one can in "
+                        "this run (it is continuous). Decide for yourself and say what you "
+                        "assumed, or finish and say what you need to know."
+                    ),
+                )
             return Verdict(Approve(), Actor.NOT_NEEDED)
         rule = self.policy.rules.get(proposal.name)
         if rule is Rule.DENY:
@@ -169,11 +224,22 @@ class Gate:
                 )
             return Verdict(Approve(), Actor.CONTINUOUS)
         if self.pre_approved > 0 and rule is not Rule.ASK:
-            self.pre_approved -= 1
-            return Verdict(Approve(), Actor.PRE_APPROVED)
+            # 'y -N' covers low and medium risk; a high-risk command needs its own yes,
+            # unless the policy explicitly allows it.
+            if proposal.risk is not Risk.HIGH or rule is Rule.ALLOW:
+                self.pre_approved -= 1
+                return Verdict(Approve(), Actor.PRE_APPROVED)
+            proposal = replace(
+                proposal,
+                note=(
+                    f"High risk: asked although {self.pre_approved} commands are authorised "
+                    "in advance ('y -N' covers low and medium risk only)."
+                ),
+            )
         decision = self.human.authorize(proposal)
         if isinstance(decision, Approve):
-            self.pre_approved = decision.count - 1
+            # A plain 'y' answers this command only; what was authorised in advance remains.
+            self.pre_approved = max(self.pre_approved, decision.count - 1)
         return Verdict(decision, Actor.HUMAN, channel=getattr(self.human, "channel", "unknown"))
 
 
@@ -182,7 +248,10 @@ class ScriptedHuman:
 
     channel = "script"
 
-    def __init__(self, answers: list[str], replies: list[str] | None = None) -> None:
+    def __init__(
+        self, answers: list[str], replies: list[str] | None = None, *, can_answer: bool = True
+    ) -> None:
+        self.can_answer = can_answer
         self.answers = list(answers)
         self.replies = list(replies or [])
         self.asked: list[Proposal] = []

@@ -6,11 +6,12 @@ Heavy imports stay inside the commands, so `autoagent --help` is fast.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -91,9 +92,9 @@ def _console() -> Console:
 
 
 def _fail(console: Console, error: Exception) -> None:
-    from .ui import clean
+    from .ui import labelled, outside
 
-    console.print(f"[bold red]Error:[/] {clean(error)}")
+    console.print(labelled("Error: ", "bold red", outside(error)))
     sys.exit(1)
 
 
@@ -103,22 +104,36 @@ def _settings(**flags: Any) -> Settings:
     return load_settings(flags)
 
 
-def _configure_logging(settings: Settings, log_file: Path | None) -> None:
+class _ScreenFormatter(logging.Formatter):
+    """Log lines for the terminal: what they quote from outside cannot drive it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from .text import strip_terminal_escapes
+
+        return strip_terminal_escapes(super().format(record))
+
+
+def _configure_logging(settings: Settings) -> None:
+    """Warnings to the terminal; with --debug, everything to the run's debug.log as well
+    (`_log_to_file`, once the run has a folder). Done once per process."""
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if settings.debug else logging.WARNING)
-    console_handler = logging.StreamHandler(sys.stderr)
-    console_handler.setLevel(logging.DEBUG if settings.debug else logging.WARNING)
-    console_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root.addHandler(console_handler)
     for noisy in ("httpx", "httpcore", "openai", "chromadb", "urllib3", "primp"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not settings.debug else logging.INFO)
-    if log_file is not None:
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
-        file_handler.setLevel(logging.DEBUG)
-        file_handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
-        root.addHandler(file_handler)
+    if any(handler.get_name() == "autoagent-screen" for handler in root.handlers):
+        return
+    screen = logging.StreamHandler(sys.stderr)
+    screen.set_name("autoagent-screen")
+    screen.setLevel(logging.WARNING)
+    screen.setFormatter(_ScreenFormatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(screen)
+
+
+def _log_to_file(log_file: Path) -> None:
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
 
 
 def _ask_profile(console: Console) -> AgentProfile:
@@ -151,9 +166,10 @@ def _resolve_profile(
     role: str | None,
     goals: list[str] | None,
 ) -> AgentProfile:
-    from rich.markup import escape
+    from rich.text import Text
 
     from .profile import load_profile, make_profile, save_profile
+    from .ui import one_line
 
     if name or role or goals:
         if not (name and role and goals):
@@ -162,27 +178,31 @@ def _resolve_profile(
     path = settings.ai_settings
     if path.is_file():
         profile = load_profile(path)
-        console.print(f"[bold]Agent profile from {escape(str(path))}:[/]")
-        console.print(f"  Name: {escape(profile.name)}\n  Role: {escape(profile.role)}")
+        console.print(Text(f"Agent profile from {one_line(path).plain}:", "bold"))
+        console.print(Text.assemble("  Name: ", one_line(profile.name)))
+        console.print(Text.assemble("  Role: ", one_line(profile.role)))
         for number, goal in enumerate(profile.goals, 1):
-            console.print(f"  Goal {number}: {escape(goal)}")
+            console.print(Text.assemble(f"  Goal {number}: ", one_line(goal)))
         if settings.skip_reprompt:
             return profile
-        answer = console.input("Continue with this profile? \\[Y/n] ").strip().lower()
+        answer = console.input(Text("Continue with this profile? [Y/n] ")).strip().lower()
         if answer in {"", "y", "yes"}:
             return profile
     profile = _ask_profile(console)
     save_profile(profile, path)
-    console.print(f"Saved the profile to {escape(str(path))}.")
+    console.print(Text.assemble("Saved the profile to ", one_line(path), "."))
     return profile
 
 
 def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
     """Run a loop to its end, rendering every event; exit 1 when the run failed."""
-    from .runner import prepare_run
-    from .ui import Renderer, TerminalHuman
+    from rich.text import Text
 
-    human = TerminalHuman(console)
+    from .runner import prepare_run
+    from .ui import Renderer, TerminalHuman, one_line
+
+    # A continuous run has nobody at the keyboard to answer the agent's questions.
+    human = TerminalHuman(console, can_answer=not settings.continuous)
     renderer = Renderer(console)
     with console.status("Starting..."):
         loop = prepare_run(settings, human, **prepare)
@@ -192,12 +212,15 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
         loop.on_progress(renderer.progress)
         if settings.debug:
             log_file = loop.run_dir / "debug.log"
-            _configure_logging(settings, log_file)
-            console.print(f"Debug log: {log_file}")
+            _log_to_file(log_file)
+            console.print(Text.assemble("Debug log: ", one_line(log_file)))
         if settings.continuous:
             console.print(
-                "[bold yellow]Continuous mode:[/] commands run without asking"
-                + ("." if prepare.get("allow_high_risk") else "; high-risk ones are refused.")
+                Text.assemble(
+                    ("Continuous mode:", "bold yellow"),
+                    " commands run without asking",
+                    "." if prepare.get("allow_high_risk") else "; high-risk ones are refused.",
+                )
             )
         try:
             for event in loop.run():
@@ -207,14 +230,24 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
             # A second Ctrl-C while the first one's clean-up runs: leave at once. The checkpoint
             # is replaced atomically, so the run on disk is the last consistent one.
             renderer.close()
-            console.print("\nStopped at once. `autoagent resume` continues the run.")
-            raise typer.Exit(130) from None
+            console.print(Text("\nStopped at once. `autoagent resume` continues the run."))
+            _leave_now(130)
         finally:
             renderer.close()
     if status == "failed":
         raise typer.Exit(1)
     if status == "interrupted":
-        raise typer.Exit(130)
+        _leave_now(130)
+
+
+def _leave_now(code: int) -> NoReturn:
+    """Exit without tearing the interpreter down, which takes seconds once chromadb and the
+    embedding model are loaded: after Ctrl-C the run is saved and its memory closed, and the
+    terminal should be back at once."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @app.command()
@@ -312,11 +345,11 @@ def resume(
     )
     console = _console()
     if run_id is None:
-        from .ui import clean
+        from .ui import labelled, outside
 
         run_id, skipped = latest_unfinished(settings.home)
         for problem in skipped:
-            console.print(f"[bold yellow]Skipped:[/] {clean(problem)}")
+            console.print(labelled("Skipped: ", "bold yellow", outside(problem)))
     _drive(console, settings, resume=run_id, allow_high_risk=allow_high_risk)
 
 
@@ -327,7 +360,7 @@ def _run_settings(continuous: bool, continuous_limit: int | None, **flags: Any) 
         continuous_limit=continuous_limit,
         **{name: value if value is not False else None for name, value in flags.items()},
     )
-    _configure_logging(settings, None)
+    _configure_logging(settings)
     return settings
 
 
@@ -337,26 +370,34 @@ def runs() -> None:
     import time
 
     from rich.table import Table
+    from rich.text import Text
 
     from .journal import list_runs
-    from .ui import clean
+    from .ui import one_line, outside
 
     console = _console()
     settings = _settings()
     found = list_runs(settings.home)
     if not found:
-        console.print(f"No runs yet in {settings.home / 'runs'}.")
+        console.print(Text.assemble("No runs yet in ", one_line(settings.home / "runs"), "."))
         return
     table = Table("run", "name", "status", "steps", "cost", "started")
     for r in found:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "?"
         table.add_row(
-            clean(r.run_id), clean(r.name), r.status, str(r.steps), f"${r.cost:.4f}", started
+            one_line(r.run_id),
+            one_line(r.name),
+            one_line(r.status),
+            Text(str(r.steps)),
+            Text(f"${r.cost:.4f}"),
+            Text(started),
         )
     console.print(table)
     for r in found:
         if r.problem:
-            console.print(f"[bold yellow]{clean(r.run_id)}:[/] {clean(r.problem)}")
+            console.print(
+                Text.assemble(one_line(r.run_id, "bold yellow"), ": ", outside(r.problem))
+            )
 
 
 @app.command()
@@ -386,10 +427,12 @@ def sandbox(
     workspace: Workspace = None,
 ) -> None:
     """Show the sandbox programs run in (mechanism, writable paths, network, limits); probe it."""
+    from rich.text import Text
+
     from .doctor import probe_report
     from .runner import check_folders
     from .sandbox import build_sandbox
-    from .ui import clean
+    from .ui import outside
 
     console = _console()
     settings = _settings(allow_network=allow_network or None, workspace=workspace)
@@ -397,14 +440,14 @@ def sandbox(
     workspace_root.mkdir(parents=True, exist_ok=True)
     box = build_sandbox(settings, workspace_root)
     for line in box.describe():
-        console.print(clean(line))
+        console.print(outside(line))
     if not box.confined:
         raise typer.Exit(0 if box.unconfined_by_choice else 1)
     console.print("Probe (a shell inside the sandbox):")
     failed = False
     for check, ok in probe_report(box):
         failed = failed or not ok
-        console.print(f"  {'ok  ' if ok else 'FAIL'} {clean(check)}")
+        console.print(Text.assemble(f"  {'ok  ' if ok else 'FAIL'} ", outside(check)))
     if failed:
         raise typer.Exit(1)
 
@@ -440,15 +483,19 @@ def memory_search(
     count: Annotated[int, typer.Option("-k", min=1, help="How many.")] = 5,
 ) -> None:
     """Show the memories nearest in meaning to QUERY."""
-    from .ui import clean
+    from rich.text import Text
+
+    from .ui import Quoted, outside
 
     console = _console()
     with _memory(agent) as memory:
         found = memory.recall(query, count)
     for item in found:
-        console.print(f"[bold]{item.distance:.3f}[/] {clean(item.text)}\n")
+        console.print(Text(f"{item.distance:.3f}", "bold"))
+        console.print(Quoted([outside(item.text)]))
+        console.print()
     if not found:
-        console.print("No memories yet.")
+        console.print(Text("No memories yet."))
 
 
 @memory_app.command("list")
@@ -457,7 +504,9 @@ def memory_list(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many.")] = 20,
 ) -> None:
     """Show the most recent memories."""
-    from .ui import clean
+    from rich.text import Text
+
+    from .ui import Quoted, one_line, outside
 
     console = _console()
     with _memory(agent) as memory:
@@ -465,9 +514,11 @@ def memory_list(
         total = memory.count()
     for item in items:
         meta = item.metadata
-        console.print(f"[dim]run {meta.get('run_id', '?')} step {meta.get('step', '?')}[/]")
-        console.print(clean(item.text) + "\n")
-    console.print(f"{total} memories of {clean(memory.agent_name)}.")
+        where = f"run {meta.get('run_id', '?')} step {meta.get('step', '?')}"
+        console.print(one_line(where, "dim"))
+        console.print(Quoted([outside(item.text)]))
+        console.print()
+    console.print(Text.assemble(f"{total} memories of ", one_line(memory.agent_name), "."))
 
 
 @memory_app.command("clear")
@@ -476,20 +527,25 @@ def memory_clear(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask first.")] = False,
 ) -> None:
     """Forget every memory of the agent (asks first)."""
-    from .ui import clean
+    from rich.text import Text
+
+    from .ui import drop_typed_ahead, one_line
 
     console = _console()
     with _memory(agent) as memory:
         total = memory.count()
         if not yes:
+            drop_typed_ahead()
             answer = console.input(
-                f"Forget all {total} memories of {clean(memory.agent_name)}? \\[y/N] "
+                Text.assemble(
+                    f"Forget all {total} memories of ", one_line(memory.agent_name), "? [y/N] "
+                )
             )
             if answer.strip().lower() not in {"y", "yes"}:
-                console.print("Nothing was deleted.")
+                console.print(Text("Nothing was deleted."))
                 return
         memory.clear()
-    console.print(f"Forgot {total} memories.")
+    console.print(Text(f"Forgot {total} memories."))
 
 
 def main() -> None:

@@ -33,12 +33,25 @@ class JournalError(AutoAgentError):
     """A run's journal or checkpoint could not be read or written."""
 
 
+class InputEnded(AutoAgentError):
+    """The human's input ended (end of file) while they were asked something: the run stops,
+    and can be resumed."""
+
+
 class CommandError(AutoAgentError):
     """A command failed; its message becomes an observation for the model."""
 
 
 class RefusedError(CommandError):
     """A command was refused by the sandbox or by policy; nothing ran."""
+
+
+def not_utf8(path: object, exc: UnicodeDecodeError) -> str:
+    """The sentence for a file that is not UTF-8 text."""
+    return (
+        f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start}): "
+        "save it as UTF-8."
+    )
 
 
 def describe_validation(exc: ValidationError, rename: Callable[[str], str] = str) -> str:

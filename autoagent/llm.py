@@ -119,8 +119,8 @@ class OpenAIChatModel:
             try:
                 try:
                     return self._create(messages, model, kind, schema, probing=not last)
-                except (o.RateLimitError, o.APITimeoutError, o.APIConnectionError) as exc:
-                    if last:
+                except o.APIError as exc:
+                    if last or not self._is_transient(exc):
                         raise
                     # Busy, not a refusal: the same format again, with the usual retries.
                     log.debug("endpoint busy while trying response_format %s: %s", kind, exc)
@@ -216,6 +216,16 @@ class OpenAIChatModel:
             else None
         )
         return text, usage, response.model
+
+    def _is_transient(self, exc: Exception) -> bool:
+        """A failure worth the same request again: the endpoint is busy, slow or restarting.
+        A plain 500 is not, while probing: it is how some servers refuse a response format."""
+        o = self._openai
+        if isinstance(exc, o.RateLimitError | o.APITimeoutError | o.APIConnectionError):
+            return True
+        return isinstance(exc, o.APIStatusError) and (
+            exc.status_code in (408, 409) or exc.status_code > 500
+        )
 
     def _is_model_missing(self, exc: Exception) -> bool:
         text = str(exc).lower()

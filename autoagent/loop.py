@@ -25,7 +25,7 @@ from .agents import (
 )
 from .authorize import Gate, Proposal
 from .commands.base import Command, CommandContext, Registry
-from .errors import AutoAgentError, CommandError
+from .errors import AutoAgentError, CommandError, InputEnded
 from .events import (
     Authorized,
     CommandDone,
@@ -331,8 +331,12 @@ class AgentLoop:
         record = record.advance(StepStatus.RUNNING)
         state.current = record
         yield self._durable(CommandStarted(record))  # pending: saved before it runs
-        with self.timings.phase("command"):
-            result = self._run_command(command, args)
+        try:
+            with self.timings.phase("command"):
+                result = self._run_command(command, args)
+        except InputEnded as exc:  # nothing was done: the step is not pending
+            state.current = None
+            raise _RunOver(RunStatus.STOPPED, str(exc)) from exc
         state.commands_run += 1
         record = record.advance(StepStatus.RAN, result=result)
         state.current = record
@@ -342,6 +346,8 @@ class AgentLoop:
     def _run_command(self, command: Command, args: dict[str, Any]) -> StepResult:
         try:
             return StepResult(output=command(self.context, args), ok=True)
+        except InputEnded:
+            raise  # asked, the human can never answer: the caller stops the run
         except CommandError as exc:
             return StepResult(output=f"Error: {exc}", ok=False, error=repr(exc))
         except Exception as exc:  # a command's own bug: logged in full, and the run goes on

@@ -7,9 +7,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError, describe_validation
+from .errors import ConfigError, describe_validation, not_utf8
 
 MAX_GOALS = 5
+MAX_GOAL_CHARS = 1000  # with the role, they are in every prompt: details belong in a file
 
 
 class AgentProfile(BaseModel):
@@ -30,6 +31,12 @@ class AgentProfile(BaseModel):
         cleaned = [g.strip() for g in goals if g and g.strip()]
         if not cleaned:
             raise ValueError("at least one goal is needed")
+        for number, goal in enumerate(cleaned, 1):
+            if len(goal) > MAX_GOAL_CHARS:
+                raise ValueError(
+                    f"goal {number} has {len(goal)} characters, more than {MAX_GOAL_CHARS}; "
+                    "put the details in a file in the workspace and name it in the goal"
+                )
         return cleaned
 
 
@@ -43,6 +50,8 @@ def make_profile(name: str, role: str, goals: list[str]) -> AgentProfile:
 def load_profile(path: Path) -> AgentProfile:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Cannot read the agent profile: {not_utf8(path, exc)}") from exc
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"Cannot read the agent profile {path}: {exc}") from exc
     if not isinstance(data, dict):

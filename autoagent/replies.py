@@ -9,7 +9,8 @@ from functools import cache
 from typing import Any, TypeVar
 
 import json_repair
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from .errors import describe_validation
 
@@ -62,6 +63,30 @@ class CommandCall(_Lenient):
 class ExecutionReply(_Lenient):
     thoughts: Thoughts = Field(default_factory=Thoughts)
     command: CommandCall
+    # Commands the reply held after the first, which were not used (names only). Not part of
+    # the format the model is asked for; the model is told they were dropped.
+    dropped: SkipJsonSchema[list[str]] = Field(default_factory=list, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_command(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {**data, "dropped": []}
+        command = data.get("command")
+        if isinstance(command, list) and command:
+            data["command"], *others = command
+            data["dropped"] = [_command_name(other) for other in others]
+        return data
+
+
+def _command_name(value: Any) -> str:
+    """The name of a command object, or of the command in a whole reply."""
+    if isinstance(value, dict):
+        inner = value.get("command", value)
+        if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+            return inner["name"]
+    return "an unreadable command"
 
 
 class TaskCreationReply(_Lenient):
@@ -91,38 +116,67 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 
 
 def parse_reply(text: str, reply_type: type[Reply]) -> Reply:
-    """Find the JSON in `text`, repair small syntax slips, and validate it as `reply_type`."""
-    data = _without_surrogates(_load_json(text))
+    """Find the JSON in `text`, repair small syntax slips, and validate it as `reply_type`.
+
+    A reply holding several objects (an array of them, or one after another) is read as its
+    first; an execution reply then names the commands of the others in `dropped`."""
+    data, *others = _without_surrogates(_load_json(text))
     if not isinstance(data, dict):
         raise ReplyProblem("the reply must be one JSON object")
     try:
-        return reply_type.model_validate(data)
+        reply = reply_type.model_validate(data)
     except ValidationError as exc:
         problems = describe_validation(exc, lambda field: field or "reply")
         raise ReplyProblem(f"the JSON does not match the format ({problems})") from exc
+    if isinstance(reply, ExecutionReply):
+        reply.dropped += [_command_name(other) for other in others]
+    return reply
 
 
-def _load_json(text: str) -> Any:
+def _load_json(text: str) -> list[Any]:
+    """The JSON values of a reply: one, or several objects when it held more than one."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            values = json.loads(stripped)
+        except json.JSONDecodeError:
+            values = None
+        if isinstance(values, list) and values and all(isinstance(v, dict) for v in values):
+            return values
     candidate = _candidate(text)
     if candidate is None:
         raise ReplyProblem("the reply holds no JSON object")
     try:
-        return json.loads(candidate)
+        return [json.loads(candidate)]
     except json.JSONDecodeError:
         pass
-    try:  # a whole object followed by prose
-        data, _end = json.JSONDecoder().raw_decode(candidate)
-        if isinstance(data, dict):
-            return data
-    except json.JSONDecodeError:
-        pass
+    objects = _objects_in_a_row(candidate)
+    if objects:  # whole objects, perhaps followed by prose
+        return objects
     if _is_cut_off(candidate):
         # Repairing a truncated reply would invent its end (half a file, half a command).
         raise ReplyProblem("the JSON reply was cut off before its end")
     repaired = json_repair.loads(candidate)
     if not repaired:
         raise ReplyProblem("the reply is not valid JSON and could not be repaired")
-    return repaired
+    return [repaired]
+
+
+def _objects_in_a_row(text: str) -> list[dict[str, Any]]:
+    """The JSON objects at the start of `text`, one after another (commas or space between)."""
+    decoder = json.JSONDecoder()
+    objects: list[dict[str, Any]] = []
+    position = 0
+    while True:
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            return objects
+        if not isinstance(value, dict):
+            return objects
+        objects.append(value)
+        while position < len(text) and text[position] in " \t\r\n,":
+            position += 1
 
 
 def _candidate(text: str) -> str | None:

@@ -10,11 +10,12 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
 from .errors import JournalError, describe_validation
 from .events import RunEnded, RunStarted, StepFinished, from_data
 from .pricing import Spend
-from .ui import Renderer, clean, format_spend
+from .ui import Quoted, Renderer, format_spend, labelled, one_line, outside, print_line
 
 
 def render_run(
@@ -47,14 +48,16 @@ def render_run(
         raise JournalError(f"Run {run_id}'s event log does not say how it started.")
     first = starts[0]
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entries[0].get("time", 0)))
-    console.print(f"[bold]Run {clean(run_id)}[/] · started {started}")
+    console.print(labelled("Run ", "bold", one_line(run_id, "bold"), f" · started {started}"))
     if first.profile is not None:
         profile = first.profile
-        console.print(f"Agent: {clean(profile.name)}, {clean(profile.role)}")
+        console.print(
+            Text.assemble("Agent: ", one_line(profile.name), ", ", one_line(profile.role))
+        )
         for number, goal in enumerate(profile.goals, 1):
-            console.print(f"  Goal {number}: {clean(goal)}")
+            console.print(Text.assemble(f"  Goal {number}: ", one_line(goal)))
     if problem:
-        console.print(f"[bold yellow]NOTE:[/] {clean(problem)}")
+        console.print(Quoted([labelled("NOTE: ", "bold yellow", outside(problem))]))
 
     renderer = Renderer(console, replay=True)
     for event in events:
@@ -74,5 +77,10 @@ def render_run(
         steps = max((e.step for e in events if isinstance(e, StepFinished)), default=0)
         spends = [e.spend for e in events if isinstance(e, StepFinished | RunEnded)]
         spend = spends[-1] if spends else Spend()
-    console.print(f"Status: [bold]{clean(status)}[/] {clean(reason)}")
-    console.print(f"Steps: {steps} · model calls: {calls} · {format_spend(spend, None)}")
+    console.print(
+        Quoted([Text.assemble("Status: ", one_line(status, "bold"), " ", outside(reason))])
+    )
+    print_line(
+        console,
+        Text(f"Steps: {steps} · model calls: {calls} · ").append_text(format_spend(spend, None)),
+    )

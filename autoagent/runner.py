@@ -8,9 +8,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .agents import ModelCaller
+from .agents import ModelCaller, execution_system_prompt
 from .authorize import Gate, Human, Policy
-from .commands import default_registry
+from .commands import builtin_commands, default_registry
 from .commands.base import CommandContext
 from .embeddings import Embedder, LocalEmbedder
 from .errors import ConfigError, JournalError, describe_validation
@@ -121,6 +121,12 @@ def check_folders(settings: Settings) -> tuple[Path, Path]:
     """The workspace and the data folder, resolved; the data folder may never be inside it."""
     home = settings.home.expanduser().resolve()
     workspace = settings.workspace.expanduser().resolve()
+    existing = next(folder for folder in (workspace, *workspace.parents) if folder.exists())
+    if not existing.is_dir():
+        raise ConfigError(
+            f"The workspace {workspace} cannot be a folder: {existing} is a file. "
+            "Give --workspace (AUTOAGENT_WORKSPACE) a folder; it is made if missing."
+        )
     if home == workspace or home.is_relative_to(workspace):
         raise ConfigError(
             f"AUTOAGENT_HOME ({home}) is inside the workspace ({workspace}); the agent could "
@@ -155,7 +161,7 @@ def prepare_run(
         profile = saved.profile
     assert profile is not None
     home, workspace_root = check_folders(settings)
-    policy = Policy.load(settings.policy_file)
+    policy = Policy.load(settings.policy_file, [c.name for c in builtin_commands()])
     sandbox = build_sandbox(settings, workspace_root)
     prices = price_table(settings)
     check_budget_prices(settings, prices)
@@ -169,6 +175,9 @@ def prepare_run(
     notes = [" | ".join(sandbox.describe()), *notes]  # shown at start, kept in the audit log
     with ExitStack() as cleanup:  # until the loop owns them, what is opened is closed on error
         cleanup.callback(close_model, model)
+        registry = default_registry(settings)
+        # A profile that does not fit the prompt budget fails before the run.
+        execution_system_prompt(profile, registry.describe(), settings.prompt_tokens)
         workspace = Workspace(workspace_root, forbidden=[home])
         memory = open_memory(settings, profile.name)
         cleanup.callback(memory.close)
@@ -190,7 +199,7 @@ def prepare_run(
             state=state,
             settings=settings,
             caller=caller,
-            registry=default_registry(settings),
+            registry=registry,
             memory=memory,
             gate=gate,
             journal=journal,

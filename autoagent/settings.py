@@ -15,7 +15,7 @@ from typing import Any, Literal
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError, describe_validation
+from .errors import ConfigError, describe_validation, not_utf8
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B?)", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -168,7 +168,16 @@ def load_settings(
     environ = os.environ if environ is None else environ
     dotenv = {}
     if dotenv_file is not None and dotenv_file.is_file():
-        dotenv = {k: v for k, v in dotenv_values(dotenv_file).items() if v is not None}
+        try:
+            dotenv = {
+                k: v
+                for k, v in dotenv_values(dotenv_file, encoding="utf-8").items()
+                if v is not None
+            }
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"Cannot read the settings: {not_utf8(dotenv_file, exc)}") from exc
+        except OSError as exc:
+            raise ConfigError(f"Cannot read the settings in {dotenv_file}: {exc}.") from exc
     flags = flags or {}
     values: dict[str, Any] = {}
     for field, env_name in env_names().items():

@@ -89,8 +89,12 @@ class FakeOpenAIServer:
         models: tuple[str, ...] = ("gpt-4o-mini",),
         reject_formats: tuple[str, ...] = (),
         refuse_streaming: bool = False,
+        served_model: str | None = None,
     ) -> None:
         self.models = models
+        # The model name the replies report (default: the one asked for), as a server that
+        # serves an alias or another model under the name asked for does.
+        self.served_model = served_model
         # response_format types answered with HTTP 500, as some servers do (e.g. "json_schema").
         self.reject_formats = reject_formats
         self.refuse_streaming = refuse_streaming  # answer 400 to stream=true, as some do
@@ -218,7 +222,7 @@ class FakeOpenAIServer:
                     "id": "chatcmpl-test",
                     "object": "chat.completion",
                     "created": int(time.time()),
-                    "model": model,
+                    "model": server.served_model or model,
                     "choices": [
                         {
                             "index": 0,
@@ -243,7 +247,7 @@ class FakeOpenAIServer:
                         "id": "chatcmpl-test",
                         "object": "chat.completion.chunk",
                         "created": int(time.time()),
-                        "model": model,
+                        "model": server.served_model or model,
                         "choices": choices,
                         **extra,
                     }

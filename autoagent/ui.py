@@ -1,21 +1,29 @@
 """The terminal: rich rendering of the loop's events, and the human at the keyboard.
 
-Everything shown passes through `strip_terminal_escapes`, so neither a web page nor the model
-can repaint the screen or fake the approval prompt.
+Text from outside (the model, the endpoint, pages, files, programs, a saved run) reaches the
+screen through one path, `outside`: escape sequences and control characters are removed, and
+the result is a rich Text, which is never read as markup. What the agent proposes and what its
+commands return is shown `Quoted`, behind a margin on every screen line, so that nothing in it
+can pass for the approval prompt, which always starts a line of its own.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment
 from rich.status import Status
+from rich.style import Style
+from rich.text import Text
 
 from .authorize import PROMPT, Decision, Proposal, Stop, parse_answer
 from .commands.base import Risk
+from .errors import InputEnded
 from .events import (
     Authorized,
     CommandDone,
@@ -41,20 +49,56 @@ ROLE_LABELS = {
     "prioritization": "Prioritizing tasks...",
 }
 RISK_STYLES = {Risk.LOW: "green", Risk.MEDIUM: "yellow", Risk.HIGH: "bold red"}
+MARGIN = "│ "
+MARGIN_STYLE = Style(color="blue", bold=True)
 
 
-def clean(text: Any) -> str:
-    """Safe to print: no escape sequences, no rich markup."""
-    return escape(strip_terminal_escapes(str(text)))
+def outside(value: Any, style: str = "") -> Text:
+    """Text from outside, safe to show: no escape sequences, no control or invisible
+    characters, and never parsed as markup. Every such string goes through here."""
+    return Text(strip_terminal_escapes(str(value)), style=style)
 
 
-def format_spend(spend: Spend, budget: float | None) -> str:
+def one_line(value: Any, style: str = "") -> Text:
+    """`outside`, on one line: every run of white space becomes one space."""
+    return Text(" ".join(outside(value).plain.split()), style=style)
+
+
+def labelled(label: str, style: str, *values: Text | str | tuple[str, str]) -> Text:
+    """Our own label in its style, then values (Text from `outside`, or our own words)."""
+    return Text.assemble((label, style), *values)
+
+
+class Quoted:
+    """Lines of untrusted text behind a margin on every screen line, wrapped ones included."""
+
+    def __init__(self, lines: Iterable[Text]) -> None:
+        self.lines = list(lines)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(options.max_width - len(MARGIN), 10)
+        body = Text("\n").join(self.lines)
+        for line in console.render_lines(body, options.update_width(width), pad=False):
+            yield Segment(MARGIN, MARGIN_STYLE)
+            yield from line
+            yield Segment.line()
+
+
+def format_spend(spend: Spend, budget: float | None) -> Text:
     cost = f"${spend.cost:.4f}"
     if budget is not None:
         cost += f" of ${budget:.2f}"
+    text = Text(f"{spend.total_tokens:,} tokens · {cost}")
     if spend.unpriced_models:
-        cost += " (tokens only for " + ", ".join(sorted(spend.unpriced_models)) + ")"
-    return f"{spend.total_tokens:,} tokens · {cost}"
+        # Model names come from the endpoint's replies.
+        names = ", ".join(sorted(one_line(name).plain for name in spend.unpriced_models))
+        text.append(f" (tokens only for {names})")
+    return text
+
+
+def print_line(console: Console, text: Text) -> None:
+    """One screen line, cut rather than wrapped: for status lines holding outside words."""
+    console.print(text, no_wrap=True, overflow="ellipsis", crop=True)
 
 
 class Renderer:
@@ -81,12 +125,15 @@ class Renderer:
     def progress(self, tokens: int) -> None:
         """While a reply streams in: how much of it has arrived."""
         if self._status is not None:
-            self._status.update(f"{self._label} {tokens} tokens")
+            self._status.update(Text(f"{self._label} {tokens} tokens"))
 
     def _stop_spinner(self) -> None:
         if self._status is not None:
             self._status.stop()
             self._status = None
+
+    def _quote(self, *lines: Text) -> None:
+        self.console.print(Quoted(lines))
 
     def _RunStarted(self, event: RunStarted) -> None:
         verb = "Resuming" if event.resumed else "Starting"
@@ -94,57 +141,73 @@ class Renderer:
             verb = "Resumed" if event.resumed else "Started"
             self.console.rule(verb)
         self.console.print(
-            f"[bold]{verb} run {clean(event.run_id)}[/]  workspace: {clean(event.workspace)}"
+            Text(f"{verb} run {one_line(event.run_id).plain}", "bold"),
+            Text.assemble("  workspace: ", one_line(event.workspace)),
         )
         for notice in event.notices:
-            self.console.print(f"[bold yellow]NOTE:[/] {clean(notice)}")
+            self._quote(labelled("NOTE: ", "bold yellow", outside(notice)))
 
     def _Thinking(self, event: Thinking) -> None:
         if self.replay:
             return
         self._label = ROLE_LABELS.get(event.role, "Working...")
-        self._status = self.console.status(self._label)
+        self._status = self.console.status(Text(self._label))
         self._status.start()
 
     def _Proposed(self, event: Proposed) -> None:
-        c, proposal = self.console, event.record.proposal
+        proposal = event.record.proposal
         t = proposal.thoughts
-        c.rule(f"Step {event.record.step}")
-        c.print(f"[bold cyan]TASK:[/] {clean(proposal.task)}")
-        c.print(f"[bold yellow]THOUGHTS:[/] {clean(t.text)}")
-        c.print(f"[bold yellow]REASONING:[/] {clean(t.reasoning)}")
-        c.print("[bold yellow]PLAN:[/]")
-        for line in t.plan or ["(none)"]:
-            c.print(f"  - {clean(line)}")
-        c.print(f"[bold yellow]CRITICISM:[/] {clean(t.criticism)}")
+        self.console.rule(Text(f"Step {event.record.step}"))
+        lines = [
+            labelled("TASK: ", "bold cyan", outside(proposal.task)),
+            labelled("THOUGHTS: ", "bold yellow", outside(t.text)),
+            labelled("REASONING: ", "bold yellow", outside(t.reasoning)),
+            labelled("PLAN:", "bold yellow"),
+            *(Text.assemble("  - ", outside(line)) for line in t.plan or ["(none)"]),
+            labelled("CRITICISM: ", "bold yellow", outside(t.criticism)),
+        ]
         if t.speak:
-            c.print(f"[bold yellow]SPEAK:[/] {clean(t.speak)}")
+            lines.append(labelled("SPEAK: ", "bold yellow", outside(t.speak)))
         args = json.dumps(proposal.args, ensure_ascii=False)
-        c.print(
-            f"[bold magenta]NEXT ACTION:[/] COMMAND = [cyan]{clean(proposal.command)}[/] "
-            f"ARGUMENTS = {clean(trim_middle(args, SCREEN_OUTPUT_CHARS))}"
+        lines.append(
+            labelled(
+                "NEXT ACTION: ",
+                "bold magenta",
+                "COMMAND = ",
+                one_line(proposal.command, "cyan"),
+                " ARGUMENTS = ",
+                outside(trim_middle(args, SCREEN_OUTPUT_CHARS)),
+            )
         )
+        self._quote(*lines)
 
     def _Invalid(self, event: Invalid) -> None:
-        self.console.print(f"[bold red]NOT RUN:[/] {clean(event.record.invalid)}")
+        self._quote(labelled("NOT RUN: ", "bold red", outside(event.record.invalid)))
 
     def _Authorized(self, event: Authorized) -> None:
         verdict = event.record.verdict
         if verdict is None:
             return
         if verdict.refusal:
-            self.console.print(f"[bold red]REFUSED:[/] {clean(verdict.refusal)}")
+            self._quote(labelled("REFUSED: ", "bold red", outside(verdict.refusal)))
         elif verdict.decision is DecisionKind.FEEDBACK:
-            self.console.print("[bold]Feedback sent to the agent; the command was not run.[/]")
+            self.console.print(Text("Feedback sent to the agent; the command was not run.", "bold"))
             if self.replay:
-                self.console.print(f"[bold]FEEDBACK:[/] {clean(verdict.feedback)}")
+                self._quote(labelled("FEEDBACK: ", "bold", outside(verdict.feedback)))
         elif verdict.by == "pre-approved" and not self.replay:
-            self.console.print("[dim]-=-=-=- Authorised in advance (y -N) -=-=-=-[/]")
+            self.console.print(Text("-=-=-=- Authorised in advance (y -N) -=-=-=-", "dim"))
         if self.replay:
-            self.console.print(
-                f"[dim]Decision: {clean(verdict.decision.value)} by {clean(verdict.by.value)} "
-                f"({clean(verdict.channel)})[/]"
+            line = Text.assemble(
+                "Decision: ",
+                one_line(verdict.decision.value),
+                " by ",
+                one_line(verdict.by.value),
+                " (",
+                one_line(verdict.channel),
+                ")",
             )
+            line.stylize("dim")
+            self.console.print(line)
 
     def _CommandDone(self, event: CommandDone) -> None:
         result = event.record.result
@@ -152,81 +215,124 @@ class Renderer:
             return
         style = "bold green" if result.ok else "bold red"
         text = trim_middle(result.output, SCREEN_OUTPUT_CHARS)
-        self.console.print(f"[{style}]RESULT ({clean(event.record.command)}):[/] {clean(text)}")
+        label = f"RESULT ({one_line(event.record.command).plain}):"
+        self._quote(labelled(label, style, " ", outside(text)))
 
     def _StepRecovered(self, event: StepRecovered) -> None:
         record = event.record
+        command = one_line(record.command)
         if record.status is StepStatus.CUT:
-            self.console.print(
-                f"[bold yellow]CUT:[/] step {record.step}'s {clean(record.command)} was "
-                "running when the run stopped; its result is unknown."
+            self._quote(
+                labelled(
+                    "CUT: ",
+                    "bold yellow",
+                    f"step {record.step}'s ",
+                    command,
+                    " was running when the run stopped; its result is unknown.",
+                )
             )
         else:
-            self.console.print(
-                f"[bold green]RECOVERED:[/] step {record.step}'s {clean(record.command)} "
-                "result, saved before the run stopped."
+            self._quote(
+                labelled(
+                    "RECOVERED: ",
+                    "bold green",
+                    f"step {record.step}'s ",
+                    command,
+                    " result, saved before the run stopped.",
+                )
             )
             self._CommandDone(CommandDone(record))
 
     def _TasksChanged(self, event: TasksChanged) -> None:
-        for task in event.added:
-            self.console.print(f"[bold blue]NEW TASK:[/] {clean(task.text)}")
+        if event.added:
+            self._quote(
+                *(labelled("NEW TASK: ", "bold blue", outside(t.text)) for t in event.added)
+            )
 
     def _StepFinished(self, event: StepFinished) -> None:
-        self.console.print(f"[dim]Step {event.step} · {format_spend(event.spend, event.budget)}[/]")
+        line = Text(f"Step {event.step} · ").append_text(format_spend(event.spend, event.budget))
+        line.stylize("dim")
+        print_line(self.console, line)
 
     def _LoopWarning(self, event: LoopWarning) -> None:
         if event.escalated:
-            self.console.print(
-                f"[bold red]The agent is still looping:[/] {clean(event.problem)}. "
-                "You will be asked before every command."
+            self._quote(
+                labelled(
+                    "The agent is still looping: ",
+                    "bold red",
+                    outside(event.problem),
+                    ". You will be asked before every command.",
+                )
             )
         else:
-            self.console.print(
-                f"[bold yellow]Loop noticed:[/] {clean(event.problem)}; told the agent."
+            self._quote(
+                labelled(
+                    "Loop noticed: ", "bold yellow", outside(event.problem), "; told the agent."
+                )
             )
 
     def _RunEnded(self, event: RunEnded) -> None:
         style = {"finished": "bold green", "failed": "bold red"}.get(event.status, "bold yellow")
         c = self.console
         c.rule()
-        c.print(f"[{style}]Run {event.status}:[/] {clean(event.reason)}")
-        for line in event.goal_report:
-            c.print(f"  - {clean(line)}")
-        c.print(f"Steps: {event.steps}")
+        lines = [labelled(f"Run {event.status}: ", style, outside(event.reason))]
+        lines += [Text.assemble("  - ", outside(line)) for line in event.goal_report]
         if event.files:
             shown = ", ".join(event.files[:20]) + (" ..." if len(event.files) > 20 else "")
-            c.print(f"Files made or changed: {clean(shown)}")
-        c.print(f"Files: {clean(event.workspace)}")
-        self.console.print(f"Run record: {clean(event.run_dir)}")
-        self.console.print(f"Spent: {format_spend(event.spend, None)}")
+            lines.append(Text.assemble("Files made or changed: ", outside(shown)))
+        self._quote(*lines)
+        c.print(Text(f"Steps: {event.steps}"))
+        c.print(Text.assemble("Files: ", one_line(event.workspace)))
+        c.print(Text.assemble("Run record: ", one_line(event.run_dir)))
+        print_line(c, Text.assemble("Spent: ", format_spend(event.spend, None)))
 
 
 class TerminalHuman:
-    """Asks the person at the keyboard. Ctrl-C or end of input at the prompt stops the run."""
+    """Asks the person at the keyboard. Ctrl-C or end of input at the prompt stops the run.
+
+    `can_answer` says whether someone is there to answer the agent's questions: not in a
+    continuous run, where nobody is expected to watch."""
 
     channel = "terminal"
 
-    def __init__(self, console: Console, spill_dir: Path | None = None) -> None:
+    def __init__(
+        self, console: Console, spill_dir: Path | None = None, *, can_answer: bool = True
+    ) -> None:
         self.console = console
         # Where arguments too long for the screen are saved in full, for the human to read.
         self.spill_dir = spill_dir
+        self.can_answer = can_answer
 
     def authorize(self, proposal: Proposal) -> Decision:
         style = RISK_STYLES[proposal.risk]
         args = json.dumps(proposal.args, ensure_ascii=False)
         self.console.print(
-            f"[{style}]{proposal.risk.value} risk[/]: {clean(proposal.name)} "
-            f"{clean(trim_middle(args, SCREEN_OUTPUT_CHARS))}"
+            Quoted(
+                [
+                    labelled(
+                        f"{proposal.risk.value} risk",
+                        style,
+                        ": ",
+                        one_line(proposal.name),
+                        " ",
+                        outside(trim_middle(args, SCREEN_OUTPUT_CHARS)),
+                    )
+                ]
+            )
         )
         if len(args) > SCREEN_OUTPUT_CHARS and self.spill_dir is not None:
             path = self.spill_dir / f"step-{proposal.step}-{proposal.name}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(proposal.args, ensure_ascii=False, indent=1), "utf-8")
-            self.console.print(f"[bold]Arguments cut for the screen; in full:[/] {clean(path)}")
+            self.console.print(
+                labelled("Arguments cut for the screen; in full: ", "bold", one_line(path))
+            )
+        if proposal.note:
+            self.console.print(Text(proposal.note, "bold red"))
         while True:
+            drop_typed_ahead()
             try:
-                answer = self.console.input(PROMPT)
+                answer = self.console.input(Text(PROMPT))
             except (KeyboardInterrupt, EOFError):
                 self.console.print()
                 return Stop()
@@ -235,9 +341,27 @@ class TerminalHuman:
                 return decision
 
     def ask(self, question: str) -> str:
-        self.console.print(f"[bold cyan]The agent asks:[/] {clean(question)}")
+        self.console.print(Quoted([labelled("The agent asks: ", "bold cyan", outside(question))]))
+        drop_typed_ahead()
         try:
-            return self.console.input("Your answer: ")
-        except EOFError:  # nobody at the keyboard; Ctrl-C goes up and stops the run
+            return self.console.input(Text("Your answer: "))
+        except EOFError:  # nobody will ever answer; Ctrl-C goes up and stops the run too
             self.console.print()
-            return ""
+            raise InputEnded(
+                "The input ended while the agent asked a question; "
+                "`autoagent resume` continues the run."
+            ) from None
+
+
+def drop_typed_ahead() -> None:
+    """Forget what was typed before the question was shown: it answered something else
+    (perhaps a lookalike prompt printed by a file or a page)."""
+    try:
+        import termios
+    except ImportError:  # not a POSIX terminal
+        return
+    try:
+        if sys.stdin.isatty():
+            termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
+    except (OSError, ValueError, termios.error):  # stdin closed or not a terminal after all
+        pass

@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 
 from autoagent.authorize import (
@@ -13,6 +16,7 @@ from autoagent.authorize import (
     parse_answer,
 )
 from autoagent.commands.base import Risk
+from autoagent.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -74,3 +78,43 @@ def test_denied_command_is_refused_without_asking() -> None:
     gate = Gate(human, continuous=False, policy=Policy({"write_file": Rule.DENY}))
     assert "denies" in (gate.decide(proposal()).refusal or "")
     assert human.asked == []
+
+
+def test_y_dash_n_covers_low_and_medium_risk_unless_the_policy_allows() -> None:
+    human = ScriptedHuman(["y -4", "y"])
+    gate = Gate(human, continuous=False)
+    gate.decide(proposal())
+    asked = gate.decide(proposal("delete_file", Risk.HIGH))
+    assert asked.by == "human" and "'y -N' covers low and medium risk only" in human.asked[1].note
+    assert gate.decide(proposal("read_file", Risk.LOW)).by == "pre-approved"  # still held
+    allowed = Gate(
+        ScriptedHuman(["y -4"]), continuous=False, policy=Policy({"delete_file": Rule.ALLOW})
+    )
+    allowed.decide(proposal())
+    assert allowed.decide(proposal("delete_file", Risk.HIGH)).by == "pre-approved"
+
+
+def test_a_question_with_no_one_to_answer_is_refused() -> None:
+    ask = Proposal(1, "ask_user", {"question": "?"}, Risk.LOW, needs_approval=False)
+    assert Gate(ScriptedHuman([]), continuous=True).decide(ask).refusal is None
+    refused = Gate(ScriptedHuman([], can_answer=False), continuous=True).decide(ask)
+    assert refused.refusal and "no one can" in refused.refusal
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("commands:\n  delete_files: deny\n", "unknown command 'delete_files'"),
+        ("commands:\n  Delete_File: deny\n", "did you mean 'delete_file'"),
+        ("commands:\n  delete_file: DENY\n", "'DENY' is not allow, ask or deny"),
+        ("rules:\n  delete_file: deny\n", "unknown key 'rules'"),
+        ("- delete_file\n", "not a mapping"),
+    ],
+)
+def test_a_policy_file_is_read_exactly(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        Policy.load(path, ["delete_file", "write_file"])
+    path.write_text("commands:\n  delete_file: deny\n")
+    assert Policy.load(path, ["delete_file"]).rules == {"delete_file": Rule.DENY}

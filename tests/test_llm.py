@@ -86,3 +86,14 @@ def test_a_server_that_refuses_streaming_is_asked_without_it() -> None:
         assert model.complete(MESSAGES, model="gpt-4o-mini").text == "first"
         assert model.complete(MESSAGES, model="gpt-4o-mini").text == "second"
         assert [r.get("stream") for r in server.requests] == [True, None, None]
+
+
+def test_a_busy_endpoint_while_probing_is_asked_the_same_format_again(
+    server: FakeOpenAIServer,
+) -> None:
+    server.script("browse", Fault(503), execution_reply("finish", reason="a"))
+    model = client(server, max_retries=1)
+    reply = model.complete(MESSAGES, model="gpt-4o-mini", schema=schema_of(ExecutionReply))
+    assert "finish" in reply.text and model.format_kind == "json_schema"
+    kinds = [(r.get("response_format") or {}).get("type") for r in server.requests]
+    assert kinds == ["json_schema", "json_schema"]

@@ -8,7 +8,9 @@ from autoagent.replies import (
     ReplyProblem,
     TaskCreationReply,
     parse_reply,
+    schema_of,
 )
+from autoagent.testing import execution_reply
 
 GOOD = {
     "thoughts": {"text": "t", "reasoning": "r", "plan": ["a", "b"], "criticism": "c", "speak": "s"},
@@ -77,3 +79,31 @@ def test_order_reply_needs_integers() -> None:
 def test_an_object_followed_by_prose_is_read() -> None:
     text = json.dumps(GOOD) + "\n```\nThis is my answer {with braces} and [brackets"
     assert parse_reply(text, ExecutionReply).command.name == "write_file"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" + execution_reply("write_file", path="a") + ", " + execution_reply("delete_file") + "]",
+        execution_reply("write_file", path="a") + "\n" + execution_reply("delete_file"),
+        json.dumps(
+            {
+                "thoughts": {"text": "two at once"},
+                "command": [
+                    {"name": "write_file", "args": {"path": "a"}},
+                    {"name": "delete_file", "args": {}},
+                ],
+            }
+        ),
+    ],
+    ids=["array", "one-after-another", "command-list"],
+)
+def test_a_reply_with_several_commands_keeps_the_first_and_names_the_rest(text: str) -> None:
+    reply = parse_reply(text, ExecutionReply)
+    assert reply.command.name == "write_file" and reply.command.args == {"path": "a"}
+    assert reply.dropped == ["delete_file"]
+
+
+def test_dropped_commands_are_not_in_the_format_asked_for() -> None:
+    assert "dropped" not in json.dumps(schema_of(ExecutionReply))
+    assert parse_reply(execution_reply("finish", reason="x"), ExecutionReply).dropped == []

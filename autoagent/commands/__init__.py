@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Registry
+from .base import Command, Registry
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
 
-def default_registry(settings: Settings) -> Registry:
-    from .execute import EXECUTE_COMMANDS, execute_shell
+def builtin_commands() -> list[Command]:
+    """Every built-in command, whether the settings enable it or not."""
+    from .execute import EXECUTE_COMMANDS
     from .files import FILE_COMMANDS
     from .human import ask_user, finish
     from .web import WEB_COMMANDS
 
-    execute = [c for c in EXECUTE_COMMANDS if settings.shell_enabled or c is not execute_shell]
-    return Registry([*FILE_COMMANDS, *WEB_COMMANDS, *execute, ask_user, finish])
+    return [*FILE_COMMANDS, *WEB_COMMANDS, *EXECUTE_COMMANDS, ask_user, finish]
+
+
+def default_registry(settings: Settings) -> Registry:
+    return Registry(
+        c for c in builtin_commands() if settings.shell_enabled or c.name != "execute_shell"
+    )
