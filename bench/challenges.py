@@ -228,16 +228,18 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="run only these task ids")
     parser.add_argument("--keep", type=Path, help="keep each run's folder here")
     parser.add_argument("--write", action="store_true", help="put the figures in RESULTS.md")
+    parser.add_argument("--label", help="the section's name in RESULTS.md (default: the model)")
     options = parser.parse_args()
     runs = options.runs or (1 if options.model == "scripted" else 5)
     tasks = [t for t in load_tasks() if not options.only or t.id in options.only]
     outcomes = run_suite(
         options.model, runs, options.max_steps, tasks, options.llm_model, options.keep
     )
-    text = summary(options.model, tasks, outcomes, options.max_steps)
+    label = options.label or options.model
+    text = summary(label, tasks, outcomes, options.max_steps)
     print(text)
     if options.write:
-        replace_section(f"challenges-{options.model}", text)
+        replace_section(f"challenges-{label}", text)
     sys.exit(0 if options.model != "scripted" or all(o.passed for o in outcomes) else 1)
 
 

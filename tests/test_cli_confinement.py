@@ -7,6 +7,7 @@ the model. Each runs once per mechanism that works on this machine.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -404,7 +405,13 @@ def test_no_sandbox_is_said_on_every_command_and_in_the_audit_log(
     assert all("UNSANDBOXED (--no-sandbox)" in text for text in results(server)[:2])
     [run] = (tmp_path / "home" / "runs").iterdir()
     log = (run / "events.jsonl").read_text()
-    assert log.count("Ran UNSANDBOXED (--no-sandbox)") == 2
+    outputs = [
+        e["record"]["result"]["output"]
+        for e in map(json.loads, log.splitlines())
+        if e["event"] == "CommandDone"
+    ]
+    assert len(outputs) == 2
+    assert all("Ran UNSANDBOXED (--no-sandbox)" in output for output in outputs)
     assert "Sandbox: NONE. --no-sandbox" in log
 
 

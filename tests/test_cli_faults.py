@@ -106,7 +106,7 @@ def test_end_of_input_at_a_question_stops_the_run_resumably(
     assert finish(child) == 0
     assert len(server.requests_for("execution")) == 1
     [state] = checkpoints(tmp_path)
-    assert state["status"] == "stopped" and state["pending"] is None
+    assert state["status"] == "stopped" and state["current"] is None
 
     server.script("execution", done())
     child = spawn(tmp_path, server, "resume", "-c")
