@@ -7,6 +7,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -96,13 +97,28 @@ class Rule(StrEnum):
 
 @dataclass(frozen=True)
 class Policy:
-    """Per-command rules from the policy file; commands not named follow their risk tier."""
+    """Per-command rules from the policy file; commands not named follow their risk tier.
+
+    A rule may name commands with a glob (`mcp__github__*`): a command's own rule wins, else
+    the first glob that matches it, in the order of the file."""
 
     rules: dict[str, Rule] = field(default_factory=dict)
 
+    def rule_for(self, name: str) -> Rule | None:
+        if name in self.rules:
+            return self.rules[name]
+        for pattern, rule in self.rules.items():
+            if any(c in pattern for c in "*?[") and fnmatchcase(name, pattern):
+                return rule
+        return None
+
     @classmethod
-    def load(cls, path: Path | None, commands: Collection[str]) -> Policy:
-        """The rules in the policy file at `path`, for the command names in `commands`.
+    def load(
+        cls, path: Path | None, commands: Collection[str], prefixes: Collection[str] = ()
+    ) -> Policy:
+        """The rules in the policy file at `path`, for the command names in `commands`, and
+        names or globs that start with one of `prefixes` (`mcp__SERVER__` for each configured
+        MCP server, whose tools are known only once it runs).
 
         Anything the file says that would not be obeyed exactly is an error: an unknown
         command or key, a name or rule in the wrong case."""
@@ -114,7 +130,7 @@ class Policy:
             raise ConfigError(f"Cannot use the policy file: {not_utf8(path, exc)}") from exc
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"Cannot use the policy file {path}: {exc}.") from exc
-        rules, problems = _read_rules(data, commands)
+        rules, problems = _read_rules(data, commands, tuple(prefixes))
         if problems:
             raise ConfigError(
                 f"The policy file {path} would not be obeyed as written: {'; '.join(problems)}. "
@@ -135,7 +151,9 @@ class Actor(StrEnum):
     NO_ONE = "no one to answer"  # a question in a run where no one can answer it
 
 
-def _read_rules(data: Any, commands: Collection[str]) -> tuple[dict[str, Rule], list[str]]:
+def _read_rules(
+    data: Any, commands: Collection[str], prefixes: tuple[str, ...] = ()
+) -> tuple[dict[str, Rule], list[str]]:
     if data is None:
         return {}, []
     if not isinstance(data, dict):
@@ -146,7 +164,7 @@ def _read_rules(data: Any, commands: Collection[str]) -> tuple[dict[str, Rule], 
         return {}, [*problems, "'commands' is not a mapping of command names to rules"]
     rules: dict[str, Rule] = {}
     for name, value in section.items():
-        if name not in commands:
+        if name not in commands and not str(name).startswith(prefixes):
             problems.append(f"unknown command {name!r}{_suggest(str(name), commands)}")
             continue
         try:
@@ -202,7 +220,7 @@ class Gate:
                     ),
                 )
             return Verdict(Approve(), Actor.NOT_NEEDED)
-        rule = self.policy.rules.get(proposal.name)
+        rule = self.policy.rule_for(proposal.name)
         if rule is Rule.DENY:
             return Verdict(
                 Stop(),

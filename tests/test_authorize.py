@@ -118,3 +118,25 @@ def test_a_policy_file_is_read_exactly(tmp_path: Path, text: str, problem: str) 
         Policy.load(path, ["delete_file", "write_file"])
     path.write_text("commands:\n  delete_file: deny\n")
     assert Policy.load(path, ["delete_file"]).rules == {"delete_file": Rule.DENY}
+
+
+def test_a_policy_glob_names_every_tool_of_a_server_and_a_name_beats_a_glob(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "policy.yaml"
+    file.write_text(
+        "commands:\n  mcp__files__*: deny\n  mcp__files__read: allow\n  mcp__web__*: ask\n"
+    )
+    policy = Policy.load(file, ["write_file"], ["mcp__files__", "mcp__web__"])
+    assert policy.rule_for("mcp__files__delete") is Rule.DENY
+    assert policy.rule_for("mcp__files__read") is Rule.ALLOW
+    assert policy.rule_for("mcp__web__fetch") is Rule.ASK
+    assert policy.rule_for("write_file") is None
+    with pytest.raises(ConfigError, match="unknown command 'mcp__web__\\*'"):
+        Policy.load(file, ["write_file"], ["mcp__files__"])  # no server named web
+
+    human = ScriptedHuman(["y"])
+    gate = Gate(human, continuous=False, policy=policy)
+    tool = Proposal(1, "mcp__files__delete", {}, Risk.HIGH)
+    assert "denies mcp__files__delete" in (gate.decide(tool).refusal or "")
+    assert human.asked == []

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -41,19 +41,80 @@ class CommandContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+class InvalidArguments(ValueError):
+    """The arguments do not fit their schema; the message names every problem."""
+
+
+class Arguments(Protocol):
+    """What a command's arguments must be: a JSON schema, and a check against it."""
+
+    def schema(self) -> dict[str, Any]: ...
+
+    def check(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The arguments to call the command with; raise InvalidArguments if they do not fit."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelArguments:
+    """Arguments declared by a typed function's signature (the built-in commands)."""
+
+    model: type[BaseModel]
+
+    def schema(self) -> dict[str, Any]:
+        return self.model.model_json_schema()
+
+    def check(self, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.model.model_validate(args).model_dump()
+        except ValidationError as exc:
+            raise InvalidArguments(describe_validation(exc, lambda f: f or "arguments")) from exc
+
+
+class SchemaArguments:
+    """Arguments declared by a JSON schema from elsewhere (e.g. an MCP tool's input schema).
+
+    Raises InvalidArguments at once if the schema itself is not valid JSON schema."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        from jsonschema import SchemaError, validators
+
+        cls = validators.validator_for(schema, default=validators.Draft202012Validator)
+        try:
+            cls.check_schema(schema)
+        except SchemaError as exc:
+            raise InvalidArguments(f"not a valid JSON schema: {exc.message}") from exc
+        if schema.get("type", "object") != "object":
+            raise InvalidArguments("the arguments must be an object")
+        self._schema = schema
+        self._validator = cls(schema)
+
+    def schema(self) -> dict[str, Any]:
+        return self._schema
+
+    def check(self, args: dict[str, Any]) -> dict[str, Any]:
+        errors = sorted(self._validator.iter_errors(args), key=lambda e: list(map(str, e.path)))
+        if errors:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e.path)) or 'arguments'}: {e.message}" for e in errors
+            )
+            raise InvalidArguments(problems)
+        return dict(args)
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
     description: str
     risk: Risk
     function: Callable[..., str]
-    arguments: type[BaseModel]
+    arguments: Arguments
     needs_approval: bool = True  # False only for commands that are themselves a talk with the human
 
     def args_schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments: shown to the model, and the base of the grammar
         that holds a local model's reply to the registered commands."""
-        return self.arguments.model_json_schema()
+        return self.arguments.schema()
 
     def signature(self) -> str:
         """`name(arg: type, ...)`, as shown to the model."""
@@ -61,18 +122,19 @@ class Command:
         required = set(schema.get("required", []))
         parts = []
         for name, prop in schema.get("properties", {}).items():
-            kind = prop.get("type", "any")
+            kind = prop.get("type", "any") if isinstance(prop, dict) else "any"
+            if isinstance(kind, list):
+                kind = "|".join(map(str, kind))
             parts.append(f"{name}: {kind}" + ("" if name in required else " = optional"))
         return f"{self.name}({', '.join(parts)})"
 
     def validate(self, args: dict[str, Any]) -> dict[str, Any]:
         """Check the model's arguments; raise CommandError naming every problem."""
         try:
-            return self.arguments.model_validate(args).model_dump()
-        except ValidationError as exc:
-            problems = describe_validation(exc, lambda field: field or "arguments")
+            return self.arguments.check(args)
+        except InvalidArguments as exc:
             raise CommandError(
-                f"Invalid arguments for {self.signature()}: {problems}. Nothing was run."
+                f"Invalid arguments for {self.signature()}: {exc}. Nothing was run."
             ) from exc
 
     def __call__(self, ctx: CommandContext, args: dict[str, Any]) -> str:
@@ -100,11 +162,32 @@ def command(risk: Risk, *, needs_approval: bool = True) -> Callable[[Callable[..
             description=doc.split("\n\n")[0].replace("\n", " "),
             risk=risk,
             function=function,
-            arguments=arguments,
+            arguments=ModelArguments(arguments),
             needs_approval=needs_approval,
         )
 
     return declare
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """Commands that went away during a run, and why (e.g. their MCP server stopped)."""
+
+    commands: tuple[str, ...]
+    message: str  # for the human and the model
+    reported: bool = False  # already told, as the result of the call that found it out
+
+
+class CommandSource(Protocol):
+    """Commands that live outside the process and may go away during a run."""
+
+    def withdrawn(self) -> list[Withdrawal]:
+        """What went away since the last call; each withdrawal is given once."""
+        ...
+
+    def close(self) -> None:
+        """Stop whatever serves the commands; nothing is left running."""
+        ...
 
 
 class Registry:
@@ -112,6 +195,8 @@ class Registry:
 
     def __init__(self, commands: Iterable[Command] = ()) -> None:
         self._commands: dict[str, Command] = {}
+        self._sources: list[CommandSource] = []
+        self._gone: dict[str, str] = {}  # withdrawn command -> why
         for cmd in commands:
             self.add(cmd)
 
@@ -120,10 +205,39 @@ class Registry:
             raise ValueError(f"command {cmd.name!r} is declared twice")
         self._commands[cmd.name] = cmd
 
+    def attach(self, source: CommandSource, commands: Iterable[Command]) -> None:
+        """Add commands served by `source`; `refresh` drops them when it withdraws them."""
+        self._sources.append(source)
+        for cmd in commands:
+            self.add(cmd)
+
+    def refresh(self) -> list[Withdrawal]:
+        """Drop the commands their sources withdrew since the last refresh; return why."""
+        withdrawals = [w for source in self._sources for w in source.withdrawn()]
+        for withdrawal in withdrawals:
+            for name in withdrawal.commands:
+                if self._commands.pop(name, None) is not None:
+                    self._gone[name] = withdrawal.message
+        return withdrawals
+
+    def close(self) -> None:
+        """Stop every source (each one even if another fails)."""
+        sources, self._sources = self._sources, []
+        errors = []
+        for source in sources:
+            try:
+                source.close()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
     def get(self, name: str) -> Command:
         try:
             return self._commands[name]
         except KeyError:
+            if name in self._gone:
+                raise CommandError(f"{name} is no longer available: {self._gone[name]}") from None
             known = ", ".join(sorted(self._commands))
             raise CommandError(f"Unknown command {name!r}. Use one of: {known}.") from None
 
