@@ -61,6 +61,10 @@ class Settings(BaseModel):
     stall_steps: int = _env("AUTOAGENT_STALL_STEPS", default=8, ge=2)
     policy_file: Path | None = _env("AUTOAGENT_POLICY_FILE", default=None)
 
+    # MCP servers: their config file (default: .mcp.json here, if there is one).
+    mcp_config: Path | None = _env("AUTOAGENT_MCP_CONFIG", default=None)
+    mcp_startup_timeout: float = _env("AUTOAGENT_MCP_STARTUP_TIMEOUT", default=30.0, gt=0)
+
     # Memory.
     embeddings: Literal["local", "openai"] = _env("AUTOAGENT_EMBEDDINGS", default="local")
     openai_embedding_model: str = _env(
@@ -157,6 +161,11 @@ def env_names() -> dict[str, str]:
         name: str(field.json_schema_extra["env"])  # type: ignore[index]
         for name, field in Settings.model_fields.items()
     }
+
+
+def process_environment() -> dict[str, str]:
+    """This process's environment, for what refers to it by name (`${VAR}` in the MCP config)."""
+    return dict(os.environ)
 
 
 def load_settings(
