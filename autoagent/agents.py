@@ -235,10 +235,18 @@ class ExecutionAgent:
         self.caller = caller
         self.model = model
         self.prompt_tokens = prompt_tokens
+        self.profile = profile
+        self._notes: list[str] = []  # about the last reply, for the next prompt
+        self.use_commands(commands)
+
+    def use_commands(self, commands: Registry) -> None:
+        """Offer these commands from now on, in the prompt and in the schema the reply is held
+        to (the list changes during a run when an MCP server stops)."""
         self.reply_schema = execution_schema((c.name, c.args_schema()) for c in commands)
         # Stable across steps, so endpoints can cache this prefix.
-        self.system_prompt = execution_system_prompt(profile, commands.describe(), prompt_tokens)
-        self._notes: list[str] = []  # about the last reply, for the next prompt
+        self.system_prompt = execution_system_prompt(
+            self.profile, commands.describe(), self.prompt_tokens
+        )
 
     def propose(
         self,

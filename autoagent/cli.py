@@ -17,6 +17,7 @@ import typer
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from .memory import Memory
     from .profile import AgentProfile
@@ -30,6 +31,8 @@ app = typer.Typer(
 )
 memory_app = typer.Typer(help="See and manage the agent's long-term memory.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
+mcp_app = typer.Typer(help="See the MCP servers the agent may use.", no_args_is_help=True)
+app.add_typer(mcp_app, name="mcp")
 
 # Flags shared by `run` and `resume`.
 Continuous = Annotated[bool, typer.Option("--continuous", "-c", help="Never ask before a command.")]
@@ -63,6 +66,10 @@ ModelPath = Annotated[
 MemoryUrl = Annotated[
     str | None,
     typer.Option("--memory-url", help="Keep memory on a Chroma server, e.g. http://host:8000."),
+]
+McpConfig = Annotated[
+    Path | None,
+    typer.Option("--mcp-config", help="MCP servers to use (default: .mcp.json here, if any)."),
 ]
 AllowHighRisk = Annotated[
     bool,
@@ -272,6 +279,7 @@ def run(
     llm: Llm = None,
     model_path: ModelPath = None,
     memory_url: MemoryUrl = None,
+    mcp_config: McpConfig = None,
     allow_high_risk: AllowHighRisk = False,
     allow_network: AllowNetwork = False,
     no_sandbox: NoSandbox = False,
@@ -294,6 +302,7 @@ def run(
         memory_url=memory_url,
         allow_network=allow_network,
         sandbox="none" if no_sandbox else None,
+        mcp_config=mcp_config,
     )
     try:
         profile = _resolve_profile(console, settings, name, role, goal)
@@ -320,6 +329,7 @@ def resume(
     llm: Llm = None,
     model_path: ModelPath = None,
     memory_url: MemoryUrl = None,
+    mcp_config: McpConfig = None,
     allow_high_risk: AllowHighRisk = False,
     allow_network: AllowNetwork = False,
     no_sandbox: NoSandbox = False,
@@ -342,6 +352,7 @@ def resume(
         memory_url=memory_url,
         allow_network=allow_network,
         sandbox="none" if no_sandbox else None,
+        mcp_config=mcp_config,
     )
     console = _console()
     if run_id is None:
@@ -546,6 +557,65 @@ def memory_clear(
                 return
         memory.clear()
     console.print(Text(f"Forgot {total} memories."))
+
+
+@mcp_app.command("list")
+def mcp_list(mcp_config: McpConfig = None, workspace: Workspace = None) -> None:
+    """Start each configured MCP server, list its tools with their risk, and stop it.
+
+    Exits with 1 when a server does not start."""
+    import tempfile
+
+    from .commands.mcp import configured_servers
+    from .runner import check_folders
+
+    console = _console()
+    settings = _settings(mcp_config=mcp_config, workspace=workspace)
+    _, workspace_root = check_folders(settings)
+    servers = configured_servers(settings, workspace_root)
+    if servers is None:
+        console.print(
+            "No MCP servers: give a config with --mcp-config or AUTOAGENT_MCP_CONFIG, "
+            "or put a .mcp.json here."
+        )
+        return
+    with tempfile.TemporaryDirectory() as logs:
+        try:
+            with console.status("Starting the MCP servers..."):
+                servers.start(Path(logs))
+            lines = [line for s in servers.servers.values() for line in _mcp_lines(s, servers)]
+        finally:
+            servers.close()
+    for line in lines:
+        console.print(line)
+    if any(state.status == "failed" for state in servers.servers.values()):
+        raise typer.Exit(1)
+
+
+def _mcp_lines(state: Any, servers: Any) -> list[Text]:
+    """A server of `mcp list`: where it is, whether it started, its tools and their risk."""
+    from rich.text import Text
+
+    from .commands.mcp import tool_commands, tools
+    from .ui import RISK_STYLES, one_line, outside
+
+    config = state.config
+    where = one_line(config.url or " ".join([config.command, *config.args]))
+    if state.status == "failed":
+        name = one_line(state.name, "bold red")
+        return [Text.assemble(name, " (", where, "): did not start: ", outside(state.reason))]
+    commands, skipped = tool_commands(state, servers)
+    name = one_line(state.name, "bold green")
+    lines = [Text.assemble(name, " (", where, f"): started, {tools(len(commands))}")]
+    for cmd in commands:
+        risk = (cmd.risk.value, RISK_STYLES[cmd.risk])
+        lines.append(
+            Text.assemble("  ", one_line(cmd.name), " (", risk, "): ", outside(cmd.description))
+        )
+    lines.extend(
+        Text.assemble("  ", one_line(s.command), " left out: ", outside(s.reason)) for s in skipped
+    )
+    return lines
 
 
 def main() -> None:

@@ -89,6 +89,12 @@ class LoopWarning:
 
 
 @dataclass(frozen=True)
+class CommandsWithdrawn:
+    message: str  # why, as the human and the agent are told
+    commands: list[str]
+
+
+@dataclass(frozen=True)
 class RunEnded:
     status: str  # finished, stopped, interrupted, failed
     reason: str
@@ -112,6 +118,7 @@ Event = (
     | TasksChanged
     | StepFinished
     | LoopWarning
+    | CommandsWithdrawn
     | RunEnded
 )
 

@@ -30,6 +30,7 @@ from .events import (
     Authorized,
     CommandDone,
     CommandStarted,
+    CommandsWithdrawn,
     Event,
     Invalid,
     LoopWarning,
@@ -131,6 +132,7 @@ class AgentLoop:
     def close(self) -> None:
         """Finish memory writes, let other processes use the store and the run."""
         try:
+            self.registry.close()  # MCP servers stop: nothing is left running
             if self.memory is not None:
                 self.memory.close()
         finally:
@@ -259,6 +261,11 @@ class AgentLoop:
     # One step: propose, check, authorize, run, remember, plan.
 
     def _step(self) -> Iterator[Event]:
+        for gone in self.registry.refresh():  # e.g. the tools of an MCP server that stopped
+            self.executor.use_commands(self.registry)
+            if not gone.reported:
+                self.state.notices = [*self.state.notices, gone.message]
+                yield self._emit(CommandsWithdrawn(gone.message, list(gone.commands)))
         state = self.state
         state.step += 1
         task = state.tasks.current

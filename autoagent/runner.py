@@ -12,6 +12,7 @@ from .agents import ModelCaller, execution_system_prompt
 from .authorize import Gate, Human, Policy
 from .commands import builtin_commands, default_registry
 from .commands.base import CommandContext
+from .commands.mcp import attach_servers, configured_servers
 from .embeddings import Embedder, LocalEmbedder
 from .errors import ConfigError, JournalError, describe_validation
 from .journal import UNFINISHED, RunJournal, is_live, list_runs
@@ -161,7 +162,11 @@ def prepare_run(
         profile = saved.profile
     assert profile is not None
     home, workspace_root = check_folders(settings)
-    policy = Policy.load(settings.policy_file, [c.name for c in builtin_commands()])
+    mcp_servers = configured_servers(settings, workspace_root)
+    mcp_prefixes = [f"mcp__{name}__" for name in (mcp_servers.servers if mcp_servers else [])]
+    policy = Policy.load(
+        settings.policy_file, [c.name for c in builtin_commands()], prefixes=mcp_prefixes
+    )
     sandbox = build_sandbox(settings, workspace_root)
     prices = price_table(settings)
     check_budget_prices(settings, prices)
@@ -176,6 +181,7 @@ def prepare_run(
     with ExitStack() as cleanup:  # until the loop owns them, what is opened is closed on error
         cleanup.callback(close_model, model)
         registry = default_registry(settings)
+        cleanup.callback(registry.close)
         # A profile that does not fit the prompt budget fails before the run.
         execution_system_prompt(profile, registry.describe(), settings.prompt_tokens)
         workspace = Workspace(workspace_root, forbidden=[home])
@@ -183,6 +189,8 @@ def prepare_run(
         cleanup.callback(memory.close)
         journal, state = open_run(settings, home, profile, resume, workspace.root)
         cleanup.callback(journal.release)
+        if mcp_servers is not None:  # started last: nothing is left running if a check fails
+            notes += attach_servers(registry, mcp_servers, journal.run_dir / "mcp")
         caller = ModelCaller(model, state.spend, prices, settings.budget)
         context = CommandContext(
             workspace=workspace,

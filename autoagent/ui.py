@@ -27,6 +27,7 @@ from .errors import InputEnded
 from .events import (
     Authorized,
     CommandDone,
+    CommandsWithdrawn,
     Event,
     Invalid,
     LoopWarning,
@@ -270,6 +271,9 @@ class Renderer:
                     "Loop noticed: ", "bold yellow", outside(event.problem), "; told the agent."
                 )
             )
+
+    def _CommandsWithdrawn(self, event: CommandsWithdrawn) -> None:
+        self._quote(labelled("NOTE: ", "bold yellow", outside(event.message)))
 
     def _RunEnded(self, event: RunEnded) -> None:
         style = {"finished": "bold green", "failed": "bold red"}.get(event.status, "bold yellow")

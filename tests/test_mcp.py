@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from autoagent.authorize import ScriptedHuman
 from autoagent.commands.base import (
     Command,
     CommandContext,
@@ -28,9 +29,15 @@ from autoagent.commands.base import (
 )
 from autoagent.commands.mcp import attach_servers
 from autoagent.errors import CommandError, ConfigError
+from autoagent.events import Authorized, CommandsWithdrawn
+from autoagent.llm import OpenAIChatModel
+from autoagent.loop import AgentLoop
 from autoagent.mcp_client import McpServers, ServerLost
 from autoagent.mcp_config import ServerConfig, load_servers
+from autoagent.profile import make_profile
+from autoagent.runner import prepare_run
 from autoagent.settings import Settings
+from autoagent.testing import FakeOpenAIServer, execution_reply
 from autoagent.tool_process import tool_environment
 from autoagent.workspace import Workspace
 
@@ -263,12 +270,17 @@ def make_ctx(tmp_path: Path, **settings: Any) -> CommandContext:
     )
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def alive(pid: int, seconds: float = 10) -> bool:
+    """Whether the process is still there after `seconds` (an exit is reaped in the background)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.05)
 
 
 def server_pid(running: Running, name: str) -> int:
@@ -423,9 +435,9 @@ def test_servers_that_fail_to_start_are_left_out_and_the_others_work(tmp_path: P
 def test_nothing_is_left_running_after_close(tmp_path: Path) -> None:
     with started(tmp_path, stdio(), stdio("u")) as running:
         pids = [server_pid(running, f"mcp__{n}__environment") for n in ("t", "u")]
-        assert all(map(alive, pids))
+        assert all(alive(pid, seconds=0) for pid in pids)
         threads = threading.active_count()
-    assert not any(map(alive, pids))
+    assert not any(alive(pid, seconds=0) for pid in pids)  # at once: close waited
     assert threading.active_count() < threads  # the event loop's thread ended
     assert [s.status for s in running.servers.servers.values()] == ["stopped", "stopped"]
 
@@ -484,3 +496,53 @@ def test_an_http_server_that_cannot_be_reached_is_left_out(tmp_path: Path) -> No
         [note] = running.notes
         assert note.startswith("The MCP server 'web' did not start (")
         assert list(running.registry) == []
+
+
+def test_the_loop_tells_the_agent_and_the_human_when_a_server_stopped(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    path = tmp_path / "mcp.json"
+    entry = {"command": sys.executable, "args": [SERVER]}
+    path.write_text(json.dumps({"mcpServers": {"t": entry}}))
+    server.script(
+        "execution",
+        execution_reply("mcp__t__echo", text="hi"),
+        execution_reply("finish", reason="done"),
+    )
+    settings = Settings(
+        home=tmp_path / "home",
+        workspace=tmp_path / "ws",
+        openai_base_url=server.base_url,
+        max_retries=0,
+        mcp_config=path,
+        memory_recall=0,
+    )
+    model = OpenAIChatModel(api_key="t", base_url=server.base_url, max_retries=0)
+    human = ScriptedHuman(["not now", "y"])
+    profile = make_profile("Scout", "a test agent", ["Test the loop"])
+    with prepare_run(settings, human, profile=profile, model=model) as loop:
+        text = loop.registry.get("mcp__t__environment")(loop.context, {})
+        pid = int(re.search(r"pid=(\d+)", text).group(1))  # type: ignore[union-attr]
+        events: list[Any] = []
+        for event in loop.run():
+            events.append(event)
+            if isinstance(event, Authorized) and len(events) < 10 and alive(pid, seconds=0):
+                # While the human says "not now" to the first proposal, the server dies.
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while not any(s.status == "lost" for s in mcp_states(loop)):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+    [withdrawn] = [e for e in events if isinstance(e, CommandsWithdrawn)]
+    assert withdrawn.message.startswith("The MCP server 't' stopped (it stopped")
+    assert "mcp__t__echo" in withdrawn.commands
+    first, second = server.requests_for("execution")
+    assert "mcp__t__echo" in first["messages"][0]["content"]
+    assert "mcp__t__echo" not in second["messages"][0]["content"]
+    assert withdrawn.message in second["messages"][1]["content"]
+    assert not alive(pid)
+
+
+def mcp_states(loop: AgentLoop) -> list[Any]:
+    [source] = loop.registry._sources  # type: ignore[attr-defined]
+    return list(source.servers.servers.values())

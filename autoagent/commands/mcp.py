@@ -88,9 +88,14 @@ def attach_servers(registry: Registry, servers: McpServers, log_dir: Path) -> li
         commands, skipped = tool_commands(state, servers)
         for cmd in commands:
             registry.add(cmd)
-        notes.append(f"MCP server {state.name!r}: {len(commands)} tools, {state.config.risk} risk.")
+        risk = state.config.risk
+        notes.append(f"MCP server {state.name!r}: {tools(len(commands))}, {risk} risk.")
         notes.extend(f"The MCP tool {s.command} is left out: {s.reason}." for s in skipped)
     return notes
+
+
+def tools(count: int) -> str:
+    return f"{count} tool{'' if count == 1 else 's'}"
 
 
 def tool_commands(state: ServerState, servers: McpServers) -> tuple[list[Command], list[Skipped]]:

@@ -1,0 +1,208 @@
+"""MCP tools through the CLI: a pseudo-terminal, the test model server, real MCP servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoagent.testing import FakeOpenAIServer, execution_reply
+
+from .cli_helpers import PROFILE, PROMPT, checkpoints, finish, spawn
+
+pytestmark = pytest.mark.slow
+
+SERVER = str(Path(__file__).with_name("mcp_server.py"))
+
+
+def config(tmp_path: Path, **servers: dict[str, Any]) -> Path:
+    """`.mcp.json` in the folder the CLI runs in, where it is found without a flag."""
+    path = tmp_path / ".mcp.json"
+    path.write_text(json.dumps({"mcpServers": servers}), encoding="utf-8")
+    return path
+
+
+def server_entry(**keys: Any) -> dict[str, Any]:
+    return {"command": sys.executable, "args": [SERVER], **keys}
+
+
+def done() -> str:
+    return execution_reply("finish", "Done.", reason="All goals met.")
+
+
+def servers_left(tmp_path: Path) -> list[int]:
+    """Test MCP servers still running in this test's workspace."""
+    left = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if SERVER.encode() in cmdline and cwd == str(tmp_path / "ws"):
+            left.append(int(entry.name))
+    return left
+
+
+def test_an_mcp_tool_runs_after_y_and_nothing_is_left_running(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    config(tmp_path, t=server_entry())
+    server.script(
+        "execution",
+        execution_reply("mcp__t__write_note", "I will note it.", name="n.txt", text="noted"),
+        done(),
+    )
+    child = spawn(tmp_path, server, "run", *PROFILE)
+    child.expect_exact("MCP server 't': 10 tools, high risk.")
+    child.expect_exact("COMMAND = mcp__t__write_note")
+    child.expect_exact("high risk")
+    child.expect_exact(PROMPT)
+    child.sendline("y")
+    child.expect_exact("RESULT (mcp__t__write_note)")
+    child.expect_exact("mcp__t__write_note answered.")
+    child.expect_exact(PROMPT)
+    child.sendline("y")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    assert (tmp_path / "ws" / "n.txt").read_text() == "noted"
+    system = server.requests_for("execution")[0]["messages"][0]["content"]
+    assert "- mcp__t__write_note(name: string, text: string): Write a note" in system
+    observation = server.requests_for("execution")[1]["messages"][1]["content"]
+    assert "wrote 5 characters to n.txt" in observation
+    assert servers_left(tmp_path) == []
+    assert (tmp_path / "home" / "runs").is_dir()
+    [state] = checkpoints(tmp_path)
+    assert (tmp_path / "home" / "runs" / state["run_id"] / "mcp" / "t.log").exists()
+
+
+def test_a_policy_deny_refuses_an_mcp_tool(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    config(tmp_path, t=server_entry())
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("commands:\n  mcp__t__*: deny\n")
+    server.script(
+        "execution",
+        execution_reply("mcp__t__write_note", name="n.txt", text="noted"),
+        done(),
+    )
+    child = spawn(tmp_path, server, "run", *PROFILE, AUTOAGENT_POLICY_FILE=str(policy))
+    child.expect_exact("REFUSED:")
+    child.expect_exact("Refused: the policy denies mcp__t__write_note.")
+    child.expect_exact(PROMPT)  # the finish
+    child.sendline("y")
+    assert finish(child) == 0
+    assert not (tmp_path / "ws" / "n.txt").exists()
+
+
+def test_continuous_refuses_a_high_risk_mcp_tool_and_runs_a_low_risk_one(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    config(tmp_path, t=server_entry(), safe=server_entry(risk="low", includeTools=["echo"]))
+    server.script(
+        "execution",
+        execution_reply("mcp__t__write_note", name="n.txt", text="noted"),
+        execution_reply("mcp__safe__echo", text="hello"),
+        done(),
+    )
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c")
+    child.expect_exact("MCP server 'safe': 1 tool, low risk.")
+    child.expect_exact("REFUSED:")
+    child.expect_exact("Refused: mcp__t__write_note needs a human's approval")
+    child.expect_exact("RESULT (mcp__safe__echo)")
+    child.expect_exact("mcp__safe__echo answered.")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    assert not (tmp_path / "ws" / "n.txt").exists()
+    assert servers_left(tmp_path) == []
+
+
+def test_a_server_that_crashes_mid_call_leaves_the_run_going(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    config(tmp_path, t=server_entry(), other=server_entry(includeTools=["echo"]))
+    server.script(
+        "execution",
+        execution_reply("mcp__t__crash", "Let us see."),
+        execution_reply("mcp__t__echo", text="still there?"),
+        execution_reply("mcp__other__echo", text="still here"),
+        done(),
+    )
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c", "--allow-high-risk")
+    child.expect_exact("RESULT (mcp__t__crash)")
+    child.expect_exact("Error: The MCP server 't' is gone")
+    child.expect_exact("NOT RUN:")
+    child.expect_exact("mcp__t__echo is no longer available")
+    child.expect_exact("RESULT (mcp__other__echo)")
+    child.expect_exact("mcp__other__echo answered.")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    requests = server.requests_for("execution")
+    assert "mcp__t__echo" in requests[0]["messages"][0]["content"]
+    assert "mcp__t__echo" not in requests[1]["messages"][0]["content"]
+    assert "mcp__other__echo" in requests[1]["messages"][0]["content"]
+    assert "The MCP server 't' is gone" in requests[1]["messages"][1]["content"]
+    assert servers_left(tmp_path) == []
+
+
+def test_ctrl_c_during_a_tool_call_stops_every_server(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    config(tmp_path, t=server_entry(), u=server_entry())
+    server.script("execution", execution_reply("mcp__t__nap", seconds=60))
+    child = spawn(tmp_path, server, "run", *PROFILE)
+    child.expect_exact(PROMPT)
+    assert len(servers_left(tmp_path)) == 2
+    child.sendline("y")
+    time.sleep(1.5)  # the call is under way
+    child.sendintr()
+    child.expect_exact("Run interrupted")
+    assert finish(child) == 130
+    assert servers_left(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"command": "x", "colour": "red"}, "server 'bad': colour: Extra inputs are not permitted"),
+        ({"url": "file:///etc/passwd"}, "server 'bad': the url must be http:// or https://"),
+        ({"command": "no-such-mcp-program"}, "'no-such-mcp-program' is not on the PATH"),
+    ],
+)
+def test_a_bad_mcp_config_stops_before_the_loop(
+    tmp_path: Path, server: FakeOpenAIServer, entry: dict[str, Any], message: str
+) -> None:
+    config(tmp_path, bad=entry)
+    child = spawn(tmp_path, server, "run", *PROFILE)
+    child.expect_exact("Error:")
+    child.expect_exact(message)
+    assert finish(child) == 1
+    assert not (tmp_path / "home" / "runs").exists()
+    assert server.requests_for("execution") == []
+
+
+def test_mcp_list_shows_each_server_whether_it_starts_and_its_tools(tmp_path: Path) -> None:
+    path = tmp_path / "servers.json"
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "t": server_entry(risk="medium", excludeTools=["crash", "nap"]),
+                    "broken": {"command": sys.executable, "args": ["-c", "raise SystemExit(3)"]},
+                }
+            }
+        )
+    )
+    child = spawn(tmp_path, None, "mcp", "list", "--mcp-config", str(path))
+    child.expect_exact("started, 8 tools")
+    child.expect_exact("mcp__t__echo (medium): Say the text back.")
+    child.expect_exact("broken")
+    child.expect_exact("did not start")
+    assert finish(child) == 1
+    assert servers_left(tmp_path) == []
