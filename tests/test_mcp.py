@@ -546,3 +546,20 @@ def test_the_loop_tells_the_agent_and_the_human_when_a_server_stopped(
 def mcp_states(loop: AgentLoop) -> list[Any]:
     [source] = loop.registry._sources  # type: ignore[attr-defined]
     return list(source.servers.servers.values())
+
+
+def test_a_published_reference_server_works_offline(tmp_path: Path) -> None:
+    pytest.importorskip("mcp_server_time")
+    args = ("-m", "mcp_server_time", "--local-timezone", "UTC")
+    config = ServerConfig(name="time", command=sys.executable, args=args, risk=Risk.LOW)
+    with started(tmp_path, config) as running:
+        convert = running.registry.get("mcp__time__convert_time")
+        assert convert.args_schema()["required"] == ["source_timezone", "time", "target_timezone"]
+        output = running.run(
+            "mcp__time__convert_time",
+            source_timezone="Asia/Tokyo",  # no daylight saving time: the same answer all year
+            time="12:00",
+            target_timezone="UTC",
+        )
+        assert '"time_difference": "-9.0h"' in output
+        assert "T03:00:00+00:00" in output
