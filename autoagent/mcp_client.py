@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class ServerState:
     settled: threading.Event = field(default_factory=threading.Event)  # ready, or failed
     done: threading.Event = field(default_factory=threading.Event)  # its session is over
     wake: Any = None  # an anyio.Event, set to end the session
+    scope: Any = None  # the anyio.CancelScope of the session, cancelled if it is still starting
     stopping: bool = False
 
     @property
@@ -116,7 +118,12 @@ class McpServers:
 
         state = self.servers[server]
         if state.status != "ready" or self._portal is None:
-            raise ServerLost(f"The MCP server {server!r} is not running ({state.reason}).")
+            with self._lock:
+                state.reported = True  # this error tells the model
+            raise ServerLost(
+                f"The MCP server {server!r} is not running ({state.reason or 'stopped'}). "
+                "Its tools were removed; try another way."
+            )
         timeout = state.config.timeout or self.call_timeout
         try:
             return self._portal.call(self._call, state, tool, args, timeout)
@@ -152,10 +159,13 @@ class McpServers:
             if portal is not None:
                 for state in self.servers.values():
                     state.stopping = True
-                    if state.wake is not None:
-                        portal.call(state.wake.set)
+                    if state.status == "ready" and state.wake is not None:
+                        portal.call(state.wake.set)  # a clean end of the session
+                    elif state.scope is not None:
+                        portal.call(state.scope.cancel)  # still starting: given up
+                deadline = time.monotonic() + STOP_SECONDS
                 for state in self.servers.values():
-                    state.done.wait(STOP_SECONDS)
+                    state.done.wait(max(deadline - time.monotonic(), 0))
                 for state in self.servers.values():
                     if state.status == "ready":
                         state.status = "stopped"
@@ -175,6 +185,7 @@ class McpServers:
         ready = False
         try:
             with anyio.CancelScope(deadline=anyio.current_time() + self.startup_timeout) as scope:
+                state.scope = scope
                 client = Client(
                     self._transport(state, errlog),
                     client_info=Implementation(name="autoagent", version=__version__),

@@ -35,7 +35,7 @@ def done() -> str:
     return execution_reply("finish", "Done.", reason="All goals met.")
 
 
-def servers_left(tmp_path: Path) -> list[int]:
+def servers_left(tmp_path: Path, marker: str = SERVER) -> list[int]:
     """Test MCP servers still running in this test's workspace."""
     left = []
     for entry in Path("/proc").iterdir():
@@ -46,7 +46,7 @@ def servers_left(tmp_path: Path) -> list[int]:
             cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if SERVER.encode() in cmdline and cwd == str(tmp_path / "ws"):
+        if marker.encode() in cmdline and cwd == str(tmp_path / "ws"):
             left.append(int(entry.name))
     return left
 
@@ -165,6 +165,24 @@ def test_ctrl_c_during_a_tool_call_stops_every_server(
     child.expect_exact("Run interrupted")
     assert finish(child) == 130
     assert servers_left(tmp_path) == []
+
+
+def test_ctrl_c_while_servers_start_stops_them_at_once(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    sleeps = "import time; time.sleep(120)"
+    config(tmp_path, t=server_entry(), slow={"command": sys.executable, "args": ["-c", sleeps]})
+    child = spawn(tmp_path, server, "run", *PROFILE)
+    deadline = time.monotonic() + 30
+    while not servers_left(tmp_path, sleeps):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    started = time.monotonic()
+    child.sendintr()
+    finish(child)
+    assert time.monotonic() - started < 10
+    assert servers_left(tmp_path) == [] and servers_left(tmp_path, sleeps) == []
+    assert server.requests_for("execution") == []
 
 
 @pytest.mark.parametrize(

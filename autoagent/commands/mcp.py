@@ -86,8 +86,12 @@ def attach_servers(registry: Registry, servers: McpServers, log_dir: Path) -> li
             )
             continue
         commands, skipped = tool_commands(state, servers)
-        for cmd in commands:
-            registry.add(cmd)
+        for cmd in list(commands):
+            if cmd.name in registry:  # "a__b" + "c" and "a" + "b__c" make the same name
+                commands.remove(cmd)
+                skipped.append(Skipped(cmd.name, "another command has the same name"))
+            else:
+                registry.add(cmd)
         risk = state.config.risk
         notes.append(f"MCP server {state.name!r}: {tools(len(commands))}, {risk} risk.")
         notes.extend(f"The MCP tool {s.command} is left out: {s.reason}." for s in skipped)
@@ -135,7 +139,7 @@ def _description(tool: Tool) -> str:
 
 
 def _caller(servers: McpServers, server: str, tool: str) -> Any:
-    def call(ctx: CommandContext, **args: Any) -> str:
+    def call(ctx: CommandContext, /, **args: Any) -> str:  # a tool may have an argument "ctx"
         result = servers.call(server, tool, args)
         return observation(ctx, command_name(server, tool), result)
 
