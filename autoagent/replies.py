@@ -262,14 +262,47 @@ def execution_schema(commands: Iterable[tuple[str, dict[str, Any]]]) -> dict[str
 
 
 def _plain(schema: dict[str, Any]) -> dict[str, Any]:
-    """A command's argument schema without pydantic's titles (noise for a grammar)."""
-    out = {key: value for key, value in schema.items() if key != "title"}
+    """A command's argument schema without pydantic's titles (noise for a grammar), and with
+    its references inlined, so that it means the same inside the reply's schema."""
+    out = {key: value for key, value in _inline_refs(schema).items() if key != "title"}
     if isinstance(out.get("properties"), dict):
-        out["properties"] = {
-            name: {k: v for k, v in prop.items() if k != "title"}
-            for name, prop in out["properties"].items()
-        }
+        out["properties"] = {name: _untitled(prop) for name, prop in out["properties"].items()}
     return out
+
+
+def _untitled(prop: Any) -> Any:
+    return {k: v for k, v in prop.items() if k != "title"} if isinstance(prop, dict) else prop
+
+
+_REF_DEPTH = 8  # a type that contains itself is cut there, as "anything"
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with each local reference (#/$defs/NAME) replaced by what it names: a schema
+    from elsewhere (an MCP tool's input schema) may have them, and they point at the root."""
+    defs = {**schema.get("definitions", {}), **schema.get("$defs", {})}
+    if not defs:
+        return schema
+
+    def resolve(node: Any, depth: int) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, depth) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/")):
+            target = defs.get(ref.rsplit("/", 1)[1])
+            if target is None or depth >= _REF_DEPTH:
+                return {}
+            rest = {key: value for key, value in node.items() if key != "$ref"}
+            return resolve({**target, **rest}, depth + 1)
+        return {
+            key: resolve(value, depth)
+            for key, value in node.items()
+            if key not in {"$defs", "definitions"}
+        }
+
+    return resolve(schema, 0)
 
 
 def _without_surrogates(data: Any) -> Any:

@@ -563,3 +563,32 @@ def test_a_published_reference_server_works_offline(tmp_path: Path) -> None:
         )
         assert '"time_difference": "-9.0h"' in output
         assert "T03:00:00+00:00" in output
+
+
+def test_a_tool_schema_with_references_is_held_to_in_the_reply_schema() -> None:
+    from jsonschema import Draft202012Validator
+
+    from autoagent.replies import execution_schema
+
+    tool_schema = {
+        "type": "object",
+        "$defs": {
+            "Stop": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "next": {"$ref": "#/$defs/Stop"}},
+                "required": ["city"],
+            }
+        },
+        "properties": {"first": {"$ref": "#/$defs/Stop"}, "flag": True},
+        "required": ["first"],
+    }
+    schema = execution_schema([("mcp__trips__plan", tool_schema)])
+    assert "$ref" not in json.dumps(schema) and "$defs" not in json.dumps(schema)
+    validator = Draft202012Validator(schema)
+    thoughts = {k: "x" for k in ("text", "reasoning", "criticism", "speak")} | {"plan": ["x"]}
+
+    def reply(args: Any) -> dict[str, Any]:
+        return {"thoughts": thoughts, "command": {"name": "mcp__trips__plan", "args": args}}
+
+    assert validator.is_valid(reply({"first": {"city": "Oslo", "next": {"city": "Bergen"}}}))
+    assert not validator.is_valid(reply({"first": {"next": {"city": "Bergen"}}}))
