@@ -568,11 +568,12 @@ def mcp_list(mcp_config: McpConfig = None, workspace: Workspace = None) -> None:
 
     from .commands.mcp import configured_servers
     from .runner import check_folders
+    from .sandbox import build_sandbox
 
     console = _console()
     settings = _settings(mcp_config=mcp_config, workspace=workspace)
     _, workspace_root = check_folders(settings)
-    servers = configured_servers(settings, workspace_root)
+    servers = configured_servers(settings, workspace_root, build_sandbox(settings, workspace_root))
     if servers is None:
         console.print(
             "No MCP servers: give a config with --mcp-config or AUTOAGENT_MCP_CONFIG, "

@@ -24,10 +24,14 @@ from .mcp_config import ServerConfig
 from .tool_process import find_program, start_tool_process, tool_environment
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from anyio.from_thread import BlockingPortal
     from mcp import Client
     from mcp.client._transport import TransportStreams
     from mcp_types import CallToolResult, Tool
+
+    from .sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +75,15 @@ class McpServers:
         workspace: Path,
         startup_timeout: float,
         call_timeout: float,
+        sandbox: Sandbox | None = None,
+        env_allowed: Collection[str] = (),
     ) -> None:
+        """`sandbox` confines the servers started as programs (None: unconfined); they see the
+        environment a child may see, the names in `env_allowed`, and their entry's env."""
         self.servers = {config.name: ServerState(config) for config in configs}
         self.workspace = workspace
+        self.sandbox = sandbox
+        self.env_allowed = tuple(env_allowed)
         self.log_dir = Path()
         self.startup_timeout = startup_timeout
         self.call_timeout = call_timeout
@@ -86,7 +96,7 @@ class McpServers:
         for state in self.servers.values():
             config = state.config
             if config.command is not None:
-                env = tool_environment(config.env)
+                env = tool_environment(config.env, allowed=self.env_allowed)
                 find_program(config.command, env, config.cwd or self.workspace)
 
     def start(self, log_dir: Path) -> None:
@@ -217,9 +227,11 @@ class McpServers:
         config = state.config
         if config.command is not None:
             argv = [config.command, *config.args]
-            env = tool_environment(config.env)
+            env = tool_environment(config.env, allowed=self.env_allowed)
             cwd = config.cwd or self.workspace
-            async with start_tool_process(argv, env=env, cwd=cwd, errlog=errlog) as streams:
+            async with start_tool_process(
+                argv, env=env, cwd=cwd, errlog=errlog, sandbox=self.sandbox
+            ) as streams:
                 yield _watch_end(streams, state)
             return
         import httpx2

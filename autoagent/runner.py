@@ -162,12 +162,12 @@ def prepare_run(
         profile = saved.profile
     assert profile is not None
     home, workspace_root = check_folders(settings)
-    mcp_servers = configured_servers(settings, workspace_root)
+    sandbox = build_sandbox(settings, workspace_root)
+    mcp_servers = configured_servers(settings, workspace_root, sandbox)
     mcp_prefixes = [f"mcp__{name}__" for name in (mcp_servers.servers if mcp_servers else [])]
     policy = Policy.load(
         settings.policy_file, [c.name for c in builtin_commands()], prefixes=mcp_prefixes
     )
-    sandbox = build_sandbox(settings, workspace_root)
     prices = price_table(settings)
     check_budget_prices(settings, prices)
     if model is None:

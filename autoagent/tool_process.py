@@ -1,8 +1,12 @@
 """Tool processes: programs that serve tools for the whole run (MCP servers over stdio).
 
-`start_tool_process` is the one place such a program is started. It gets an allowlisted
-environment, without secrets, plus what its entry sets, and runs in its own process group,
-which is killed when it stops. A sandbox for tools wraps this function, and only this one.
+`start_tool_process` is the one place such a program is started: in the run's OS sandbox
+(sandbox.py), with the environment a child may see plus what its entry sets, in its own process
+group, which is killed when it stops.
+
+The SDK starts the program and holds its pipes, so the sandbox confines it through its command
+line (bubblewrap, or the Landlock launcher); the limits a child sets for itself before exec are
+not applied, and a server that runs for the whole run has no CPU time limit.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -19,6 +24,8 @@ from .process import child_environment
 
 if TYPE_CHECKING:
     from mcp.client._transport import TransportStreams
+
+    from .sandbox import Sandbox
 
 
 def tool_environment(
@@ -55,14 +62,23 @@ def find_program(command: str, env: Mapping[str, str], cwd: Path) -> str:
 
 @asynccontextmanager
 async def start_tool_process(
-    argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, errlog: TextIO
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    errlog: TextIO,
+    sandbox: Sandbox | None,
 ) -> AsyncIterator[TransportStreams]:
-    """Start `argv` and talk MCP over its stdin and stdout until the block ends; it is then
-    stopped (stdin closed, then its process group terminated and killed).
+    """Start `argv` in `sandbox` and talk MCP over its stdin and stdout until the block ends; it
+    is then stopped (stdin closed, then its process group terminated and killed).
 
-    `env` is the whole environment (see tool_environment); stderr goes to `errlog`."""
+    `env` is the whole environment (see tool_environment); stderr goes to `errlog`. Raises
+    RefusedError when the sandbox lets nothing run."""
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
+    if sandbox is not None:
+        box = replace(sandbox, limits=replace(sandbox.limits, cpu_seconds=None))
+        argv = box.wrap(argv, cwd).argv
     params = StdioServerParameters(command=argv[0], args=list(argv[1:]), env=dict(env), cwd=cwd)
     async with stdio_client(params, errlog=errlog) as streams:
         yield streams

@@ -158,7 +158,7 @@ def test_ctrl_c_during_a_tool_call_stops_every_server(
     server.script("execution", execution_reply("mcp__t__nap", seconds=60))
     child = spawn(tmp_path, server, "run", *PROFILE)
     child.expect_exact(PROMPT)
-    assert len(servers_left(tmp_path)) == 2
+    assert len(servers_left(tmp_path)) >= 2  # each inside its sandbox's processes
     child.sendline("y")
     time.sleep(1.5)  # the call is under way
     child.sendintr()

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,12 +235,14 @@ def stdio(name: str = "t", **keys: Any) -> ServerConfig:
 @contextmanager
 def started(tmp_path: Path, *configs: ServerConfig, **settings: Any) -> Iterator[Running]:
     """The servers started and their tools in a registry; all stopped at the end."""
+    box = settings.pop("sandbox", None)
     ctx = make_ctx(tmp_path, **settings)
     servers = McpServers(
         list(configs),
         workspace=ctx.workspace.root,
         startup_timeout=settings.get("mcp_startup_timeout", 30),
         call_timeout=settings.get("command_timeout", 30),
+        sandbox=box,
     )
     registry = Registry()
     try:
@@ -516,6 +518,7 @@ def test_the_loop_tells_the_agent_and_the_human_when_a_server_stopped(
         max_retries=0,
         mcp_config=path,
         memory_recall=0,
+        sandbox="none",  # the test kills the server by the pid it reports
     )
     model = OpenAIChatModel(api_key="t", base_url=server.base_url, max_retries=0)
     human = ScriptedHuman(["not now", "y"])
@@ -592,3 +595,31 @@ def test_a_tool_schema_with_references_is_held_to_in_the_reply_schema() -> None:
 
     assert validator.is_valid(reply({"first": {"city": "Oslo", "next": {"city": "Bergen"}}}))
     assert not validator.is_valid(reply({"first": {"next": {"city": "Bergen"}}}))
+
+
+def test_a_stdio_server_runs_in_the_sandbox(tmp_path: Path) -> None:
+    from autoagent.sandbox import Sandbox
+
+    from .test_sandbox import working_mechanism
+
+    workspace = (tmp_path / "ws").resolve()
+    box = Sandbox(working_mechanism(), workspace)
+    with started(tmp_path, stdio(), sandbox=box) as running:
+        output = running.run("mcp__t__environment")
+        assert f"cwd={workspace}" in output
+        assert int(re.search(r"pid=(\d+)", output).group(1)) < 20  # type: ignore[union-attr]
+        running.run("mcp__t__write_note", name="note.txt", text="inside")
+        assert (workspace / "note.txt").read_text() == "inside"
+        with suppress(CommandError):  # refused, or written to the sandbox's own /tmp
+            running.run("mcp__t__write_note", name=str(tmp_path / "outside.txt"), text="x")
+        assert not (tmp_path / "outside.txt").exists()
+
+
+def test_without_a_working_sandbox_a_stdio_server_does_not_start(tmp_path: Path) -> None:
+    from autoagent.sandbox import Mechanism, Sandbox
+
+    box = Sandbox(Mechanism.NONE, tmp_path / "ws", problem="bwrap is not installed")
+    with started(tmp_path, stdio(), sandbox=box) as running:
+        [note] = running.notes
+        assert note.startswith("The MCP server 't' did not start (RefusedError: Refused: no")
+        assert list(running.registry) == []

@@ -35,6 +35,8 @@ from .base import (
 if TYPE_CHECKING:
     from mcp_types import CallToolResult, Tool
 
+    from ..sandbox import Sandbox
+
 log = logging.getLogger(__name__)
 
 PREFIX = "mcp"
@@ -54,8 +56,11 @@ class Skipped:
     reason: str
 
 
-def configured_servers(settings: Settings, workspace: Path) -> McpServers | None:
+def configured_servers(
+    settings: Settings, workspace: Path, sandbox: Sandbox | None
+) -> McpServers | None:
     """The servers of the MCP config, checked but not started; None when there are none.
+    Those started as programs run in `sandbox`.
 
     Raises ConfigError for a bad config or a server program that cannot be found."""
     configs = load_servers(config_path(settings.mcp_config), process_environment())
@@ -66,6 +71,8 @@ def configured_servers(settings: Settings, workspace: Path) -> McpServers | None
         workspace=workspace,
         startup_timeout=settings.mcp_startup_timeout,
         call_timeout=settings.command_timeout,
+        sandbox=sandbox,
+        env_allowed=settings.child_env,
     )
     servers.check()
     return servers
