@@ -252,10 +252,11 @@ def build_sandbox(settings: Settings, workspace: Path, dotenv: Path = Path(".env
     if dotenv.is_file():
         hidden.append(Path(os.path.realpath(dotenv)))
     readable = [Path(os.path.realpath(p.expanduser())) for p in settings.sandbox_readable]
-    # The Python that runs the agent's snippets must stay visible, even from a hidden home.
+    # The Python that runs the agent's snippets must stay visible, even from a hidden home or
+    # from /tmp, which the sandbox replaces with a private one (a project cloned under /tmp).
     for prefix in {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}:
         path = Path(os.path.realpath(prefix))
-        if any(path.is_relative_to(h) for h in hidden):
+        if any(path.is_relative_to(h) for h in [*hidden, Path("/tmp")]):
             readable.append(path)
     readable = [p for p in readable if not any(p != q and p.is_relative_to(q) for q in readable)]
     sandbox = Sandbox(
