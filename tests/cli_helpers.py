@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ def spawn(
         codec_errors="replace",
         timeout=timeout,
         dimensions=(60, 220),
+        # Ctrl-C must reach the CLI even when the tests run as a background job, whose
+        # children start with SIGINT ignored (and Python then installs no handler for it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
