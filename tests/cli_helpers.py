@@ -28,6 +28,9 @@ def cli_env(tmp_path: Path, server: FakeOpenAIServer | None, **extra: str) -> di
             "TERM": "xterm",
             "NO_COLOR": "1",  # keeps styled words contiguous for expect; layout is unchanged
             "PYTHONUNBUFFERED": "1",
+            # The tests' own programs (an MCP server script) stay readable in the sandbox,
+            # also from a clone under /tmp, which the sandbox replaces with a private one.
+            "AUTOAGENT_SANDBOX_READABLE": str(Path(__file__).parent),
         }
     )
     if server is not None:
