@@ -29,7 +29,14 @@ from .cli_helpers import PROFILE, checkpoints, finish, spawn
 
 pytestmark = pytest.mark.slow
 
-SECRETS = ("SECRET-BESIDE", "SECRET-SSH", "SECRET-DOTENV", "SECRET-DATA", "sk-SECRET-KEY")
+
+def secret(name: str) -> str:
+    """A planted secret, spelled in two parts here: a grep of the tests' own folder (readable
+    in the sandbox) must not find it."""
+    return "SECRET-" + name
+
+
+SECRETS = (*(secret(n) for n in ("BESIDE", "SSH", "DOTENV", "DATA")), "sk-" + secret("KEY"))
 
 
 @pytest.fixture(params=[Mechanism.BWRAP, Mechanism.LANDLOCK], ids=["bwrap", "landlock"])
@@ -44,13 +51,13 @@ def mechanism(request: pytest.FixtureRequest) -> str:
 def planted(tmp_path: Path) -> Path:
     """Secrets beside the workspace, in $HOME/.ssh, in .env and in the data folder."""
     (tmp_path / "ws").mkdir()
-    (tmp_path / "secret.txt").write_text("SECRET-BESIDE")
+    (tmp_path / "secret.txt").write_text(secret("BESIDE"))
     ssh = tmp_path / "userhome" / ".ssh"
     ssh.mkdir(parents=True)
-    (ssh / "id_rsa").write_text("SECRET-SSH")
-    (tmp_path / ".env").write_text("SOME_PASSWORD=SECRET-DOTENV\n")
+    (ssh / "id_rsa").write_text(secret("SSH"))
+    (tmp_path / ".env").write_text(f"SOME_PASSWORD={secret('DOTENV')}\n")
     (tmp_path / "home").mkdir()
-    (tmp_path / "home" / "notes.txt").write_text("SECRET-DATA")
+    (tmp_path / "home" / "notes.txt").write_text(secret("DATA"))
     return tmp_path
 
 
@@ -81,7 +88,7 @@ def confined(
         AUTOAGENT_SANDBOX=mechanism,
         AUTOAGENT_SHELL_ENABLED="true",
         HOME=str(tmp_path / "userhome"),
-        OPENAI_API_KEY="sk-SECRET-KEY",
+        OPENAI_API_KEY="sk-" + secret("KEY"),
         **env,
     )
 
@@ -151,7 +158,7 @@ def test_nothing_outside_the_workspace_can_be_written_or_deleted(
     child = confined(tmp_path, server, mechanism)
     run_to_end(child)
     assert victim.read_text() == "intact"
-    assert beside.read_text() == "SECRET-BESIDE"
+    assert beside.read_text() == secret("BESIDE")
     assert not (victim.parent / "new.txt").exists()
     assert not (planted / "userhome" / ".bashrc").exists()
     assert not Path("/usr/pwned").exists() and not Path("/etc/pwned").exists()
