@@ -212,13 +212,7 @@ class Workspace:
                 raise self._failure(exc, parent, parts, path) from exc
             try:
                 info = os.fstat(fd)
-                if stat.S_ISDIR(info.st_mode):
-                    raise CommandError(f"{shown!r} is a folder, not a file.")
-                if not stat.S_ISREG(info.st_mode):
-                    raise RefusedError(f"Refused: {shown!r} is not a regular file.")
-                if info.st_nlink > 1:
-                    # Another name for the same file may lie outside the workspace.
-                    raise RefusedError(f"Refused: {shown!r} has several hard links.")
+                _check_file(info, shown)
                 os.set_blocking(fd, True)
                 yield fd, shown
             finally:
@@ -277,12 +271,7 @@ class Workspace:
             raise self._failure(exc, parent, parts, asked) from exc
         try:
             info = os.fstat(fd)
-            if stat.S_ISDIR(info.st_mode):
-                raise CommandError(f"{shown!r} is a folder, not a file.")
-            if not stat.S_ISREG(info.st_mode):
-                raise RefusedError(f"Refused: {shown!r} is not a regular file.")
-            if info.st_nlink > 1:
-                raise RefusedError(f"Refused: {shown!r} has several hard links.")
+            _check_file(info, shown)
             if not overwrite:
                 raise CommandError(f"{shown!r} already exists.")
             if not read:
@@ -375,3 +364,14 @@ def _write_all(fd: int, data: bytes) -> None:
             view = view[os.write(fd, view) :]
     except OSError as exc:  # a full disk, a file too large, a quota
         raise CommandError(f"Could not write the file: {exc.strerror}.") from exc
+
+
+def _check_file(info: os.stat_result, shown: str) -> None:
+    """A file the workspace may open: a regular file with one name (another name for the same
+    file may lie outside the workspace)."""
+    if stat.S_ISDIR(info.st_mode):
+        raise CommandError(f"{shown!r} is a folder, not a file.")
+    if not stat.S_ISREG(info.st_mode):
+        raise RefusedError(f"Refused: {shown!r} is not a regular file.")
+    if info.st_nlink > 1:
+        raise RefusedError(f"Refused: {shown!r} has several hard links.")
