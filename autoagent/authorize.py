@@ -22,22 +22,38 @@ PROMPT = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Signed:
+    """Who gave a decision, and how: kept in the step's record and the audit log."""
+
+    channel: str = "terminal"  # terminal, cli, web, link, timeout, script
+    by: str = ""  # an OS user, or a web client's address
+    request: str = ""  # the id of the request it answered (approvals.py)
+
+
 @dataclass(frozen=True)
-class Approve:
+class Approve(Signed):
     count: int = 1  # this command and the next count-1 without asking
 
 
 @dataclass(frozen=True)
-class Stop:
+class Stop(Signed):
     pass
 
 
 @dataclass(frozen=True)
-class Feedback:
+class Feedback(Signed):
     text: str
 
 
-Decision = Approve | Stop | Feedback
+@dataclass(frozen=True)
+class Deny(Signed):
+    """This command does not run and the run goes on; `reason` is what the model is told."""
+
+    reason: str
+
+
+Decision = Approve | Stop | Feedback | Deny
 
 _APPROVE_N = re.compile(r"^y\s*-\s*(\d+)$", re.IGNORECASE)
 
@@ -71,9 +87,8 @@ class Proposal:
 
 
 class Human(Protocol):
-    """Asks a person. Terminal, scripted and test implementations plug in the same way.
-
-    A `channel` attribute ("terminal", "script"...) names how, for the run's record."""
+    """Asks a person. The desk (approvals.py), scripted and test implementations plug in the
+    same way; a decision says through which channel and by whom it was given."""
 
     # Whether someone can answer the agent's questions (ask_user) in this run. A terminal in a
     # continuous run cannot; a channel that reaches a person elsewhere could.
@@ -83,9 +98,9 @@ class Human(Protocol):
         """Ask whether `proposal` may run; raise KeyboardInterrupt or return Stop to end."""
         ...
 
-    def ask(self, question: str) -> str:
-        """Ask a free question (the ask_user command); raise InputEnded when no answer can
-        ever come (the input is closed)."""
+    def ask(self, question: str, step: int) -> str:
+        """Ask a free question (the ask_user command of `step`); raise InputEnded when no
+        answer can ever come (the input is closed), CommandError when none came in time."""
         ...
 
 
@@ -188,10 +203,15 @@ class Verdict:
     by: Actor
     refusal: str | None = None  # a message for the model when the command may not run
     channel: str = "harness"  # how the human was reached ("terminal", ...), when asked
+    who: str = ""  # the person, when asked: an OS user or a web client's address
+    request: str = ""  # the request the human answered
 
 
 class Gate:
-    """Decides, for each proposal, whether to run it, refuse it, or ask the human."""
+    """Decides, for each proposal, whether to run it, refuse it, or ask the human.
+
+    `screen` decides what needs no human; `ask` asks. The loop saves the step in between, so a
+    run killed while it waits for a human is waiting again, on the same request, when resumed."""
 
     def __init__(
         self,
@@ -200,18 +220,26 @@ class Gate:
         continuous: bool,
         policy: Policy | None = None,
         allow_high_risk: bool = False,
+        wait_for_human: bool = False,
     ) -> None:
         self.human = human
         self.continuous = continuous
         self.policy = policy or Policy()
         self.allow_high_risk = allow_high_risk
+        # Continuous runs hold what needs a human until someone answers, instead of refusing it.
+        self.wait_for_human = wait_for_human
         self.pre_approved = 0  # left from a 'y -N'
 
     def decide(self, proposal: Proposal) -> Verdict:
+        verdict = self.screen(proposal)
+        return verdict if verdict is not None else self.ask(proposal)
+
+    def screen(self, proposal: Proposal) -> Verdict | None:
+        """The verdict on `proposal` when no human is needed for it; None when one is."""
         if not proposal.needs_approval:  # the command is itself a talk with the human
             if not self.human.can_answer:
                 return Verdict(
-                    Stop(),
+                    Stop(channel="harness"),
                     Actor.NO_ONE,
                     refusal=(
                         f"Refused: {proposal.name} needs someone to answer, and no one can in "
@@ -219,11 +247,11 @@ class Gate:
                         "assumed, or finish and say what you need to know."
                     ),
                 )
-            return Verdict(Approve(), Actor.NOT_NEEDED)
+            return Verdict(Approve(channel="harness"), Actor.NOT_NEEDED)
         rule = self.policy.rule_for(proposal.name)
         if rule is Rule.DENY:
             return Verdict(
-                Stop(),
+                Stop(channel="harness"),
                 Actor.POLICY,
                 refusal=f"Refused: the policy denies {proposal.name}. Try another way.",
             )
@@ -231,22 +259,30 @@ class Gate:
             needs_human = rule is Rule.ASK or (
                 proposal.risk is Risk.HIGH and not self.allow_high_risk and rule is not Rule.ALLOW
             )
-            if needs_human:
-                return Verdict(
-                    Stop(),
-                    Actor.CONTINUOUS,
-                    refusal=(
-                        f"Refused: {proposal.name} needs a human's approval, and this run is "
-                        "continuous; try another way or ask_user."
-                    ),
-                )
-            return Verdict(Approve(), Actor.CONTINUOUS)
-        if self.pre_approved > 0 and rule is not Rule.ASK:
-            # 'y -N' covers low and medium risk; a high-risk command needs its own yes,
-            # unless the policy explicitly allows it.
-            if proposal.risk is not Risk.HIGH or rule is Rule.ALLOW:
-                self.pre_approved -= 1
-                return Verdict(Approve(), Actor.PRE_APPROVED)
+            if not needs_human:
+                return Verdict(Approve(channel="harness"), Actor.CONTINUOUS)
+            if self.wait_for_human:
+                return None
+            return Verdict(
+                Stop(channel="harness"),
+                Actor.CONTINUOUS,
+                refusal=(
+                    f"Refused: {proposal.name} needs a human's approval, and this run is "
+                    "continuous; try another way or ask_user."
+                ),
+            )
+        # 'y -N' covers low and medium risk; a high-risk command needs its own yes, unless
+        # the policy explicitly allows it.
+        covered = proposal.risk is not Risk.HIGH or rule is Rule.ALLOW
+        if self.pre_approved > 0 and rule is not Rule.ASK and covered:
+            self.pre_approved -= 1
+            return Verdict(Approve(channel="harness"), Actor.PRE_APPROVED)
+        return None
+
+    def ask(self, proposal: Proposal) -> Verdict:
+        """Ask the human about `proposal`, which `screen` left to them."""
+        rule = self.policy.rule_for(proposal.name)
+        if not self.continuous and self.pre_approved > 0 and rule is not Rule.ASK:
             proposal = replace(
                 proposal,
                 note=(
@@ -255,16 +291,17 @@ class Gate:
                 ),
             )
         decision = self.human.authorize(proposal)
+        signed = {"channel": decision.channel, "who": decision.by, "request": decision.request}
+        if isinstance(decision, Deny):
+            return Verdict(decision, Actor.HUMAN, refusal=decision.reason, **signed)
         if isinstance(decision, Approve):
             # A plain 'y' answers this command only; what was authorised in advance remains.
             self.pre_approved = max(self.pre_approved, decision.count - 1)
-        return Verdict(decision, Actor.HUMAN, channel=getattr(self.human, "channel", "unknown"))
+        return Verdict(decision, Actor.HUMAN, **signed)
 
 
 class ScriptedHuman:
     """Answers from a list, for tests and demos; records what it was asked."""
-
-    channel = "script"
 
     def __init__(
         self, answers: list[str], replies: list[str] | None = None, *, can_answer: bool = True
@@ -280,9 +317,9 @@ class ScriptedHuman:
         while self.answers:
             decision = parse_answer(self.answers.pop(0))
             if decision is not None:
-                return decision
-        return Stop()
+                return replace(decision, channel="script")
+        return Stop(channel="script")
 
-    def ask(self, question: str) -> str:
+    def ask(self, question: str, step: int = 0) -> str:
         self.questions.append(question)
         return self.replies.pop(0) if self.replies else ""

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from . import human_cli
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
@@ -82,6 +84,26 @@ AllowHighRisk = Annotated[
 AllowNetwork = Annotated[
     bool,
     typer.Option("--allow-network", help="Let the programs the agent runs use the network."),
+]
+WaitForApproval = Annotated[
+    bool,
+    typer.Option(
+        "--wait-for-approval",
+        help="In continuous mode, hold what needs a human until someone answers from another "
+        "shell or the web console, instead of refusing it.",
+    ),
+]
+ApprovalTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--approval-timeout",
+        min=1.0,
+        help="Deny a request no one answered within this many seconds.",
+    ),
+]
+Notify = Annotated[
+    str | None,
+    typer.Option("--notify", help="POST each request for a human to this URL (a webhook)."),
 ]
 NoSandbox = Annotated[
     bool,
@@ -206,27 +228,31 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
     from rich.text import Text
 
     from .runner import prepare_run
-    from .ui import Renderer, TerminalHuman, one_line
+    from .ui import Renderer, TerminalScreen, one_line
 
-    # A continuous run has nobody at the keyboard to answer the agent's questions.
-    human = TerminalHuman(console, can_answer=not settings.continuous)
+    # A continuous run has nobody at the keyboard: requests are answered from elsewhere.
+    screen = TerminalScreen(console, interactive=not settings.continuous)
     renderer = Renderer(console)
     with console.status("Starting..."):
-        loop = prepare_run(settings, human, **prepare)
+        loop = prepare_run(settings, screen=screen, **prepare)
     status = "failed"
     with loop:
-        human.spill_dir = loop.run_dir / "proposals"
+        screen.spill_dir = loop.run_dir / "proposals"
         loop.on_progress(renderer.progress)
         if settings.debug:
             log_file = loop.run_dir / "debug.log"
             _log_to_file(log_file)
             console.print(Text.assemble("Debug log: ", one_line(log_file)))
         if settings.continuous:
+            if prepare.get("allow_high_risk"):
+                rest = "."
+            elif settings.wait_for_approval:
+                rest = "; high-risk ones wait for a human's answer from elsewhere."
+            else:
+                rest = "; high-risk ones are refused."
             console.print(
                 Text.assemble(
-                    ("Continuous mode:", "bold yellow"),
-                    " commands run without asking",
-                    "." if prepare.get("allow_high_risk") else "; high-risk ones are refused.",
+                    ("Continuous mode:", "bold yellow"), " commands run without asking", rest
                 )
             )
         try:
@@ -283,6 +309,9 @@ def run(
     allow_high_risk: AllowHighRisk = False,
     allow_network: AllowNetwork = False,
     no_sandbox: NoSandbox = False,
+    wait_for_approval: WaitForApproval = False,
+    approval_timeout: ApprovalTimeout = None,
+    notify: Notify = None,
 ) -> None:
     """Start the agent on its goals."""
     console = _console()
@@ -303,6 +332,9 @@ def run(
         allow_network=allow_network,
         sandbox="none" if no_sandbox else None,
         mcp_config=mcp_config,
+        wait_for_approval=wait_for_approval,
+        approval_timeout=approval_timeout,
+        notify_url=notify,
     )
     try:
         profile = _resolve_profile(console, settings, name, role, goal)
@@ -333,6 +365,9 @@ def resume(
     allow_high_risk: AllowHighRisk = False,
     allow_network: AllowNetwork = False,
     no_sandbox: NoSandbox = False,
+    wait_for_approval: WaitForApproval = False,
+    approval_timeout: ApprovalTimeout = None,
+    notify: Notify = None,
 ) -> None:
     """Continue an unfinished run from its last completed step."""
     from .runner import latest_unfinished
@@ -353,6 +388,9 @@ def resume(
         allow_network=allow_network,
         sandbox="none" if no_sandbox else None,
         mcp_config=mcp_config,
+        wait_for_approval=wait_for_approval,
+        approval_timeout=approval_timeout,
+        notify_url=notify,
     )
     console = _console()
     if run_id is None:
@@ -617,6 +655,12 @@ def _mcp_lines(state: Any, servers: Any) -> list[Text]:
         Text.assemble("  ", one_line(s.command), " left out: ", outside(s.reason)) for s in skipped
     )
     return lines
+
+
+app.command("approvals")(human_cli.approvals)
+app.command("approve")(human_cli.approve)
+app.command("deny")(human_cli.deny)
+app.command("answer")(human_cli.answer)
 
 
 def main() -> None:

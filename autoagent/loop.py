@@ -178,7 +178,7 @@ class AgentLoop:
                 yield self._emit(StepRecovered(record))
             self._restore_memory()
             if (current := state.unfinished_step()) is not None:
-                yield from self._complete(current)
+                yield from self._finish_unfinished(current)
             while True:
                 self._check_limits()
                 yield from self._step()
@@ -207,12 +207,34 @@ class AgentLoop:
             )
         )
 
+    def _finish_unfinished(self, record: StepRecord) -> Iterator[Event]:
+        """Go on with the step the last process left: waiting for a human (the same request
+        is pending again), asking the human (the same question), or planning from a result."""
+        if record.status is StepStatus.RAN:
+            yield from self._complete(record)
+            return
+        try:
+            command = self.registry.get(record.command)
+        except CommandError as exc:  # e.g. its MCP server is not configured any more
+            invalid = record.advance(StepStatus.INVALID, invalid=str(exc))
+            self.state.current = None
+            yield self._emit(Invalid(invalid))
+            yield from self._conclude(invalid)
+            return
+        if record.status is StepStatus.AWAITING:
+            yield self._emit(Proposed(record))
+            yield from self._authorize_and_run(record.advance(StepStatus.PROPOSED), command)
+        else:
+            yield from self._run(record, command)
+
     def _recover(self) -> tuple[list[StepRecord], list[str]]:
         """Settle the step that was in flight when the last process ended: a result found in
         the journal is restored; a command with no recorded result is noted for the model."""
         state = self.state
         current = state.unfinished_step()
         if current is None:
+            return [], []
+        if current.status is StepStatus.AWAITING or self._asks_again(current):
             return [], []
         if current.status is StepStatus.RAN:
             note = (
@@ -235,6 +257,14 @@ class AgentLoop:
         state.notices = [*state.notices, cut.cut_note()]
         self._keep(cut)
         return [cut], []
+
+    def _asks_again(self, record: StepRecord) -> bool:
+        """A question to the human (ask_user) that was waiting when the run stopped is asked
+        again, on the same request: asking has no effect to lose or repeat."""
+        if record.status is not StepStatus.RUNNING or self._result_in_journal(record):
+            return False
+        name = record.command
+        return name in self.registry and not self.registry.get(name).needs_approval
 
     def _result_in_journal(self, record: StepRecord) -> StepRecord | None:
         for entry in reversed(self.journal.events()):
@@ -307,11 +337,21 @@ class AgentLoop:
             yield from self._conclude(record)
             return
         record = record.model_copy(update={"proposal": proposal.model_copy(update={"args": args})})
+        yield from self._authorize_and_run(record, command)
 
+    def _authorize_and_run(self, record: StepRecord, command: Command) -> Iterator[Event]:
+        """The gate's verdict on a valid proposal, and what follows from it."""
+        state, args = self.state, record.proposal.args
         gate_proposal = Proposal(
-            state.step, command.name, args, command.risk, command.needs_approval
+            record.step, command.name, args, command.risk, command.needs_approval
         )
-        verdict = StepVerdict.of(self.gate.decide(gate_proposal))
+        decided = self.gate.screen(gate_proposal)
+        if decided is None:  # a human is asked: saved first, so a resumed run asks again
+            state.current = record.advance(StepStatus.AWAITING)
+            self._save()
+            decided = self.gate.ask(gate_proposal)
+            state.current = None
+        verdict = StepVerdict.of(decided)
         if verdict.refusal:
             record = record.advance(StepStatus.REFUSED, verdict=verdict)
             yield self._emit(Authorized(record))
@@ -338,6 +378,12 @@ class AgentLoop:
         record = record.advance(StepStatus.RUNNING)
         state.current = record
         yield self._durable(CommandStarted(record))  # pending: saved before it runs
+        yield from self._run(record, command)
+
+    def _run(self, record: StepRecord, command: Command) -> Iterator[Event]:
+        """Run a started step's command, save its result, and complete the step."""
+        state, args = self.state, record.proposal.args
+        self.context.step = record.step
         try:
             with self.timings.phase("command"):
                 result = self._run_command(command, args)

@@ -27,8 +27,9 @@ ARGS_CHARS = 500
 
 class StepStatus(StrEnum):
     PROPOSED = "proposed"  # the model proposed a command; nothing decided yet
+    AWAITING = "awaiting"  # a human is asked whether it may run (a request is pending)
     INVALID = "invalid"  # unknown command or bad arguments: nothing ran
-    REFUSED = "refused"  # the policy or continuous mode refused it: nothing ran
+    REFUSED = "refused"  # the policy, continuous mode or a human's deny refused it: nothing ran
     FEEDBACK = "feedback"  # the human answered with feedback instead: nothing ran
     STOPPED = "stopped"  # the human stopped the run here: nothing ran
     RUNNING = "running"  # approved and started; its result is not recorded yet
@@ -41,7 +42,7 @@ class StepStatus(StrEnum):
 class DecisionKind(StrEnum):
     APPROVE = "approve"
     APPROVE_NEXT = "approve-next-n"  # 'y -N': this command and the next N-1
-    DENY = "deny"  # the policy denies the command
+    DENY = "deny"  # the policy or a human denies the command; the run goes on
     FEEDBACK = "feedback"
     REFUSED = "refused"  # needs a human, and the run is continuous
     STOP = "stop"
@@ -63,6 +64,8 @@ class StepVerdict(_Record):
     decision: DecisionKind
     by: Actor
     channel: str = "harness"
+    who: str | None = None  # the person who decided: an OS user or a web client's address
+    request: str | None = None  # the request they answered (approvals.py)
     at: float = Field(default_factory=time.time)
     count: int = 1  # for approve-next-n: how many commands it covers
     feedback: str | None = None
@@ -71,23 +74,23 @@ class StepVerdict(_Record):
     @classmethod
     def of(cls, verdict: Verdict) -> StepVerdict:
         decision = verdict.decision
+        signed: dict[str, Any] = {
+            "by": verdict.by,
+            "channel": verdict.channel,
+            "who": verdict.who or None,
+            "request": verdict.request or None,
+        }
         if verdict.refusal is not None:
-            kind = DecisionKind.DENY if verdict.by is Actor.POLICY else DecisionKind.REFUSED
-            return cls(
-                decision=kind, by=verdict.by, channel=verdict.channel, refusal=verdict.refusal
-            )
+            denied = verdict.by in {Actor.POLICY, Actor.HUMAN}
+            kind = DecisionKind.DENY if denied else DecisionKind.REFUSED
+            return cls(decision=kind, refusal=verdict.refusal, **signed)
         if isinstance(decision, Feedback):
-            return cls(
-                decision=DecisionKind.FEEDBACK,
-                by=verdict.by,
-                channel=verdict.channel,
-                feedback=decision.text,
-            )
+            return cls(decision=DecisionKind.FEEDBACK, feedback=decision.text, **signed)
         if isinstance(decision, Stop):
-            return cls(decision=DecisionKind.STOP, by=verdict.by, channel=verdict.channel)
+            return cls(decision=DecisionKind.STOP, **signed)
         assert isinstance(decision, Approve)
         kind = DecisionKind.APPROVE_NEXT if decision.count > 1 else DecisionKind.APPROVE
-        return cls(decision=kind, by=verdict.by, channel=verdict.channel, count=decision.count)
+        return cls(decision=kind, count=decision.count, **signed)
 
     @property
     def approved(self) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .agents import ModelCaller, execution_system_prompt
+from .approvals import Desk, RequestStore, Screen
 from .authorize import Gate, Human, Policy
 from .commands import builtin_commands, default_registry
 from .commands.base import CommandContext
@@ -19,6 +20,7 @@ from .journal import UNFINISHED, RunJournal, is_live, list_runs
 from .llm import ChatModel, OpenAIChatModel, OpenAIEmbedder
 from .loop import AgentLoop
 from .memory import Memory
+from .notify import Notifier
 from .pricing import PRICES, price_of
 from .profile import AgentProfile
 from .sandbox import build_sandbox
@@ -138,14 +140,18 @@ def check_folders(settings: Settings) -> tuple[Path, Path]:
 
 def prepare_run(
     settings: Settings,
-    human: Human,
+    human: Human | None = None,
     *,
+    screen: Screen | None = None,
     profile: AgentProfile | None = None,
     resume: str | None = None,
     allow_high_risk: bool = False,
     model: ChatModel | None = None,
 ) -> AgentLoop:
     """A loop for a new run of `profile`, or for the run `resume` names.
+
+    The human is `human`, or else a desk (approvals.py) that shows requests on `screen` and
+    takes the first answer from any channel.
 
     Everything that can be checked is checked before anything is written: a new run's folder
     appears only once the run can start. A resumed run keeps its own workspace, model,
@@ -191,6 +197,9 @@ def prepare_run(
         cleanup.callback(journal.release)
         if mcp_servers is not None:  # started last: nothing is left running if a check fails
             notes += attach_servers(registry, mcp_servers, journal.run_dir / "mcp")
+        if human is None:
+            assert screen is not None, "prepare_run needs a human or a screen"
+            human = desk(settings, screen, journal, profile.name)
         caller = ModelCaller(model, state.spend, prices, settings.budget)
         context = CommandContext(
             workspace=workspace,
@@ -201,7 +210,11 @@ def prepare_run(
             ask_model=lambda prompt: caller.say("browse", prompt, settings.fast_model),
         )
         gate = Gate(
-            human, continuous=settings.continuous, policy=policy, allow_high_risk=allow_high_risk
+            human,
+            continuous=settings.continuous,
+            policy=policy,
+            allow_high_risk=allow_high_risk,
+            wait_for_human=settings.wait_for_approval,
         )
         loop = AgentLoop(
             state=state,
@@ -217,6 +230,25 @@ def prepare_run(
         )
         cleanup.pop_all()
         return loop
+
+
+def desk(settings: Settings, screen: Screen, journal: RunJournal, agent: str) -> Desk:
+    """The run's human: requests answered from the terminal or any other channel."""
+    notify = None
+    if settings.notify_url:
+        log_file = journal.run_dir / "notify.log"
+        notify = Notifier(settings.notify_url, settings.console_url, log_file)
+    return Desk(
+        RequestStore(journal.run_dir),
+        screen,
+        run_id=journal.run_id,
+        agent=agent,
+        # In a continuous run, nobody is expected at the keyboard: questions need a human
+        # who answers from elsewhere.
+        can_answer=not settings.continuous or settings.wait_for_approval,
+        timeout=settings.approval_timeout,
+        notify=notify,
+    )
 
 
 def open_run(

@@ -61,6 +61,14 @@ class Settings(BaseModel):
     stall_steps: int = _env("AUTOAGENT_STALL_STEPS", default=8, ge=2)
     policy_file: Path | None = _env("AUTOAGENT_POLICY_FILE", default=None)
 
+    # Humans elsewhere (approvals.py): continuous runs hold what needs a human until someone
+    # answers, instead of refusing it; an unanswered request is denied after the timeout.
+    wait_for_approval: bool = _env("AUTOAGENT_WAIT_FOR_APPROVAL", default=False)
+    approval_timeout: float | None = _env("AUTOAGENT_APPROVAL_TIMEOUT", default=None, gt=0)
+    notify_url: str | None = _env("AUTOAGENT_NOTIFY_URL", default=None)
+    # Where the web console (`autoagent serve`) is reached, for the links in notifications.
+    console_url: str = _env("AUTOAGENT_CONSOLE_URL", default="http://127.0.0.1:8765")
+
     # MCP servers: their config file (default: .mcp.json here, if there is one).
     mcp_config: Path | None = _env("AUTOAGENT_MCP_CONFIG", default=None)
     mcp_startup_timeout: float = _env("AUTOAGENT_MCP_STARTUP_TIMEOUT", default=30.0, gt=0)
@@ -129,6 +137,13 @@ class Settings(BaseModel):
     def _proxy_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("http://", "https://", "socks5://")):
             raise ValueError("give the proxy as a URL, e.g. http://proxy.example:3128")
+        return value or None
+
+    @field_validator("notify_url", "console_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("give it as an http:// or https:// URL")
         return value or None
 
     @field_validator("prices", mode="before")

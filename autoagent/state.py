@@ -139,9 +139,10 @@ class RunState(BaseModel):
         return oldest
 
     def unfinished_step(self) -> StepRecord | None:
-        """The step in flight when the run stopped, if it had started its command."""
+        """The step in flight when the run stopped: waiting for a human, or started."""
         current = self.current
-        if current is None or current.status not in {StepStatus.RUNNING, StepStatus.RAN}:
+        in_flight = {StepStatus.AWAITING, StepStatus.RUNNING, StepStatus.RAN}
+        if current is None or current.status not in in_flight:
             return None
         return current
 

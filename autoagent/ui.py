@@ -10,7 +10,10 @@ can pass for the approval prompt, which always starts a line of its own.
 from __future__ import annotations
 
 import json
+import os
+import select
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,9 @@ from rich.status import Status
 from rich.style import Style
 from rich.text import Text
 
-from .authorize import PROMPT, Decision, Proposal, Stop, parse_answer
+from .approvals import Answer, Kind, Request, describe_answer
+from .authorize import PROMPT
 from .commands.base import Risk
-from .errors import InputEnded
 from .events import (
     Authorized,
     CommandDone,
@@ -291,33 +294,56 @@ class Renderer:
         print_line(c, Text.assemble("Spent: ", format_spend(event.spend, None)))
 
 
-class TerminalHuman:
-    """Asks the person at the keyboard. Ctrl-C or end of input at the prompt stops the run.
+class TerminalScreen:
+    """The terminal as the desk (approvals.Desk) uses it: shows each request and reads the
+    answer typed here, while the desk watches for an answer from another channel.
 
-    `can_answer` says whether someone is there to answer the agent's questions: not in a
-    continuous run, where nobody is expected to watch."""
-
-    channel = "terminal"
+    `interactive` is False in a continuous run: nobody is expected at the keyboard, so the
+    screen says how to answer from elsewhere and reads nothing."""
 
     def __init__(
-        self, console: Console, spill_dir: Path | None = None, *, can_answer: bool = True
+        self, console: Console, spill_dir: Path | None = None, *, interactive: bool = True
     ) -> None:
         self.console = console
         # Where arguments too long for the screen are saved in full, for the human to read.
         self.spill_dir = spill_dir
-        self.can_answer = can_answer
+        self.interactive = interactive
+        self._typed = b""  # a line being typed, until its newline
 
-    def authorize(self, proposal: Proposal) -> Decision:
-        style = RISK_STYLES[proposal.risk]
-        args = json.dumps(proposal.args, ensure_ascii=False)
+    def show_request(self, request: Request) -> None:
+        if request.kind is Kind.QUESTION:
+            self.console.print(
+                Quoted([labelled("The agent asks: ", "bold cyan", outside(request.question))])
+            )
+        else:
+            self._show_command(request)
+        if not self.interactive:
+            self._show_elsewhere(request)
+            return
+        hint = Text.assemble(
+            f"Request {request.id}: also `autoagent approve|deny {request.id}` from another shell,"
+            " or `autoagent serve`."
+            if request.kind is Kind.APPROVAL
+            else f"Request {request.id}: also `autoagent answer {request.id} TEXT`.",
+            style="dim",
+        )
+        self.console.print(hint)
+        drop_typed_ahead()
+        self._typed = b""
+        prompt = PROMPT if request.kind is Kind.APPROVAL else "Your answer: "
+        self.console.print(Text(prompt), end="")
+
+    def _show_command(self, request: Request) -> None:
+        style = RISK_STYLES.get(Risk(request.risk), "bold")
+        args = json.dumps(request.args, ensure_ascii=False)
         self.console.print(
             Quoted(
                 [
                     labelled(
-                        f"{proposal.risk.value} risk",
+                        f"{request.risk} risk",
                         style,
                         ": ",
-                        one_line(proposal.name),
+                        one_line(request.command),
                         " ",
                         outside(trim_middle(args, SCREEN_OUTPUT_CHARS)),
                     )
@@ -325,36 +351,62 @@ class TerminalHuman:
             )
         )
         if len(args) > SCREEN_OUTPUT_CHARS and self.spill_dir is not None:
-            path = self.spill_dir / f"step-{proposal.step}-{proposal.name}.json"
+            path = self.spill_dir / f"step-{request.step}-{request.command}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(proposal.args, ensure_ascii=False, indent=1), "utf-8")
+            path.write_text(json.dumps(request.args, ensure_ascii=False, indent=1), "utf-8")
             self.console.print(
                 labelled("Arguments cut for the screen; in full: ", "bold", one_line(path))
             )
-        if proposal.note:
-            self.console.print(Text(proposal.note, "bold red"))
-        while True:
-            drop_typed_ahead()
-            try:
-                answer = self.console.input(Text(PROMPT))
-            except (KeyboardInterrupt, EOFError):
-                self.console.print()
-                return Stop()
-            decision = parse_answer(answer)
-            if decision is not None:
-                return decision
+        if request.note:
+            self.console.print(Text(request.note, "bold red"))
 
-    def ask(self, question: str) -> str:
-        self.console.print(Quoted([labelled("The agent asks: ", "bold cyan", outside(question))]))
-        drop_typed_ahead()
-        try:
-            return self.console.input(Text("Your answer: "))
-        except EOFError:  # nobody will ever answer; Ctrl-C goes up and stops the run too
+    def _show_elsewhere(self, request: Request) -> None:
+        if request.kind is Kind.QUESTION:
+            how = f"`autoagent answer {request.id} TEXT`"
+        else:
+            how = (
+                f"`autoagent approve {request.id}` or `autoagent deny {request.id} --feedback TEXT`"
+            )
+        until = (
+            time.strftime(" until %H:%M:%S (then denied)", time.localtime(request.expires))
+            if request.expires is not None
+            else ""
+        )
+        self.console.print(
+            Text.assemble(
+                ("Waiting for a human", "bold yellow"),
+                f"{until}: {how} from any shell, or the web console (`autoagent serve`).",
+            )
+        )
+
+    def read(self, seconds: float) -> str | None:
+        if not self.interactive:
+            time.sleep(seconds)
+            return None
+        fd = sys.stdin.fileno()
+        ready, _, _ = select.select([fd], [], [], seconds)
+        if not ready:
+            return None
+        data = os.read(fd, 4096)
+        if not data:
             self.console.print()
-            raise InputEnded(
-                "The input ended while the agent asked a question; "
-                "`autoagent resume` continues the run."
-            ) from None
+            raise EOFError
+        self._typed += data
+        if b"\n" not in self._typed:
+            return None
+        line, _, self._typed = self._typed.partition(b"\n")
+        return line.decode("utf-8", errors="replace")
+
+    def show_answer(self, request: Request, answer: Answer) -> None:
+        if self.interactive:
+            self.console.print()  # end the prompt's line
+        self.console.print(
+            labelled(
+                "Answered elsewhere: " if answer.channel != "timeout" else "Timed out: ",
+                "bold",
+                outside(describe_answer(answer)),
+            )
+        )
 
 
 def drop_typed_ahead() -> None:

@@ -32,7 +32,9 @@ class CommandContext:
     workspace: Workspace
     settings: Settings
     run_dir: Path  # full outputs are saved here, outside the workspace
-    ask_human: Callable[[str], str] = lambda question: "No human is available to answer."
+    # Asks the human a question for the step given; see authorize.Human.ask.
+    ask_human: Callable[[str, int], str] = lambda question, step: "No human can answer."
+    step: int = 0  # the step whose command runs
     # Calls the fast model with one prompt and returns its text (used to answer questions
     # about long pages); None when no model is wired in.
     ask_model: Callable[[str], str] | None = None

@@ -8,7 +8,7 @@ from .base import CommandContext, Risk, command
 @command(Risk.LOW, needs_approval=False)
 def ask_user(ctx: CommandContext, question: str) -> str:
     """Ask the human a question and get their answer; use it when stuck or needing a decision."""
-    answer = ctx.ask_human(question).strip()
+    answer = ctx.ask_human(question, ctx.step).strip()
     return f"The human answered: {answer}" if answer else "The human gave no answer."
 
 
