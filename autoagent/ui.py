@@ -206,8 +206,10 @@ class Renderer:
                 one_line(verdict.decision.value),
                 " by ",
                 one_line(verdict.by.value),
+                *((" ", one_line(verdict.who)) if verdict.who else ()),
                 " (",
                 one_line(verdict.channel),
+                *((", request ", one_line(verdict.request)) if verdict.request else ()),
                 ")",
             )
             line.stylize("dim")

@@ -1,0 +1,260 @@
+"""Requests for a human as records: one answer wins, bound to the arguments shown, audited."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from autoagent.approvals import (
+    AUDIT_LOG,
+    Answer,
+    Answered,
+    Desk,
+    Kind,
+    Reply,
+    Request,
+    RequestError,
+    RequestStore,
+    check_link,
+    decide,
+    find,
+    pending,
+)
+from autoagent.authorize import Approve, Deny, Feedback, Proposal, Stop
+from autoagent.commands.base import Risk
+from autoagent.errors import CommandError
+
+
+def store_in(home: Path, run_id: str = "20261122-000000-abcd") -> RequestStore:
+    run_dir = home / "runs" / run_id
+    run_dir.mkdir(parents=True)
+    return RequestStore(run_dir)
+
+
+def open_request(store: RequestStore, step: int = 3, **args: object) -> tuple[Request, dict]:
+    return store.open(
+        kind=Kind.APPROVAL,
+        run_id=store.run_dir.name,
+        agent="Scout",
+        step=step,
+        command="execute_shell",
+        args=args or {"command_line": "rm -rf build"},
+        risk="high",
+    )
+
+
+class QuietScreen:
+    """A screen nobody types on; records what the desk showed."""
+
+    interactive = False
+
+    def __init__(self, lines: list[str] | None = None) -> None:
+        self.lines = list(lines or [])
+        self.shown: list[Request] = []
+        self.answers: list[Answer] = []
+
+    def show_request(self, request: Request) -> None:
+        self.shown.append(request)
+
+    def read(self, seconds: float) -> str | None:
+        if self.lines:
+            return self.lines.pop(0)
+        time.sleep(min(seconds, 0.05))
+        return None
+
+    def show_answer(self, request: Request, answer: Answer) -> None:
+        self.answers.append(answer)
+
+
+def desk_on(store: RequestStore, screen: QuietScreen, timeout: float | None = None) -> Desk:
+    return Desk(
+        store, screen, run_id=store.run_dir.name, agent="Scout", can_answer=True, timeout=timeout
+    )
+
+
+PROPOSAL = Proposal(3, "execute_shell", {"command_line": "rm -rf build"}, Risk.HIGH)
+
+
+def test_the_same_step_and_arguments_reopen_the_same_request(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    first, tokens = open_request(store)
+    again, no_tokens = open_request(store)
+    other, _ = open_request(store, command_line="rm -rf dist")
+    assert again.id == first.id and tokens and not no_tokens
+    assert other.id != first.id  # other arguments are another question
+    assert [p.request.id for p in pending(tmp_path)] == [first.id, other.id]
+
+
+def test_the_first_answer_wins_and_the_second_is_told_who_was_first(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    request, _ = open_request(store)
+    given = decide(tmp_path, request.id, Reply.DENY, text="not now", by="ana", channel="cli")
+    with pytest.raises(Answered) as late:
+        decide(tmp_path, request.id, Reply.APPROVE, by="127.0.0.1", channel="web")
+    assert "deny" in str(late.value) and "ana" in str(late.value)
+    assert store.answer_of(request.id) == given
+    assert pending(tmp_path) == []
+
+
+def _race(home: str, request_id: str, reply: str, results: multiprocessing.Queue) -> None:
+    try:
+        decide(Path(home), request_id, Reply(reply), by=reply, channel="cli")
+        results.put("won")
+    except Answered:
+        results.put("lost")
+
+
+def test_two_processes_answering_at_once_exactly_one_wins(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    for round in range(5):
+        request, _ = open_request(store, step=round)
+        results: multiprocessing.Queue = multiprocessing.Queue()
+        racers = [
+            multiprocessing.Process(target=_race, args=(str(tmp_path), request.id, reply, results))
+            for reply in ("approve", "deny")
+        ]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(30)
+        assert sorted(results.get(timeout=5) for _ in racers) == ["lost", "won"]
+        winner = store.answer_of(request.id)
+        assert winner is not None
+    audit = (tmp_path / AUDIT_LOG).read_text().splitlines()
+    assert len(audit) == 5  # one line per answer that counted
+
+
+def test_an_answer_is_bound_to_the_arguments_it_was_shown(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    request, _ = open_request(store)
+    with pytest.raises(RequestError, match="not the ones you were shown"):
+        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="web", shown_digest="0" * 64)
+    assert store.answer_of(request.id) is None
+    decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="web", shown_digest=request.digest)
+
+
+def test_unknown_expired_and_mismatched_requests_are_refused(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    with pytest.raises(RequestError, match="No request 'nope'"):
+        find(tmp_path, "nope")
+    request, _ = store.open(
+        kind=Kind.QUESTION,
+        run_id=store.run_dir.name,
+        agent="Scout",
+        step=1,
+        command="ask_user",
+        args={"question": "Which city?"},
+        risk="low",
+    )
+    with pytest.raises(RequestError, match="is a question"):
+        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
+    expiring, _ = store.open(
+        kind=Kind.APPROVAL,
+        run_id=store.run_dir.name,
+        agent="Scout",
+        step=2,
+        command="delete_file",
+        args={"path": "a"},
+        risk="high",
+        timeout=0.01,
+    )
+    time.sleep(0.05)
+    with pytest.raises(RequestError, match="expired"):
+        decide(tmp_path, expiring.id, Reply.APPROVE, by="a", channel="cli")
+    assert [p.request.id for p in pending(tmp_path)] == [request.id]
+
+
+def test_links_take_only_their_own_token_until_they_expire(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    request, tokens = open_request(store)
+    check_link(request, "approve", tokens["approve"])
+    with pytest.raises(RequestError, match="not valid"):
+        check_link(request, "approve", tokens["deny"])
+    with pytest.raises(RequestError, match="not valid"):
+        check_link(request, "answer", tokens["approve"])
+    with pytest.raises(RequestError, match="expired"):
+        check_link(request, "approve", tokens["approve"], now=request.links_expire + 1)
+    # On disk, only the tokens' hashes.
+    saved = (store.folder / f"{request.id}.json").read_text()
+    assert tokens["approve"] not in saved and tokens["deny"] not in saved
+
+
+def test_the_audit_log_says_who_answered_through_which_channel(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    request, _ = open_request(store)
+    decide(tmp_path, request.id, Reply.DENY, text="use git clean", by="ana", channel="cli")
+    [line] = (tmp_path / AUDIT_LOG).read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["request"] == request.id and entry["run_id"] == store.run_dir.name
+    assert (entry["reply"], entry["text"], entry["by"], entry["channel"]) == (
+        "deny",
+        "use git clean",
+        "ana",
+        "cli",
+    )
+    assert entry["args"] == {"command_line": "rm -rf build"} and entry["step"] == 3
+
+
+def test_the_desk_takes_an_answer_from_another_channel(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    screen = QuietScreen()
+    desk = desk_on(store, screen)
+
+    def answer_elsewhere() -> None:
+        while not screen.shown:
+            time.sleep(0.01)
+        decide(tmp_path, screen.shown[0].id, Reply.DENY, text="too broad", by="bo", channel="web")
+
+    threading.Thread(target=answer_elsewhere).start()
+    decision = desk.authorize(PROPOSAL)
+    assert isinstance(decision, Deny) and "too broad" in decision.reason
+    assert (decision.channel, decision.by, decision.request) == ("web", "bo", screen.shown[0].id)
+    assert screen.answers and screen.answers[0].channel == "web"
+
+
+def test_the_desk_reads_the_terminal_like_the_prompt_always_did(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    for typed, kind in [("y -3", Approve), ("n", Stop), ("rather list first", Feedback)]:
+        screen = QuietScreen(["", typed])  # an empty line asks again
+        step = len(list(store.requests()))
+        decision = desk_on(store, screen).authorize(
+            Proposal(step, "delete_file", {"path": typed}, Risk.HIGH)
+        )
+        assert isinstance(decision, kind) and decision.channel == "terminal"
+        assert len(screen.shown) == 2
+    approved = store.answer_of(store.requests()[0].id)
+    assert approved is not None and approved.count == 3
+
+
+def test_an_unanswered_request_is_denied_when_it_expires(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    screen = QuietScreen()
+    decision = desk_on(store, screen, timeout=0.3).authorize(PROPOSAL)
+    assert isinstance(decision, Deny) and "within 0.3 seconds" in decision.reason
+    assert decision.channel == "timeout"
+    [request] = store.requests()
+    answer = store.answer_of(request.id)
+    assert answer is not None and answer.reply is Reply.EXPIRED
+
+
+def test_questions_get_the_text_or_a_clear_no_answer(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    assert desk_on(store, QuietScreen(["Lisbon"])).ask("Which city?", 4) == "Lisbon"
+    with pytest.raises(CommandError, match=r"within 0\.2 seconds"):
+        desk_on(store, QuietScreen(), timeout=0.2).ask("Which month?", 5)
+    screen = QuietScreen()
+    desk = desk_on(store, screen)
+
+    def decline() -> None:
+        while not screen.shown:
+            time.sleep(0.01)
+        decide(tmp_path, screen.shown[0].id, Reply.DENY, text="ask Ana", by="bo", channel="cli")
+
+    threading.Thread(target=decline).start()
+    with pytest.raises(CommandError, match="declined to answer: ask Ana"):
+        desk.ask("Which year?", 6)
