@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .authorize import Approve, Decision, Deny, Feedback, Proposal, Stop, parse_answer
 from .errors import AutoAgentError, CommandError, InputEnded
-from .journal import runs_dir
+from .journal import CHECKPOINT, runs_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ AUDIT_LOG = "audit.jsonl"
 ANSWER_SUFFIX = ".answer.json"
 LINK_LIFETIME = 24 * 3600.0  # a notification's links work this long, at most
 POLL_SECONDS = 0.25
+WAITING = {"awaiting", "running"}  # the statuses of a step waiting on a request (record.py)
 
 
 class RequestError(AutoAgentError):
@@ -199,6 +200,16 @@ class RequestStore:
             log.warning("unreadable answer %s: %s", path, exc)
             return None
 
+    def waits_for(self, request: Request) -> bool:
+        """Whether the run's saved step is the one that made `request`: false once the run
+        went on without it (say, resumed in a mode that decided without a human)."""
+        try:
+            state = json.loads((self.run_dir / CHECKPOINT).read_bytes())
+            current = state.get("current") or {}
+        except (OSError, ValueError, AttributeError):
+            return False
+        return current.get("step") == request.step and current.get("status") in WAITING
+
     def answer(self, request: Request, answer: Answer) -> Answer:
         """Record `answer` unless the request has one: then raise Answered with it."""
         path = self.folder / f"{request.id}{ANSWER_SUFFIX}"
@@ -307,11 +318,14 @@ def all_requests(home: Path) -> Iterator[tuple[Request, RequestStore]]:
 
 
 def pending(home: Path) -> list[Pending]:
-    """Requests of every run that no one has answered yet, oldest first."""
+    """Requests of every run that no one has answered yet and that their run still waits
+    for (also a run killed while waiting: its resume waits again), oldest first."""
     found = [
         Pending(request, store)
         for request, store in all_requests(home)
-        if store.answer_of(request.id) is None and not request.expired()
+        if store.answer_of(request.id) is None
+        and not request.expired()
+        and store.waits_for(request)
     ]
     return sorted(found, key=lambda p: p.request.created)
 
@@ -345,6 +359,10 @@ def decide(
     request, store = find(home, request_id)
     if (existing := store.answer_of(request.id)) is not None:
         raise Answered(request, existing)
+    if not store.waits_for(request):
+        raise RequestError(
+            f"Request {request.id} is no longer waited for: its run went on without it."
+        )
     if request.expired():
         at = time.strftime("%H:%M:%S", time.localtime(request.expires))
         raise RequestError(f"Request {request.id} expired at {at}; the run treats it as denied.")

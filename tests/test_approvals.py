@@ -36,7 +36,14 @@ def store_in(home: Path, run_id: str = "20261122-000000-abcd") -> RequestStore:
     return RequestStore(run_dir)
 
 
+def waiting_at(store: RequestStore, step: int, status: str = "awaiting") -> None:
+    """The run's checkpoint, as the loop saves it while a step waits for a human."""
+    current = {"step": step, "status": status}
+    (store.run_dir / "checkpoint.json").write_text(json.dumps({"current": current}))
+
+
 def open_request(store: RequestStore, step: int = 3, **args: object) -> tuple[Request, dict]:
+    waiting_at(store, step)
     return store.open(
         kind=Kind.APPROVAL,
         run_id=store.run_dir.name,
@@ -142,17 +149,6 @@ def test_unknown_expired_and_mismatched_requests_are_refused(tmp_path: Path) -> 
     store = store_in(tmp_path)
     with pytest.raises(RequestError, match="No request 'nope'"):
         find(tmp_path, "nope")
-    request, _ = store.open(
-        kind=Kind.QUESTION,
-        run_id=store.run_dir.name,
-        agent="Scout",
-        step=1,
-        command="ask_user",
-        args={"question": "Which city?"},
-        risk="low",
-    )
-    with pytest.raises(RequestError, match="is a question"):
-        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
     expiring, _ = store.open(
         kind=Kind.APPROVAL,
         run_id=store.run_dir.name,
@@ -164,9 +160,33 @@ def test_unknown_expired_and_mismatched_requests_are_refused(tmp_path: Path) -> 
         timeout=0.01,
     )
     time.sleep(0.05)
+    waiting_at(store, 2)
     with pytest.raises(RequestError, match="expired"):
         decide(tmp_path, expiring.id, Reply.APPROVE, by="a", channel="cli")
+    waiting_at(store, 1, "running")  # ask_user waits while its command runs
+    request, _ = store.open(
+        kind=Kind.QUESTION,
+        run_id=store.run_dir.name,
+        agent="Scout",
+        step=1,
+        command="ask_user",
+        args={"question": "Which city?"},
+        risk="low",
+    )
+    with pytest.raises(RequestError, match="is a question"):
+        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
     assert [p.request.id for p in pending(tmp_path)] == [request.id]
+
+
+def test_a_request_its_run_went_on_without_is_not_pending(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    request, _ = open_request(store, step=3)
+    assert [p.request.id for p in pending(tmp_path)] == [request.id]
+    waiting_at(store, 4, "running")  # resumed in a mode that decided without a human
+    assert pending(tmp_path) == []
+    with pytest.raises(RequestError, match="no longer waited for"):
+        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
+    assert store.answer_of(request.id) is None
 
 
 def test_links_take_only_their_own_token_until_they_expire(tmp_path: Path) -> None:
@@ -202,6 +222,7 @@ def test_the_audit_log_says_who_answered_through_which_channel(tmp_path: Path) -
 
 def test_the_desk_takes_an_answer_from_another_channel(tmp_path: Path) -> None:
     store = store_in(tmp_path)
+    waiting_at(store, PROPOSAL.step)
     screen = QuietScreen()
     desk = desk_on(store, screen)
 
@@ -249,6 +270,7 @@ def test_questions_get_the_text_or_a_clear_no_answer(tmp_path: Path) -> None:
         desk_on(store, QuietScreen(), timeout=0.2).ask("Which month?", 5)
     screen = QuietScreen()
     desk = desk_on(store, screen)
+    waiting_at(store, 6, "running")
 
     def decline() -> None:
         while not screen.shown:

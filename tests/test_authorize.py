@@ -73,6 +73,23 @@ def test_continuous_refuses_high_risk_unless_allowed() -> None:
     assert by_policy.decide(proposal("delete_file", Risk.HIGH)).refusal is None
 
 
+def test_continuous_with_wait_for_human_asks_instead_of_refusing() -> None:
+    human = ScriptedHuman(["y", "never mind that"])
+    gate = Gate(
+        human,
+        continuous=True,
+        wait_for_human=True,
+        policy=Policy({"write_file": Rule.ASK, "read_file": Rule.DENY}),
+    )
+    assert gate.screen(proposal("list_files", Risk.LOW)) is not None  # runs alone
+    assert gate.screen(proposal("delete_file", Risk.HIGH)) is None  # waits for a human
+    assert gate.decide(proposal("delete_file", Risk.HIGH)).by == "human"
+    asked = gate.decide(proposal("write_file"))  # the policy's ask
+    assert isinstance(asked.decision, Feedback) and asked.channel == "script"
+    assert "denies" in (gate.decide(proposal("read_file", Risk.LOW)).refusal or "")
+    assert [p.name for p in human.asked] == ["delete_file", "write_file"]
+
+
 def test_denied_command_is_refused_without_asking() -> None:
     human = ScriptedHuman(["y"])
     gate = Gate(human, continuous=False, policy=Policy({"write_file": Rule.DENY}))
