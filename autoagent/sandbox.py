@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cache
@@ -238,6 +238,16 @@ class Sandbox:
         return None
 
 
+def python_paths(hidden: Iterable[Path] = ()) -> list[Path]:
+    """The folders of the Python that runs the agent (and its snippets) that a sandbox would
+    not show: inside a hidden folder, or under /tmp, which the sandbox replaces with a private
+    one (a project cloned under /tmp)."""
+    out_of_sight = [*hidden, Path("/tmp")]
+    prefixes = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    paths = [Path(os.path.realpath(prefix)) for prefix in sorted(prefixes)]
+    return [p for p in paths if any(p.is_relative_to(h) for h in out_of_sight)]
+
+
 def build_sandbox(settings: Settings, workspace: Path, dotenv: Path = Path(".env")) -> Sandbox:
     """The sandbox the settings ask for, probed. ConfigError when a named mechanism fails."""
     from .settings import user_homes
@@ -252,12 +262,7 @@ def build_sandbox(settings: Settings, workspace: Path, dotenv: Path = Path(".env
     if dotenv.is_file():
         hidden.append(Path(os.path.realpath(dotenv)))
     readable = [Path(os.path.realpath(p.expanduser())) for p in settings.sandbox_readable]
-    # The Python that runs the agent's snippets must stay visible, even from a hidden home or
-    # from /tmp, which the sandbox replaces with a private one (a project cloned under /tmp).
-    for prefix in {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}:
-        path = Path(os.path.realpath(prefix))
-        if any(path.is_relative_to(h) for h in [*hidden, Path("/tmp")]):
-            readable.append(path)
+    readable += python_paths(hidden)
     readable = [p for p in readable if not any(p != q and p.is_relative_to(q) for q in readable)]
     sandbox = Sandbox(
         mechanism=Mechanism.NONE,

@@ -598,12 +598,14 @@ def test_a_tool_schema_with_references_is_held_to_in_the_reply_schema() -> None:
 
 
 def test_a_stdio_server_runs_in_the_sandbox(tmp_path: Path) -> None:
-    from autoagent.sandbox import Sandbox
+    from autoagent.sandbox import Sandbox, python_paths
 
     from .test_sandbox import working_mechanism
 
     workspace = (tmp_path / "ws").resolve()
-    box = Sandbox(working_mechanism(), workspace)
+    # The server's script, in the tests, stays readable also from a clone under /tmp.
+    readable = (*python_paths(), Path(__file__).parent.resolve())
+    box = Sandbox(working_mechanism(), workspace, readable=readable)
     with started(tmp_path, stdio(), sandbox=box) as running:
         output = running.run("mcp__t__environment")
         assert f"cwd={workspace}" in output

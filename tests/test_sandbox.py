@@ -16,7 +16,7 @@ from autoagent.commands.base import CommandContext
 from autoagent.commands.execute import execute_python_code
 from autoagent.errors import ConfigError, RefusedError
 from autoagent.process import start_process
-from autoagent.sandbox import Limits, Mechanism, Sandbox, build_sandbox, probe
+from autoagent.sandbox import Limits, Mechanism, Sandbox, build_sandbox, probe, python_paths
 from autoagent.settings import Settings, load_settings
 from autoagent.workspace import Workspace
 
@@ -98,7 +98,7 @@ def test_each_limit_is_named_when_hit(tmp_path: Path) -> None:
 
 
 def test_a_tool_process_runs_confined_and_talks_through_pipes(tmp_path: Path) -> None:
-    box = Sandbox(working_mechanism(), tmp_path.resolve())
+    box = Sandbox(working_mechanism(), tmp_path.resolve(), readable=tuple(python_paths()))
     code = (
         "import os, sys\n"
         "pids = [name for name in os.listdir('/proc') if name.isdigit()]\n"
