@@ -206,9 +206,9 @@ class Renderer:
                 one_line(verdict.decision.value),
                 " by ",
                 one_line(verdict.by.value),
-                *((" ", one_line(verdict.who)) if verdict.who else ()),
                 " (",
                 one_line(verdict.channel),
+                *((", ", one_line(verdict.who)) if verdict.who else ()),
                 *((", request ", one_line(verdict.request)) if verdict.request else ()),
                 ")",
             )

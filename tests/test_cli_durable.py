@@ -262,7 +262,7 @@ def test_show_prints_the_audit_trail(tmp_path: Path, server: FakeOpenAIServer) -
     for text in (
         "Goal 1: Write files as asked",
         "COMMAND = write_file",
-        "approve by human (terminal)",
+        "approve by human (terminal, ",  # then the OS user and the request id
         "RESULT (write_file):",
         "Wrote 7 characters to notes.md",
         "Run finished:",
