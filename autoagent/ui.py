@@ -330,8 +330,8 @@ class TerminalScreen:
             style="dim",
         )
         self.console.print(hint)
-        drop_typed_ahead()
-        self._typed = b""
+        if drop_typed_ahead():
+            self._typed = b""
         prompt = PROMPT if request.kind is Kind.APPROVAL else "Your answer: "
         self.console.print(Text(prompt), end="")
 
@@ -385,17 +385,18 @@ class TerminalScreen:
         if not self.interactive:
             time.sleep(seconds)
             return None
-        fd = sys.stdin.fileno()
-        ready, _, _ = select.select([fd], [], [], seconds)
-        if not ready:
-            return None
-        data = os.read(fd, 4096)
-        if not data:
-            self.console.print()
-            raise EOFError
-        self._typed += data
-        if b"\n" not in self._typed:
-            return None
+        if b"\n" not in self._typed:  # else a line piped in with the one before is waiting
+            fd = sys.stdin.fileno()
+            ready, _, _ = select.select([fd], [], [], seconds)
+            if not ready:
+                return None
+            data = os.read(fd, 4096)
+            if not data and not self._typed:
+                self.console.print()
+                raise EOFError
+            self._typed += data or b"\n"  # the input's last line may have no newline
+            if b"\n" not in self._typed:
+                return None
         line, _, self._typed = self._typed.partition(b"\n")
         return line.decode("utf-8", errors="replace")
 
@@ -411,15 +412,18 @@ class TerminalScreen:
         )
 
 
-def drop_typed_ahead() -> None:
+def drop_typed_ahead() -> bool:
     """Forget what was typed before the question was shown: it answered something else
-    (perhaps a lookalike prompt printed by a file or a page)."""
+    (perhaps a lookalike prompt printed by a file or a page). True when the input is a
+    terminal; answers piped in are all meant as answers, in order, and are kept."""
     try:
         import termios
     except ImportError:  # not a POSIX terminal
-        return
+        return False
     try:
         if sys.stdin.isatty():
             termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
+            return True
     except (OSError, ValueError, termios.error):  # stdin closed or not a terminal after all
         pass
+    return False

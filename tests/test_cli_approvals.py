@@ -270,3 +270,31 @@ def test_each_request_is_posted_to_the_webhook_with_single_use_links(
     assert shell(tmp_path, "approve", request["id"]).returncode == 0
     child.expect_exact("Run finished:")
     assert finish(child) == 0
+
+
+def test_answers_piped_on_stdin_answer_the_requests_in_order(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "old.txt").write_text("x")
+    server.script(
+        "execution",
+        execution_reply("delete_file", path="old.txt"),
+        execution_reply("write_file", path="new.txt", content="fresh"),
+        execution_reply("write_file", path="never.txt", content="no"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "autoagent", "run", *PROFILE],
+        cwd=tmp_path,
+        env=cli_env(tmp_path, server),
+        input="y\ny\nnot this one, thanks\n",  # ends there: the next request stops
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (tmp_path / "ws" / "old.txt").exists()
+    assert (tmp_path / "ws" / "new.txt").read_text() == "fresh"
+    assert not (tmp_path / "ws" / "never.txt").exists()
+    assert "not this one, thanks" in prompts_seen(server)[3]
+    assert "Stopped by the human" in done.stdout
