@@ -34,7 +34,7 @@ from .events import (
 from .journal import RunJournal, is_live
 from .pricing import Spend
 from .profile import AgentProfile
-from .record import StepRecord
+from .record import StepRecord, StepStatus
 from .tasks import Task
 
 STEP_EVENTS = (
@@ -183,6 +183,7 @@ def build_timeline(
             items.append(Note("ended", f"Run {event.status}", event.reason, lines, at))
             points.append((event.steps, event.spend))
     if state is not None:
+        _awaiting(state, steps)
         status, reason = str(state.get("status", "?")), str(state.get("reason", ""))
         step_count = int(state.get("step", 0))
         spend = Spend.model_validate(state.get("spend") or {})
@@ -210,6 +211,18 @@ def build_timeline(
         started=started,
         chart=spend_chart(points),
     )
+
+
+def _awaiting(state: dict[str, Any], steps: dict[int, StepItem]) -> None:
+    """A step waiting for a human says so only in the checkpoint (its event log has the
+    proposal): show it as waiting."""
+    try:
+        current = StepRecord.model_validate(state.get("current") or {})
+    except ValidationError:
+        return
+    item = steps.get(current.step)
+    if current.status is StepStatus.AWAITING and item and item.record.status is StepStatus.PROPOSED:
+        item.record = current
 
 
 def spend_chart(points: list[tuple[int, Spend]]) -> Chart | None:
