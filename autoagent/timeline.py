@@ -257,11 +257,14 @@ def _amount(value: float, in_dollars: bool) -> str:
 
 
 def pending_of(store: RequestStore) -> list[Request]:
-    """The run's requests no one has answered yet, oldest first."""
+    """The run's requests no one has answered yet and that it still waits for, oldest first
+    (as approvals.pending finds them in every run)."""
     return [
         request
         for request in store.requests()
-        if store.answer_of(request.id) is None and not request.expired()
+        if store.answer_of(request.id) is None
+        and not request.expired()
+        and store.waits_for(request)
     ]
 
 

@@ -48,6 +48,7 @@ from autoagent.tasks import Task
 from .cli_helpers import cli_env
 
 EVIL = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+DELETE = {"path": "<b>a.txt</b>"}
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'",
     "X-Content-Type-Options": "nosniff",
@@ -62,14 +63,22 @@ def make_run(home: Path, *, thoughts: str = EVIL, status: str = "finished") -> R
     journal = RunJournal.create(home)
     profile = AgentProfile(name="Scout <b>", role="a test agent", goals=["Write <i>files</i>"])
     spend = Spend(prompt_tokens=100, completion_tokens=20, cost=0.0012, calls=2)
+    waiting = StepRecord(
+        run_id=journal.run_id,
+        step=3,
+        status=StepStatus.AWAITING,
+        proposal=StepProposal(task="Tidy up", command="delete_file", args=DELETE),
+    )
     journal.save_checkpoint(
         {
             "run_id": journal.run_id,
             "profile": profile.model_dump(),
             "status": status,
-            "step": 2,
+            "step": 3 if status == "running" else 2,
             "spend": spend.model_dump(mode="json"),
             "started": time.time(),
+            # A running run waits on step 3's request (open_request).
+            "current": waiting.model_dump(mode="json") if status == "running" else None,
         }
     )
     journal.publish()
@@ -114,7 +123,7 @@ def open_request(journal: RunJournal, timeout: float | None = None) -> tuple[Any
         agent="Scout",
         step=3,
         command="delete_file",
-        args={"path": "<b>a.txt</b>"},
+        args=DELETE,
         risk="high",
         timeout=timeout,
     )
@@ -204,12 +213,13 @@ def test_pages_show_runs_and_escape_everything_from_outside(
     console: ConsoleServer, home: Path
 ) -> None:
     journal = make_run(home)
-    open_request(journal)
+    waiting = make_run(home, status="running")
+    open_request(waiting)
     client = session(console)
     runs = client.get("/").text
     assert journal.run_id in runs and "Scout &lt;b&gt;" in runs
     assert "$0.0012" in runs
-    row = runs[runs.index(f'id="run-{journal.run_id}"') :]
+    row = runs[runs.index(f'id="run-{waiting.run_id}"') :]
     assert re.search(r'#requests">1</a>', row), "the pending request is counted"
     page = client.get(f"/runs/{journal.run_id}").text
     assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in page
@@ -217,11 +227,13 @@ def test_pages_show_runs_and_escape_everything_from_outside(
     assert "Wrote &lt;u&gt;f.txt&lt;/u&gt;" in page  # a result
     assert "All &lt;b&gt;done&lt;/b&gt;" in page  # the end
     assert "Write &lt;i&gt;files&lt;/i&gt;" in page  # a goal
-    assert "&lt;b&gt;a.txt&lt;/b&gt;" in page  # a pending request's arguments
     assert "<script" not in page.replace('<script src="/static/console.js"></script>', "")
     assert "<img" not in page and "<b>" not in page
     assert "approve by human (127.0.0.1) through the web, request abcd1234" in page
     assert "<svg" in page and "<polyline" in page  # spend over steps
+    page = client.get(f"/runs/{waiting.run_id}").text
+    assert "&lt;b&gt;a.txt&lt;/b&gt;" in page  # a pending request's arguments
+    assert "<b>" not in page
     fragment = client.get(f"/runs/{journal.run_id}/timeline").text
     assert fragment.startswith('<section id="timeline"') and 'data-final="1"' in fragment
     assert "&lt;script&gt;" in fragment
@@ -447,3 +459,21 @@ def test_show_html_writes_one_self_contained_escaped_page(tmp_path: Path, home: 
         timeout=60,
     )
     assert plain.returncode == 0 and "THOUGHTS:" in plain.stdout
+
+
+def test_a_request_its_run_went_on_without_cannot_be_answered(
+    console: ConsoleServer, home: Path
+) -> None:
+    journal = make_run(home)  # finished: it waits for nothing
+    request, tokens = open_request(journal)
+    client = session(console)
+    assert "No request waits for a human." in client.get(f"/runs/{journal.run_id}").text
+    form = {"csrf": console.console.csrf, "digest": request.digest, "action": "approve"}  # type: ignore[attr-defined]
+    response = client.post(f"/requests/{request.id}", data=form)
+    assert response.status_code == 409 and "no longer waited for" in response.text
+    link = httpx.post(
+        f"{base(console)}/link/{request.id}/approve",
+        data={"token": tokens["approve"], "digest": request.digest},
+    )
+    assert link.status_code == 409
+    assert RequestStore(journal.run_dir).answer_of(request.id) is None
