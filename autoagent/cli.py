@@ -503,12 +503,12 @@ def serve(
     ] = "127.0.0.1",
 ) -> None:
     """Open a web console on this machine: runs, their timelines, requests to answer."""
-    from .console import console_url, make_server
+    from .console import ConsoleServer, console_url
 
     settings = _settings()
     _configure_logging(settings)
-    server = make_server(settings.home, host, port)
-    if not server.console.loopback:  # type: ignore[attr-defined]
+    server = ConsoleServer(settings.home, host, port)
+    if not server.console.loopback:
         print(
             f"Warning: the console listens on {host}, not only on this machine: anyone who "
             "can reach it and learns the token can answer the runs' requests.",

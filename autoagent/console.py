@@ -34,7 +34,7 @@ from .approvals import Kind, Reply, RequestError
 from .errors import ConfigError, JournalError
 from .journal import RunJournal, list_runs
 from .pages import render
-from .timeline import load_timeline, pending_of
+from .timeline import Timeline, load_timeline, pending_of
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +133,13 @@ class Console:
         if isinstance(journal, Response):
             return journal
         flash, flash_error = self._flash(query)
+        timeline = self._timeline(journal)
+        if isinstance(timeline, Response):
+            return timeline
         return self._page(
             "run.html",
             title=f"Run {run_id}",
-            timeline=load_timeline(journal),
+            timeline=timeline,
             live_url=f"/runs/{run_id}/timeline",
             flash=flash,
             flash_error=flash_error,
@@ -147,13 +150,15 @@ class Console:
         journal = self._journal(run_id)
         if isinstance(journal, Response):
             return journal
-        timeline = load_timeline(journal)
+        timeline = self._timeline(journal)
+        if isinstance(timeline, Response):
+            return timeline
         return self._page("_timeline.html", timeline=timeline, live_url=f"/runs/{run_id}/timeline")
 
     def requests_fragment(self, run_id: str | None) -> Response:
         back = f"/runs/{run_id}" if run_id else "/approvals"
         if run_id is not None and isinstance(self._journal(run_id), Response):
-            return self._message("No such run", f"No run {run_id!r}.", HTTPStatus.NOT_FOUND)
+            return self.message("No such run", f"No run {run_id!r}.", HTTPStatus.NOT_FOUND)
         return self._page("_requests.html", **self._requests_context(back, run_id=run_id))
 
     def approvals_page(self, query: dict[str, str]) -> Response:
@@ -168,7 +173,7 @@ class Console:
 
     def static(self, name: str) -> Response:
         if name not in STATIC:
-            return self._message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
+            return self.message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
         body = resources.files("autoagent").joinpath(f"static/{name}").read_bytes()
         return Response(HTTPStatus.OK, body, STATIC[name])
 
@@ -181,7 +186,7 @@ class Console:
             back = "/approvals"
         reply = REPLIES.get(form.get("action", ""))
         if reply is None:
-            return self._message(
+            return self.message(
                 "Nothing decided", "Unknown action.", HTTPStatus.BAD_REQUEST, back=back
             )
         given = self._decide(request_id, reply, form, client, "web", back)
@@ -208,23 +213,23 @@ class Console:
         given = self._decide(request_id, REPLIES[action], form, client, "link", None)
         if isinstance(given, Response):
             return given
-        return self._message(
+        return self.message(
             "Recorded", f"Recorded: {approvals.describe_answer(given)}.", HTTPStatus.OK
         )
 
     def _linked(self, request_id: str, action: str, token: str) -> approvals.Request | Response:
         if action not in REPLIES or not REQUEST_ID.fullmatch(request_id):
-            return self._message("Not found", "There is no such link.", HTTPStatus.NOT_FOUND)
+            return self.message("Not found", "There is no such link.", HTTPStatus.NOT_FOUND)
         try:
             request, store = approvals.find(self.home, request_id)
         except RequestError as exc:
-            return self._message("Not found", str(exc), HTTPStatus.NOT_FOUND)
+            return self.message("Not found", str(exc), HTTPStatus.NOT_FOUND)
         try:
             approvals.check_link(request, action, token)
         except RequestError as exc:
-            return self._message("Link refused", str(exc), HTTPStatus.FORBIDDEN)
+            return self.message("Link refused", str(exc), HTTPStatus.FORBIDDEN)
         if (answer := store.answer_of(request.id)) is not None:
-            return self._message(
+            return self.message(
                 "Already answered",
                 str(approvals.Answered(request, answer)),
                 HTTPStatus.CONFLICT,
@@ -244,9 +249,9 @@ class Console:
         try:
             request, _ = approvals.find(self.home, request_id)
         except RequestError as exc:
-            return self._message("Nothing decided", str(exc), HTTPStatus.NOT_FOUND, back=back)
+            return self.message("Nothing decided", str(exc), HTTPStatus.NOT_FOUND, back=back)
         if reply is Reply.ANSWER and not text:
-            return self._message(
+            return self.message(
                 "Nothing decided", "The answer is empty.", HTTPStatus.BAD_REQUEST, back=back
             )
         if request.kind is Kind.APPROVAL and reply is Reply.APPROVE:
@@ -262,7 +267,7 @@ class Console:
                 shown_digest=form.get("digest", ""),
             )
         except RequestError as exc:
-            return self._message("Nothing decided", str(exc), HTTPStatus.CONFLICT, back=back)
+            return self.message("Nothing decided", str(exc), HTTPStatus.CONFLICT, back=back)
 
     # Helpers.
 
@@ -286,11 +291,17 @@ class Console:
 
     def _journal(self, run_id: str) -> RunJournal | Response:
         if not RUN_ID.fullmatch(run_id):
-            return self._message("No such run", "There is no such run.", HTTPStatus.NOT_FOUND)
+            return self.message("No such run", "There is no such run.", HTTPStatus.NOT_FOUND)
         try:
             return RunJournal.open(self.home, run_id)
         except JournalError as exc:
-            return self._message("No such run", str(exc), HTTPStatus.NOT_FOUND)
+            return self.message("No such run", str(exc), HTTPStatus.NOT_FOUND)
+
+    def _timeline(self, journal: RunJournal) -> Timeline | Response:
+        try:
+            return load_timeline(journal)
+        except JournalError as exc:
+            return self.message("This run cannot be shown", str(exc), HTTPStatus.CONFLICT)
 
     def _flash(self, query: dict[str, str]) -> tuple[str, bool]:
         """After a decision: what was recorded, read back from the request's answer."""
@@ -309,7 +320,7 @@ class Console:
     def _page(self, template: str, **context: Any) -> Response:
         return Response(HTTPStatus.OK, render(template, **context).encode("utf-8"))
 
-    def _message(
+    def message(
         self, title: str, message: str, status: int, *, back: str | None = None
     ) -> Response:
         error = status >= 400
@@ -405,7 +416,7 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
                     return console.requests_fragment(run_id)
                 case ["static", name]:
                     return console.static(name)
-            return console._message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
+            return console.message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
 
         def _post(self) -> Response:
             parts = [part for part in urlsplit(self.path).path.split("/") if part]
@@ -424,43 +435,37 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 return forbidden()
             if len(parts) == 2 and parts[0] == "requests":
                 return console.decide(parts[1], form, client)
-            return console._message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
+            return console.message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
 
     return Handler
 
 
 class ConsoleServer(ThreadingHTTPServer):
+    """The console, bound; ConfigError when the port is taken."""
+
     daemon_threads = True
-    allow_reuse_address = True
 
-
-def make_server(home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> ConsoleServer:
-    """The console, bound and ready to serve; ConfigError when the port is taken."""
-    token = secrets.token_urlsafe(32)
-    loopback = _is_loopback(host)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    server_class = type("Server", (ConsoleServer,), {"address_family": family})
-    try:
-        # The handler needs the port, known only once bound: bind first, then attach it.
-        server = server_class((host, port), BaseHTTPRequestHandler)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(
-                f"Port {port} on {host} is in use (another console?): "
-                f"`autoagent serve --port {free_port(host, port)}` is free."
-            ) from exc
-        raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from exc
-    bound = server.server_address[1]
-    server.console = Console(home, token, bound, loopback)  # type: ignore[attr-defined]
-    server.RequestHandlerClass = _handler(server.console)  # type: ignore[attr-defined]
-    return server
+    def __init__(self, home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            super().__init__((host, port), BaseHTTPRequestHandler)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"Port {port} on {host} is in use (another console?): "
+                    f"`autoagent serve --port {free_port(host, port)}` is free."
+                ) from exc
+            raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from exc
+        # The rules need the port, known once bound (--port 0).
+        bound = int(self.server_address[1])
+        self.console = Console(home, secrets.token_urlsafe(32), bound, _is_loopback(host))
+        self.RequestHandlerClass = _handler(self.console)
 
 
 def console_url(server: ConsoleServer, host: str) -> str:
-    port = server.server_address[1]
+    """The address to open, with the token."""
     shown = f"[{host}]" if ":" in host else host
-    token = server.console.token  # type: ignore[attr-defined]
-    return f"http://{shown}:{port}/?token={token}"
+    return f"http://{shown}:{server.console.port}/?token={server.console.token}"
 
 
 def free_port(host: str, near: int) -> int:

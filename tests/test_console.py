@@ -20,7 +20,7 @@ import pytest
 from autoagent import approvals
 from autoagent.approvals import Kind, RequestStore
 from autoagent.authorize import Actor
-from autoagent.console import ConsoleServer, make_server
+from autoagent.console import ConsoleServer
 from autoagent.events import (
     Authorized,
     CommandDone,
@@ -136,7 +136,7 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def console(home: Path) -> Iterator[ConsoleServer]:
-    server = make_server(home, "127.0.0.1", 0)
+    server = ConsoleServer(home, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -149,7 +149,7 @@ def base(server: ConsoleServer) -> str:
 
 
 def token(server: ConsoleServer) -> str:
-    return server.console.token  # type: ignore[attr-defined,no-any-return]
+    return server.console.token
 
 
 def session(server: ConsoleServer) -> httpx.Client:
@@ -177,7 +177,7 @@ def test_every_page_needs_the_token(console: ConsoleServer, home: Path) -> None:
     wrong = httpx.get(base(console) + "/?token=not-the-token")
     assert wrong.status_code == 403
     assert "set-cookie" not in wrong.headers
-    cookie = {console.console.cookie: "not-the-token"}  # type: ignore[attr-defined]
+    cookie = {console.console.cookie: "not-the-token"}
     assert httpx.get(base(console) + "/", cookies=cookie).status_code == 403
 
 
@@ -311,7 +311,7 @@ def test_an_expired_request_is_refused(console: ConsoleServer, home: Path) -> No
     time.sleep(0.1)
     client = session(console)
     # No page offers an expired request: its CSRF field is the console's.
-    form = {"csrf": console.console.csrf, "digest": request.digest, "action": "approve"}  # type: ignore[attr-defined]
+    form = {"csrf": console.console.csrf, "digest": request.digest, "action": "approve"}
     response = client.post(f"/requests/{request.id}", data=form)
     assert response.status_code == 409 and "expired" in response.text
     link = httpx.post(
@@ -370,7 +370,8 @@ def test_a_question_is_answered_with_text(console: ConsoleServer, home: Path) ->
     assert empty.status_code == 400
     response = client.post(f"/requests/{request.id}", data={**form, "text": "Blue"})
     assert response.status_code == 303
-    assert approvals.find(home, request.id)[1].answer_of(request.id).text == "Blue"  # type: ignore[union-attr]
+    answer = approvals.find(home, request.id)[1].answer_of(request.id)
+    assert answer is not None and answer.text == "Blue"
     assert tokens.keys() == {"answer"}
 
 
@@ -468,7 +469,7 @@ def test_a_request_its_run_went_on_without_cannot_be_answered(
     request, tokens = open_request(journal)
     client = session(console)
     assert "No request waits for a human." in client.get(f"/runs/{journal.run_id}").text
-    form = {"csrf": console.console.csrf, "digest": request.digest, "action": "approve"}  # type: ignore[attr-defined]
+    form = {"csrf": console.console.csrf, "digest": request.digest, "action": "approve"}
     response = client.post(f"/requests/{request.id}", data=form)
     assert response.status_code == 409 and "no longer waited for" in response.text
     link = httpx.post(
@@ -477,3 +478,16 @@ def test_a_request_its_run_went_on_without_cannot_be_answered(
     )
     assert link.status_code == 409
     assert RequestStore(journal.run_dir).answer_of(request.id) is None
+
+
+def test_a_run_whose_log_is_corrupt_is_one_sentence(console: ConsoleServer, home: Path) -> None:
+    journal = make_run(home)
+    log = journal.run_dir / "events.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
+    client = session(console)
+    for path in (f"/runs/{journal.run_id}", f"/runs/{journal.run_id}/timeline"):
+        response = client.get(path)
+        assert response.status_code == 409
+        assert "is corrupt at line 2" in response.text
+    assert client.get("/").status_code == 200
