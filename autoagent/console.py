@@ -76,7 +76,8 @@ class Console:
     # Who may ask.
 
     def has_session(self, cookies: dict[str, str]) -> bool:
-        return hmac.compare_digest(cookies.get(self.cookie, ""), self.token)
+        given = cookies.get(self.cookie, "").encode("utf-8", errors="replace")
+        return hmac.compare_digest(given, self.token.encode())
 
     def token_ok(self, token: str) -> bool:
         return hmac.compare_digest(token.encode(), self.token.encode())

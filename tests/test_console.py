@@ -179,6 +179,8 @@ def test_every_page_needs_the_token(console: ConsoleServer, home: Path) -> None:
     assert "set-cookie" not in wrong.headers
     cookie = {console.console.cookie: "not-the-token"}
     assert httpx.get(base(console) + "/", cookies=cookie).status_code == 403
+    raw = f"{console.console.cookie}=tok\u00e9n".encode("latin-1")
+    assert httpx.get(base(console) + "/", headers={"Cookie": raw}).status_code == 403
 
 
 def test_the_token_sets_a_strict_cookie_and_is_dropped_from_the_url(
