@@ -452,6 +452,10 @@ def runs() -> None:
 @app.command()
 def show(
     run_id: Annotated[str, typer.Argument(help="The run, as `autoagent runs` lists it.")],
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write the run's timeline to this file, as one HTML page."),
+    ] = None,
 ) -> None:
     """Print a readable account of a run: goals, steps, commands, approvals, results, cost."""
     from .errors import JournalError
@@ -459,6 +463,9 @@ def show(
     from .report import render_run
 
     journal = RunJournal.open(_settings().home, run_id)
+    if html is not None:
+        _write_html(journal, html)
+        return
     state, problem = None, ""
     try:
         state = journal.load_checkpoint()
@@ -468,6 +475,53 @@ def show(
     if not entries:
         raise JournalError(problem or f"Run {run_id} has no events.jsonl to show.")
     render_run(_console(), run_id, entries, state, problem)
+
+
+def _write_html(journal: Any, target: Path) -> None:
+    from rich.text import Text
+
+    from .pages import export_html
+    from .timeline import load_timeline
+    from .ui import one_line
+
+    page = export_html(load_timeline(journal))
+    try:
+        target.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise typer.BadParameter(f"Cannot write {target}: {exc.strerror}.") from exc
+    _console().print(Text.assemble("Wrote ", one_line(target), "."))
+
+
+@app.command()
+def serve(
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="The port (0: any free one).")
+    ] = 8765,
+    host: Annotated[
+        str,
+        typer.Option("--host", help="The address to listen on; anything but 127.0.0.1 is exposed."),
+    ] = "127.0.0.1",
+) -> None:
+    """Open a web console on this machine: runs, their timelines, requests to answer."""
+    from .console import ConsoleServer, console_url
+
+    settings = _settings()
+    _configure_logging(settings)
+    server = ConsoleServer(settings.home, host, port)
+    if not server.console.loopback:
+        print(
+            f"Warning: the console listens on {host}, not only on this machine: anyone who "
+            "can reach it and learns the token can answer the runs' requests.",
+            flush=True,
+        )
+    print(f"The web console: {console_url(server, host)}", flush=True)
+    print("It only records answers; the runs apply them. Ctrl-C stops it.", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nConsole stopped.", flush=True)
+    finally:
+        server.server_close()
 
 
 @app.command()
