@@ -495,18 +495,28 @@ def _write_html(journal: Any, target: Path) -> None:
 @app.command()
 def serve(
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="The port (0: any free one).")
-    ] = 8765,
+        int | None,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            help="The port (0: any free one; default: that of AUTOAGENT_CONSOLE_URL, 8765).",
+        ),
+    ] = None,
     host: Annotated[
         str,
         typer.Option("--host", help="The address to listen on; anything but 127.0.0.1 is exposed."),
     ] = "127.0.0.1",
 ) -> None:
     """Open a web console on this machine: runs, their timelines, requests to answer."""
+    from urllib.parse import urlsplit
+
     from .console import ConsoleServer, console_url
 
     settings = _settings()
     _configure_logging(settings)
+    if port is None:  # where the links in notifications point
+        port = urlsplit(settings.console_url).port or 8765
     server = ConsoleServer(settings.home, host, port)
     if not server.console.loopback:
         print(
