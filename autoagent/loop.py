@@ -20,7 +20,6 @@ from .agents import (
     BudgetExceeded,
     ExecutionAgent,
     ModelCaller,
-    PrioritizationAgent,
     TaskCreationAgent,
 )
 from .authorize import Gate, Proposal
@@ -107,7 +106,6 @@ class AgentLoop:
             caller, settings.model, profile, registry, settings.prompt_tokens
         )
         self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
-        self.prioritizer = PrioritizationAgent(caller, settings.fast_model, profile.goals)
         self.timings = caller.timings
         self.notes = notes or []  # for the human, shown when the run starts
         self._window = settings.recent_steps
@@ -396,20 +394,19 @@ class AgentLoop:
                 self.memory.flush()
 
     def _plan(self, task: str, result: str) -> Generator[Event, None, list[Task]]:
-        """Task creation, then prioritization only when the list changed and has a choice."""
+        """Task creation, which also gives the order of the list: prioritization in the same
+        call (shown when it has a choice to make)."""
         tasks = self.state.tasks
         yield self._emit(Thinking("task-creation"))
         with self.timings.phase("prompt"):
-            new = self.task_creator.create(
-                task, trim_middle(result, RESULT_CHARS_IN_PROMPT), [t.text for t in tasks.open]
+            reply = self.task_creator.create(
+                task, trim_middle(result, RESULT_CHARS_IN_PROMPT), tasks.open, tasks.next_id
             )
-        added = tasks.add(new)
+        added, _ = tasks.plan(reply.tasks, reply.order)
         if added and self.memory is not None and self.settings.memory_recall:
             self.memory.prepare_queries([t.text for t in added])
-        if added and len(tasks.open) > 1:
+        if reply.order and len(tasks.open) > 1:
             yield self._emit(Thinking("prioritization"))
-            with self.timings.phase("prompt"):
-                tasks.reorder(self.prioritizer.order(tasks.open))
         yield self._emit(TasksChanged(tasks.open, added))
         return added
 
