@@ -241,16 +241,14 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
             _leave_now(130)
         finally:
             renderer.close()
-    if status == "failed":
-        raise typer.Exit(1)
-    if status == "interrupted":
-        _leave_now(130)
+    # The run is saved, its memory written and closed, its servers stopped.
+    _leave_now({"failed": 1, "interrupted": 130}.get(status, 0))
 
 
 def _leave_now(code: int) -> NoReturn:
-    """Exit without tearing the interpreter down, which takes seconds once chromadb and the
-    embedding model are loaded: after Ctrl-C the run is saved and its memory closed, and the
-    terminal should be back at once."""
+    """Exit without tearing the interpreter down, which takes a second or more once chromadb
+    and the embedding models are loaded: once a run is saved and its memory closed (also after
+    Ctrl-C), the terminal should be back at once."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
