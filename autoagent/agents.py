@@ -32,7 +32,7 @@ log = logging.getLogger("autoagent.llm")
 MAX_REASKS = 3
 ECHOED_REPLY_CHARS = 2000  # of an unusable reply, shown back when re-asking (it may be huge)
 TASK_CHARS = 2000
-MAX_OPEN_TASKS_SHOWN = 15
+MAX_OPEN_TASKS_SHOWN = 5  # the next ones; the whole list is task creation's concern
 
 
 class BudgetExceeded(AutoAgentError):

@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 
 NO_TASK = "No open tasks are left: check the goals against what was done; finish if they are met."
 FILE_MAKERS = {"write_file", "append_to_file"}  # their success counts as progress
+# A memory in the prompt is a reminder of an earlier step (its task, command and how the
+# result began); kept short, the prompt stays flat as the run goes on.
+MEMORY_CHARS_IN_PROMPT = 300
 
 
 class _RunOver(Exception):
@@ -463,7 +466,7 @@ class AgentLoop:
             if (m.metadata.get("run_id"), m.metadata.get("step")) not in in_window
         ]
         return [
-            trim_middle(t, RESULT_CHARS_IN_PROMPT) for t in texts[: self.settings.memory_recall]
+            trim_middle(t, MEMORY_CHARS_IN_PROMPT) for t in texts[: self.settings.memory_recall]
         ]
 
     def _remember(self, record: StepRecord) -> None:
