@@ -497,9 +497,14 @@ class AgentLoop:
             self.journal.save_checkpoint(self.state.model_dump(mode="json"))
 
     def _durable(self, event: Any) -> Any:
-        """Journal the event (synced), then save the checkpoint, before anything goes on."""
+        """Journal the event, then save the checkpoint (synced), before anything goes on.
+
+        The checkpoint holds the same record and is synced right after, so the journal line
+        is not synced on its own: a killed process leaves both (the kernel has them); only a
+        power cut in the moment between the two can leave neither, and then the step counts
+        as cut (its command is never run again)."""
         with self.timings.phase("journal"):
-            self.journal.record(type(event).__name__, sync=True, **to_data(event))
+            self.journal.record(type(event).__name__, **to_data(event))
         self._record_calls()
         self._save()
         return event
