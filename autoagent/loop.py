@@ -66,6 +66,9 @@ FILE_MAKERS = {"write_file", "append_to_file"}  # their success counts as progre
 # A memory in the prompt is a reminder of an earlier step (its task, command and how the
 # result began); kept short, the prompt stays flat as the run goes on.
 MEMORY_CHARS_IN_PROMPT = 300
+# What the checkpoint keeps of a done task's result (the whole result is in the journal and
+# in memory); the checkpoint is written three times a step, so it must not grow much.
+DONE_RESULT_CHARS = 200
 
 
 class _RunOver(Exception):
@@ -160,8 +163,7 @@ class AgentLoop:
         state = self.state
         recovered, human_notes = self._recover() if self.resumed else ([], [])
         state.status = RunStatus.RUNNING
-        if self.memory is not None and self.settings.memory_recall:
-            self.memory.prepare_queries([t.text for t in state.tasks.open])
+        self._prepare_recall()
         self._save()
         yield self._emit(
             RunStarted(
@@ -373,7 +375,7 @@ class AgentLoop:
         self._remember(record)
         task_id = record.proposal.task_id
         if task_id is not None and any(t.id == task_id for t in state.tasks.open):
-            state.tasks.complete(task_id, trim_middle(record.result.output, RESULT_CHARS_IN_PROMPT))
+            state.tasks.complete(task_id, trim_middle(record.result.output, DONE_RESULT_CHARS))
         added = yield from self._plan(record.proposal.task, record.result.output)
         made_file = record.result.ok and record.command in FILE_MAKERS
         done = record.advance(StepStatus.DONE, tasks_added=added, progress=made_file or bool(added))
@@ -406,8 +408,7 @@ class AgentLoop:
                 task, trim_middle(result, RESULT_CHARS_IN_PROMPT), tasks.open, tasks.next_id
             )
         added, _ = tasks.plan(reply.tasks, reply.order)
-        if added and self.memory is not None and self.settings.memory_recall:
-            self.memory.prepare_queries([t.text for t in added])
+        self._prepare_recall()
         if reply.order and len(tasks.open) > 1:
             yield self._emit(Thinking("prioritization"))
         yield self._emit(TasksChanged(tasks.open, added))
@@ -450,6 +451,14 @@ class AgentLoop:
                 RunStatus.STOPPED,
                 f"Ran {limit} commands, the continuous limit (--continuous-limit).",
             )
+
+    def _prepare_recall(self) -> None:
+        """Embed the next task's query now, on the memory's own thread, so that its recall
+        at the next step needs no embedding. Only the next one: tasks further down may
+        never be done, and a transformer run costs tens of milliseconds."""
+        current = self.state.tasks.current
+        if current is not None and self.memory is not None and self.settings.memory_recall:
+            self.memory.prepare_queries([current.text])
 
     def _recall(self, task: str) -> list[str]:
         if self.memory is None or self.settings.memory_recall == 0:
