@@ -69,6 +69,7 @@ MEMORY_CHARS_IN_PROMPT = 300
 # What the checkpoint keeps of a done task's result (the whole result is in the journal and
 # in memory); the checkpoint is written three times a step, so it must not grow much.
 DONE_RESULT_CHARS = 200
+PREPARED_TASKS = 3  # the next tasks whose recall is embedded ahead
 
 
 class _RunOver(Exception):
@@ -453,12 +454,12 @@ class AgentLoop:
             )
 
     def _prepare_recall(self) -> None:
-        """Embed the next task's query now, on the memory's own thread, so that its recall
-        at the next step needs no embedding. Only the next one: tasks further down may
-        never be done, and a transformer run costs tens of milliseconds."""
-        current = self.state.tasks.current
-        if current is not None and self.memory is not None and self.settings.memory_recall:
-            self.memory.prepare_queries([current.text])
+        """Embed the queries of the next few tasks now, on the memory's own thread, so that
+        their recall needs no embedding: a task is embedded once, while it waits near the top
+        of the list. Not those further down: they may never be done, and a transformer run
+        costs tens of milliseconds (every new task's was, two a step when two were added)."""
+        if self.memory is not None and self.settings.memory_recall:
+            self.memory.prepare_queries([t.text for t in self.state.tasks.open[:PREPARED_TASKS]])
 
     def _recall(self, task: str) -> list[str]:
         if self.memory is None or self.settings.memory_recall == 0:
