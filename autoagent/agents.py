@@ -16,7 +16,6 @@ from .pricing import Spend
 from .profile import AgentProfile
 from .replies import (
     ExecutionReply,
-    PrioritizationReply,
     Reply,
     ReplyProblem,
     TaskCreationReply,
@@ -33,7 +32,7 @@ log = logging.getLogger("autoagent.llm")
 MAX_REASKS = 3
 ECHOED_REPLY_CHARS = 2000  # of an unusable reply, shown back when re-asking (it may be huge)
 TASK_CHARS = 2000
-MAX_OPEN_TASKS_SHOWN = 15
+MAX_OPEN_TASKS_SHOWN = 5  # the next ones; the whole list is task creation's concern
 
 
 class BudgetExceeded(AutoAgentError):
@@ -308,6 +307,10 @@ class ExecutionAgent:
 
 
 class TaskCreationAgent:
+    """Task creation and prioritization, two roles in one call: the new tasks a result calls
+    for, and the order of the whole open list (which the task list applies without ever
+    losing or inventing a task)."""
+
     role = "task-creation"
 
     def __init__(self, caller: ModelCaller, model: str, goals: Sequence[str]) -> None:
@@ -315,27 +318,17 @@ class TaskCreationAgent:
         self.model = model
         self.goals = list(goals)
 
-    def create(self, task: str, result: str, open_tasks: Sequence[str]) -> list[str]:
+    def create(
+        self, task: str, result: str, open_tasks: Sequence[Task], next_id: int
+    ) -> TaskCreationReply:
         prompt = prompts.render(
-            "task_creation", goals=self.goals, task=task, result=result, open_tasks=list(open_tasks)
+            "task_creation",
+            goals=self.goals,
+            task=task,
+            result=result,
+            open_tasks=list(open_tasks),
+            next_id=next_id,
         )
-        reply = self.caller.ask(
+        return self.caller.ask(
             self.role, [{"role": "user", "content": prompt}], self.model, TaskCreationReply
         )
-        return [t for t in reply.tasks if t.strip()]
-
-
-class PrioritizationAgent:
-    role = "prioritization"
-
-    def __init__(self, caller: ModelCaller, model: str, goals: Sequence[str]) -> None:
-        self.caller = caller
-        self.model = model
-        self.goals = list(goals)
-
-    def order(self, tasks: Sequence[Task]) -> list[int]:
-        prompt = prompts.render("prioritization", goals=self.goals, tasks=list(tasks))
-        reply = self.caller.ask(
-            self.role, [{"role": "user", "content": prompt}], self.model, PrioritizationReply
-        )
-        return reply.order

@@ -20,7 +20,6 @@ from .agents import (
     BudgetExceeded,
     ExecutionAgent,
     ModelCaller,
-    PrioritizationAgent,
     TaskCreationAgent,
 )
 from .authorize import Gate, Proposal
@@ -64,6 +63,13 @@ log = logging.getLogger(__name__)
 
 NO_TASK = "No open tasks are left: check the goals against what was done; finish if they are met."
 FILE_MAKERS = {"write_file", "append_to_file"}  # their success counts as progress
+# A memory in the prompt is a reminder of an earlier step (its task, command and how the
+# result began); kept short, the prompt stays flat as the run goes on.
+MEMORY_CHARS_IN_PROMPT = 300
+# What the checkpoint keeps of a done task's result (the whole result is in the journal and
+# in memory); the checkpoint is written three times a step, so it must not grow much.
+DONE_RESULT_CHARS = 200
+PREPARED_TASKS = 3  # the next tasks whose recall is embedded ahead
 
 
 class _RunOver(Exception):
@@ -107,7 +113,6 @@ class AgentLoop:
             caller, settings.model, profile, registry, settings.prompt_tokens
         )
         self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
-        self.prioritizer = PrioritizationAgent(caller, settings.fast_model, profile.goals)
         self.timings = caller.timings
         self.notes = notes or []  # for the human, shown when the run starts
         self._window = settings.recent_steps
@@ -159,8 +164,7 @@ class AgentLoop:
         state = self.state
         recovered, human_notes = self._recover() if self.resumed else ([], [])
         state.status = RunStatus.RUNNING
-        if self.memory is not None and self.settings.memory_recall:
-            self.memory.prepare_queries([t.text for t in state.tasks.open])
+        self._prepare_recall()
         self._save()
         yield self._emit(
             RunStarted(
@@ -418,7 +422,7 @@ class AgentLoop:
         self._remember(record)
         task_id = record.proposal.task_id
         if task_id is not None and any(t.id == task_id for t in state.tasks.open):
-            state.tasks.complete(task_id, trim_middle(record.result.output, RESULT_CHARS_IN_PROMPT))
+            state.tasks.complete(task_id, trim_middle(record.result.output, DONE_RESULT_CHARS))
         added = yield from self._plan(record.proposal.task, record.result.output)
         made_file = record.result.ok and record.command in FILE_MAKERS
         done = record.advance(StepStatus.DONE, tasks_added=added, progress=made_file or bool(added))
@@ -442,20 +446,18 @@ class AgentLoop:
                 self.memory.flush()
 
     def _plan(self, task: str, result: str) -> Generator[Event, None, list[Task]]:
-        """Task creation, then prioritization only when the list changed and has a choice."""
+        """Task creation, which also gives the order of the list: prioritization in the same
+        call (shown when it has a choice to make)."""
         tasks = self.state.tasks
         yield self._emit(Thinking("task-creation"))
         with self.timings.phase("prompt"):
-            new = self.task_creator.create(
-                task, trim_middle(result, RESULT_CHARS_IN_PROMPT), [t.text for t in tasks.open]
+            reply = self.task_creator.create(
+                task, trim_middle(result, RESULT_CHARS_IN_PROMPT), tasks.open, tasks.next_id
             )
-        added = tasks.add(new)
-        if added and self.memory is not None and self.settings.memory_recall:
-            self.memory.prepare_queries([t.text for t in added])
-        if added and len(tasks.open) > 1:
+        added, _ = tasks.plan(reply.tasks, reply.order)
+        self._prepare_recall()
+        if reply.order and len(tasks.open) > 1:
             yield self._emit(Thinking("prioritization"))
-            with self.timings.phase("prompt"):
-                tasks.reorder(self.prioritizer.order(tasks.open))
         yield self._emit(TasksChanged(tasks.open, added))
         return added
 
@@ -497,6 +499,14 @@ class AgentLoop:
                 f"Ran {limit} commands, the continuous limit (--continuous-limit).",
             )
 
+    def _prepare_recall(self) -> None:
+        """Embed the queries of the next few tasks now, on the memory's own thread, so that
+        their recall needs no embedding: a task is embedded once, while it waits near the top
+        of the list. Not those further down: they may never be done, and a transformer run
+        costs tens of milliseconds (every new task's was, two a step when two were added)."""
+        if self.memory is not None and self.settings.memory_recall:
+            self.memory.prepare_queries([t.text for t in self.state.tasks.open[:PREPARED_TASKS]])
+
     def _recall(self, task: str) -> list[str]:
         if self.memory is None or self.settings.memory_recall == 0:
             return []
@@ -512,7 +522,7 @@ class AgentLoop:
             if (m.metadata.get("run_id"), m.metadata.get("step")) not in in_window
         ]
         return [
-            trim_middle(t, RESULT_CHARS_IN_PROMPT) for t in texts[: self.settings.memory_recall]
+            trim_middle(t, MEMORY_CHARS_IN_PROMPT) for t in texts[: self.settings.memory_recall]
         ]
 
     def _remember(self, record: StepRecord) -> None:
@@ -543,9 +553,14 @@ class AgentLoop:
             self.journal.save_checkpoint(self.state.model_dump(mode="json"))
 
     def _durable(self, event: Any) -> Any:
-        """Journal the event (synced), then save the checkpoint, before anything goes on."""
+        """Journal the event, then save the checkpoint (synced), before anything goes on.
+
+        The checkpoint holds the same record and is synced right after, so the journal line
+        is not synced on its own: a killed process leaves both (the kernel has them); only a
+        power cut in the moment between the two can leave neither, and then the step counts
+        as cut (its command is never run again)."""
         with self.timings.phase("journal"):
-            self.journal.record(type(event).__name__, sync=True, **to_data(event))
+            self.journal.record(type(event).__name__, **to_data(event))
         self._record_calls()
         self._save()
         return event

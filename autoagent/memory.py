@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .background import in_background
 from .embeddings import Embedder
 from .errors import MemoryStoreError
 from .locks import try_lock
@@ -25,6 +26,7 @@ MAX_MEMORY_CHARS = 4000
 # Only the head of a memory (or a query) is embedded: the task, the command and how the result
 # begins say what it is about, and embedding time grows with length (about 0.2 ms a character).
 EMBED_CHARS = 250
+CHROMA_FILE = "chroma.sqlite3"  # a local store without it has never held a memory
 # Query embeddings kept by text: a step that repeats its task (feedback, an invalid command,
 # no task left) asks the same question again, and embedding it costs 15-30 ms.
 QUERY_CACHE_SIZE = 128
@@ -48,8 +50,19 @@ def collection_name(agent_name: str, embedder_key: str) -> str:
 class Memory:
     """One agent's memories: every step's task, command and result, recalled by meaning."""
 
-    def __init__(self, client: Any, agent_name: str, embedder: Embedder, where: str) -> None:
-        self._client = client
+    def __init__(
+        self,
+        client: Any,
+        agent_name: str,
+        embedder: Embedder,
+        where: str,
+        *,
+        fresh: bool = False,
+    ) -> None:
+        """`client` is a Chroma client, or a Future of one: the store is then opened on a
+        thread of its own while the run starts, and waited for when it is first needed.
+        `fresh`: the store is known to have held nothing when opened, so a recall finds
+        nothing (and needs no store) until a write of this process is in."""
         self.agent_name = agent_name
         self.embedder = embedder
         self.where = where
@@ -64,11 +77,27 @@ class Memory:
         self._preparing: dict[str, Future[list[float]]] = {}
         self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory-queries")
         self._known_nonempty = False  # memories are only added, so once true it stays true
-        self._collection = self._open_collection()
+        self._fresh = fresh
+        self._store: Future[tuple[Any, Any]] = Future()
+        if isinstance(client, Future):
+            self._store = in_background(lambda: self._opened(client.result()))
+        else:
+            self._store.set_result(self._opened(client))
 
-    def _open_collection(self) -> Any:
+    def _opened(self, client: Any) -> tuple[Any, Any]:
+        return client, self._open_collection(client)
+
+    @property
+    def _client(self) -> Any:
+        return self._store.result()[0]
+
+    @property
+    def _collection(self) -> Any:
+        return self._store.result()[1]
+
+    def _open_collection(self, client: Any) -> Any:
         try:
-            return self._client.get_or_create_collection(
+            return client.get_or_create_collection(
                 collection_name(self.agent_name, self.embedder.key),
                 embedding_function=None,
                 configuration={"hnsw": {"space": "cosine"}},
@@ -78,11 +107,20 @@ class Memory:
             raise MemoryStoreError(f"Cannot open the memory store at {self.where}: {exc}") from exc
 
     @classmethod
-    def open_local(cls, path: Path, agent_name: str, embedder: Embedder) -> Memory:
-        """The embedded store under AUTOAGENT_HOME; one process at a time (a lock file)."""
+    def open_local(
+        cls, path: Path, agent_name: str, embedder: Embedder, *, background: bool = False
+    ) -> Memory:
+        """The embedded store under AUTOAGENT_HOME; one process at a time (a lock file).
+        `background`: chromadb loads and opens the store on a thread of its own (the lock is
+        taken here, so a store in use is still refused at once)."""
         lock_fd = lock_store(path)
         try:
-            memory = cls(local_client(path), agent_name, embedder, str(path))
+            if background:
+                fresh = not (path / CHROMA_FILE).exists()
+                client: Any = in_background(open_in_order, path, embedder)
+                memory = cls(client, agent_name, embedder, str(path), fresh=fresh)
+            else:
+                memory = cls(local_client(path), agent_name, embedder, str(path))
         except BaseException:
             os.close(lock_fd)
             raise
@@ -155,7 +193,7 @@ class Memory:
             # Counting costs a round trip; it is only needed until the store has a memory,
             # to skip embedding the query when there is nothing to find.
             if not self._known_nonempty:
-                if self._collection.count() == 0:
+                if self._fresh or self._collection.count() == 0:
                     return []
                 self._known_nonempty = True
             found = self._collection.query(
@@ -240,7 +278,9 @@ class Memory:
             self._client.delete_collection(self._collection.name)
         except Exception as exc:
             raise MemoryStoreError(f"Cannot clear the memory store at {self.where}: {exc}") from exc
-        self._collection = self._open_collection()
+        client = self._client
+        self._store = Future()
+        self._store.set_result((client, self._open_collection(client)))
         self._known_nonempty = False
         return count
 
@@ -259,8 +299,38 @@ class Memory:
             self._lock_fd = None
 
 
-def local_client(path: Path) -> Any:
+def import_chromadb() -> Any:
+    """chromadb, imported without the signature checks of the `overrides` decorator it puts
+    on its methods: they compare every method with its base class's as each class is made,
+    which was a third of the time importing chromadb took. They are checks for chromadb's own
+    developers (no other package here uses `overrides`); the decorator still marks each
+    method, as `EnforceOverrides` requires."""
+    import overrides
+
+    def override(method: Any = None, **_: Any) -> Any:
+        def mark(function: Any) -> Any:
+            function.__override__ = True
+            return function
+
+        return mark if method is None else mark(method)
+
+    overrides.override = overrides.overrides = override
     import chromadb
+
+    return chromadb
+
+
+def open_in_order(path: Path, embedder: Embedder) -> Any:
+    """The embedder's models (if it loads any), then chromadb and the client, on one thread:
+    importing them on two at once can meet a package (numpy) half initialised."""
+    load = getattr(embedder, "load", None)
+    if callable(load):
+        load()
+    return local_client(path)
+
+
+def local_client(path: Path) -> Any:
+    chromadb = import_chromadb()
     from chromadb.config import Settings as ChromaSettings
 
     try:
@@ -292,7 +362,7 @@ def lock_store(path: Path) -> int:
 
 def server_client(url: str) -> Any:
     """A client for the Chroma server at `url`, checked before the loop starts."""
-    import chromadb
+    chromadb = import_chromadb()
     from chromadb.config import Settings as ChromaSettings
 
     parts = urlsplit(url if "://" in url else f"http://{url}")

@@ -91,6 +91,9 @@ def _command_name(value: Any) -> str:
 
 class TaskCreationReply(_Lenient):
     tasks: list[str]
+    # The prioritization role, in the same call: every open task's id, old and new (the new
+    # ones numbered on from the next id, as listed), most useful first. Empty: keep the order.
+    order: list[int] = Field(default_factory=list)
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -105,9 +108,21 @@ class TaskCreationReply(_Lenient):
             ]
         return value
 
-
-class PrioritizationReply(_Lenient):
-    order: list[int]
+    @field_validator("order", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        """An order the model garbled is no reason to lose its tasks: what is not an id goes."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            return value
+        ids = []
+        for item in value:
+            try:
+                ids.append(int(item))
+            except (TypeError, ValueError):
+                continue
+        return ids
 
 
 Reply = TypeVar("Reply", bound=BaseModel)

@@ -117,7 +117,11 @@ def build_embedder(settings: Settings) -> Embedder:
 def open_memory(settings: Settings, agent_name: str) -> Memory:
     if settings.memory_url:
         return Memory.open_server(settings.memory_url, agent_name, build_embedder(settings))
-    return Memory.open_local(settings.home / "memory", agent_name, build_embedder(settings))
+    # chromadb and the embedding models load while the run starts: a new store is not even
+    # needed before the first memory is written.
+    return Memory.open_local(
+        settings.home / "memory", agent_name, build_embedder(settings), background=True
+    )
 
 
 def check_folders(settings: Settings) -> tuple[Path, Path]:

@@ -53,7 +53,7 @@ class Settings(BaseModel):
     max_steps: int = _env("AUTOAGENT_MAX_STEPS", default=100, ge=1)
     skip_reprompt: bool = _env("AUTOAGENT_SKIP_REPROMPT", default=False)
     debug: bool = _env("AUTOAGENT_DEBUG", default=False)
-    recent_steps: int = _env("AUTOAGENT_RECENT_STEPS", default=6, ge=1)
+    recent_steps: int = _env("AUTOAGENT_RECENT_STEPS", default=4, ge=1)
     budget: float | None = _env("AUTOAGENT_BUDGET", default=None, gt=0)
     # Extra or corrected prices, as JSON: {"model": [input, output]} in USD per million tokens.
     prices: dict[str, tuple[float, float]] = _env("AUTOAGENT_PRICES", default_factory=dict)
@@ -78,7 +78,7 @@ class Settings(BaseModel):
     openai_embedding_model: str = _env(
         "AUTOAGENT_OPENAI_EMBEDDING_MODEL", default="text-embedding-3-small"
     )
-    memory_recall: int = _env("AUTOAGENT_MEMORY_RECALL", default=5, ge=0)
+    memory_recall: int = _env("AUTOAGENT_MEMORY_RECALL", default=3, ge=0)
     memory_url: str | None = _env("AUTOAGENT_MEMORY_URL", default=None)
 
     # Web.

@@ -17,7 +17,7 @@ from .settings import Settings
 from .tasks import TaskList
 
 CHECKPOINT_VERSION = 2
-EARLIER_STEPS_KEPT = 20
+EARLIER_STEPS_KEPT = 5  # one-line summaries of the steps before the recent window
 
 
 class RunStatus(StrEnum):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -58,6 +58,23 @@ class TaskList(BaseModel):
             self.open_tasks.append(task)
             added.append(task)
         return added
+
+    def plan(self, texts: Sequence[str], order: Sequence[int]) -> tuple[list[Task], bool]:
+        """Add the new tasks `texts`, then put the open tasks in `order`: the ids of open
+        tasks, the new ones counted on from `next_id` as listed (before any was skipped).
+        Returns the tasks added and whether the order of the open tasks changed."""
+        first = self.next_id
+        renumbered: dict[int, int] = {}
+        added: list[Task] = []
+        for offset, text in enumerate(texts):
+            for task in self.add([text]):
+                renumbered[first + offset] = task.id
+                added.append(task)
+        before = [t.id for t in self.open_tasks]
+        self.reorder(
+            renumbered[i] if i >= first else i for i in order if i < first or i in renumbered
+        )
+        return added, [t.id for t in self.open_tasks] != before
 
     def reorder(self, order: Iterable[int]) -> None:
         """Put the listed ids first, in that order; the rest keep their relative order after.

@@ -99,6 +99,9 @@ class FakeOpenAIServer:
         self.reject_formats = reject_formats
         self.refuse_streaming = refuse_streaming  # answer 400 to stream=true, as some do
         self.requests: list[dict[str, Any]] = []
+        # Per chat request: its role, when it arrived and when its reply was sent
+        # (time.perf_counter), for benchmarks that tell the server's time from the client's.
+        self.served: list[tuple[str, float, float]] = []
         self._queues: dict[str, deque[str | Fault | Slow]] = defaultdict(deque)
         self._responders: dict[str, Callable[[dict[str, Any]], str | Fault | Slow]] = {}
         self._lock = threading.Lock()
@@ -182,11 +185,17 @@ class FakeOpenAIServer:
                     self._send(404, '{"error": {"message": "not found"}}')
 
             def do_POST(self) -> None:
+                received = time.perf_counter()
                 length = int(self.headers.get("Content-Length", 0))
                 request = json.loads(self.rfile.read(length) or b"{}")
                 if not self.path.endswith("/chat/completions"):
                     self._send(404, '{"error": {"message": "not found"}}')
                     return
+                self._answer(request)
+                with server._lock:
+                    server.served.append((role_of(request), received, time.perf_counter()))
+
+            def _answer(self, request: dict[str, Any]) -> None:
                 model = request.get("model", "")
                 if server.models and model not in server.models:
                     self._send(

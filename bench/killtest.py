@@ -200,7 +200,6 @@ def main() -> None:
     with FakeOpenAIServer() as server:
         server.respond("execution", oracle.execution)
         server.respond("task-creation", oracle.task_creation)
-        server.respond("prioritization", lambda request: json.dumps({"order": []}))
         env |= {
             "OPENAI_BASE_URL": server.base_url,
             "AUTOAGENT_HOME": str(home),

@@ -33,7 +33,9 @@ PARTS = [
     "checkpoint",
     "display",
 ]
-TARGETS = {10_000: 0.030, 100_000: 0.060}  # seconds of harness per step
+# No targets here: what users pay is bench.whole's (overhead a step <= 40 ms, also at 100k
+# memories no more than 1.5x the 1k figure); these in-process figures say where it goes.
+TARGETS: dict[int, float] = {}
 
 
 def harness_parts(sample: RunSample) -> list[dict[str, float]]:
@@ -89,7 +91,10 @@ def measure_queries(size: int, count: int) -> dict[str, float]:
     try:
         memory.recall(queries[-1], 11)  # the first query loads the index
         recall = [timed(lambda q=q: memory.recall(q, 11)) for q in queries[:count]]  # type: ignore[union-attr]
-        embed = [timed(lambda q=q: embedder.embed_query(q)) for q in queries[:count]]
+        # A fresh embedder: this one keeps what it embedded, and the recalls above were first.
+        fresh = LocalEmbedder()
+        fresh.embed_query("warm up")
+        embed = [timed(lambda q=q: fresh.embed_query(q)) for q in queries[:count]]
         cached = [timed(lambda q=q: memory.recall(q, 11)) for q in queries[:count]]  # type: ignore[union-attr]
     finally:
         memory.close()

@@ -39,7 +39,7 @@ def base_texts() -> list[str]:
 
 
 def base_vectors() -> np.ndarray:
-    path = CACHE_DIR / f"base-{BASE_TEXTS}.npy"
+    path = CACHE_DIR / f"base-{LocalEmbedder.key}-{BASE_TEXTS}.npy"
     if path.exists():
         return np.load(path)
     embedder = LocalEmbedder()
@@ -53,7 +53,7 @@ def base_vectors() -> np.ndarray:
 
 def store_home(size: int) -> Path:
     """An AUTOAGENT_HOME whose memory holds `size` memories of the agent AGENT."""
-    home = CACHE_DIR / f"home-{size}"
+    home = CACHE_DIR / f"home-{LocalEmbedder.key}-{size}"
     if (home / "complete").exists():
         return home
     shutil.rmtree(home, ignore_errors=True)
@@ -93,7 +93,7 @@ def store_home(size: int) -> Path:
 
 
 def build_seconds(size: int) -> float | None:
-    marker = CACHE_DIR / f"home-{size}" / "complete"
+    marker = CACHE_DIR / f"home-{LocalEmbedder.key}-{size}" / "complete"
     try:
         return float(marker.read_text().split()[4])
     except (OSError, IndexError, ValueError):

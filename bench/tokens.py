@@ -12,7 +12,7 @@ from autoagent.testing import FakeOpenAIServer, role_of
 from .common import Figure, drive, make_loop, script_server
 
 RATIO_TARGET = 1.5
-CALLS_TARGET = 3.0
+CALLS_TARGET = 2.0
 
 
 def prompt_tokens(request: dict[str, Any]) -> int:

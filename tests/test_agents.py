@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from autoagent.agents import MAX_REASKS, ModelCaller, PrioritizationAgent, TaskCreationAgent
+from autoagent.agents import MAX_REASKS, ModelCaller, TaskCreationAgent
 from autoagent.errors import ReplyError
 from autoagent.pricing import PRICES, Spend
 from autoagent.replies import ExecutionReply
@@ -40,17 +40,16 @@ def test_spend_is_counted_from_usage() -> None:
 
 def test_task_creation_and_prioritization_keep_the_list_whole() -> None:
     c, model = caller(
-        [
-            json.dumps({"tasks": ["Check facts", "", "Write report"]}),
-            json.dumps({"order": [3, 42]}),
-        ]
+        [json.dumps({"tasks": ["Check facts", "", "Write report"], "order": [4, 42]})]
     )
     tasks = TaskList()
-    tasks.add(["Write report"])
-    new = TaskCreationAgent(c, "gpt-4o-mini", ["goal"]).create("Search", "found", ["Write report"])
-    added = tasks.add(new)
-    assert [t.text for t in added] == ["Check facts"]
-    tasks.add(["Publish"])
-    tasks.reorder(PrioritizationAgent(c, "gpt-4o-mini", ["goal"]).order(tasks.open))
-    assert [t.text for t in tasks.open] == ["Publish", "Write report", "Check facts"]
-    assert "1: Write report" in model.seen[1][0]["content"]
+    tasks.add(["Write report", "Publish"])
+    reply = TaskCreationAgent(c, "gpt-4o-mini", ["goal"]).create(
+        "Search", "found", tasks.open, tasks.next_id
+    )
+    added, changed = tasks.plan(reply.tasks, reply.order)
+    # "Check facts" was listed first, so the model named it 3; it is 3 here too.
+    assert [t.text for t in added] == ["Check facts"] and changed is False
+    assert [t.text for t in tasks.open] == ["Write report", "Publish", "Check facts"]
+    prompt = model.seen[0][0]["content"]
+    assert "1: Write report" in prompt and "2: Publish" in prompt and "ids 3, 4" in prompt

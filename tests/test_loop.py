@@ -1,4 +1,4 @@
-"""The loop driven in-process: the real openai client, the local server, a scripted human."""
+"""The loop driven in-process: the real HTTP client, the local server, a scripted human."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from autoagent.authorize import ScriptedHuman
-from autoagent.events import LoopWarning, RunEnded
+from autoagent.events import LoopWarning, RunEnded, TasksChanged, Thinking
 from autoagent.llm import OpenAIChatModel
 from autoagent.loop import AgentLoop
 from autoagent.profile import make_profile
 from autoagent.runner import prepare_run
 from autoagent.settings import Settings
-from autoagent.testing import FakeOpenAIServer, Fault, execution_reply
+from autoagent.testing import FakeOpenAIServer, Fault, execution_reply, role_of
 
 PROFILE = make_profile("Scout", "a test agent", ["Test the loop"])
 
@@ -226,3 +226,17 @@ def test_unknown_command_and_bad_arguments_go_back_to_the_model(
     # Nothing invalid was offered to the human: the only question was the closing finish.
     assert [p.name for p in human.asked] == ["finish"]
     assert not (tmp_path / "ws" / "a.txt").exists()
+
+
+def test_task_creation_orders_the_list_in_the_same_call(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script("execution", execution_reply("list_files", directory="."))
+    # The goal is task 1, done by the step; the new tasks are told they are 2 and 3.
+    server.script("task-creation", json.dumps({"tasks": ["Write a", "Write b"], "order": [3, 2]}))
+    events = list(run(make_loop(tmp_path, server, continuous=True, max_steps=1)))
+    roles = [e.role for e in events if isinstance(e, Thinking)]
+    assert roles == ["execution", "task-creation", "prioritization"]
+    changed = next(e for e in events if isinstance(e, TasksChanged))
+    assert [t.text for t in changed.open_tasks] == ["Write b", "Write a"]
+    assert [role_of(r) for r in server.requests] == ["execution", "task-creation"]

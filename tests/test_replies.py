@@ -4,7 +4,6 @@ import pytest
 
 from autoagent.replies import (
     ExecutionReply,
-    PrioritizationReply,
     ReplyProblem,
     TaskCreationReply,
     parse_reply,
@@ -70,10 +69,10 @@ def test_unusable_replies_name_the_problem(text: str, problem: str) -> None:
         parse_reply(text, ExecutionReply)
 
 
-def test_order_reply_needs_integers() -> None:
-    assert parse_reply('{"order": [3, "1", 2]}', PrioritizationReply).order == [3, 1, 2]
-    with pytest.raises(ReplyProblem):
-        parse_reply('{"order": ["first"]}', PrioritizationReply)
+def test_an_order_keeps_only_ids_and_never_costs_the_tasks() -> None:
+    reply = parse_reply('{"tasks": ["a"], "order": [3, "1", "first", null, 2]}', TaskCreationReply)
+    assert reply.tasks == ["a"] and reply.order == [3, 1, 2]
+    assert parse_reply('{"tasks": []}', TaskCreationReply).order == []
 
 
 def test_an_object_followed_by_prose_is_read() -> None:

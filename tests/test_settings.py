@@ -18,7 +18,7 @@ def test_flags_beat_environment_which_beats_dotenv_which_beats_defaults(tmp_path
     assert settings.model == "from-flag"
     assert settings.fast_model == "fast-env"
     assert settings.max_steps == 7
-    assert settings.recent_steps == 6  # the default
+    assert settings.recent_steps == 4  # the default
 
 
 def test_invalid_value_names_the_variable(tmp_path: Path) -> None:

@@ -22,6 +22,15 @@ def test_reorder_keeps_every_task_and_invents_none() -> None:
     assert [t.text for t in tasks.open] == ["c", "a", "b", "d"]
 
 
+def test_plan_numbers_new_tasks_as_listed_and_skips_what_was_not_added() -> None:
+    tasks = make("a", "b")  # ids 1 and 2; new tasks are told to count on from 3
+    # "A" (3) repeats an open task and is skipped; "c" (4) becomes 3 and "d" (5) becomes 4.
+    added, changed = tasks.plan(["A", "c", "d"], [5, 3, 2, 4, 9])
+    assert [(t.id, t.text) for t in added] == [(3, "c"), (4, "d")]
+    assert [t.text for t in tasks.open] == ["d", "b", "c", "a"] and changed
+    assert tasks.plan([], []) == ([], False)
+
+
 def test_complete_moves_a_task_to_done_with_its_result() -> None:
     tasks = make("a", "b")
     tasks.complete(1, "did a")
