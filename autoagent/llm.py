@@ -128,9 +128,6 @@ class OpenAIChatModel:
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             headers={"Authorization": f"Bearer {api_key or 'not-needed'}"},
-            # Loading the certificate store takes tens of milliseconds; a plain-HTTP endpoint
-            # (a local server) never uses it, as redirects are not followed.
-            verify=self.base_url.startswith("https:"),
         )
         self.max_retries = max_retries
         self.max_reply_tokens = max_reply_tokens
