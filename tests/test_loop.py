@@ -1,4 +1,4 @@
-"""The loop driven in-process: the real HTTP client, the local server, a scripted human."""
+"""The loop driven in-process: the real openai client, the local server, a scripted human."""
 
 from __future__ import annotations
 
