@@ -299,27 +299,6 @@ class Memory:
             self._lock_fd = None
 
 
-def import_chromadb() -> Any:
-    """chromadb, imported without the signature checks of the `overrides` decorator it puts
-    on its methods: they compare every method with its base class's as each class is made,
-    which was a third of the time importing chromadb took. They are checks for chromadb's own
-    developers (no other package here uses `overrides`); the decorator still marks each
-    method, as `EnforceOverrides` requires."""
-    import overrides
-
-    def override(method: Any = None, **_: Any) -> Any:
-        def mark(function: Any) -> Any:
-            function.__override__ = True
-            return function
-
-        return mark if method is None else mark(method)
-
-    overrides.override = overrides.overrides = override
-    import chromadb
-
-    return chromadb
-
-
 def open_in_order(path: Path, embedder: Embedder) -> Any:
     """The embedder's models (if it loads any), then chromadb and the client, on one thread:
     importing them on two at once can meet a package (numpy) half initialised."""
@@ -330,7 +309,7 @@ def open_in_order(path: Path, embedder: Embedder) -> Any:
 
 
 def local_client(path: Path) -> Any:
-    chromadb = import_chromadb()
+    import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     try:
@@ -362,7 +341,7 @@ def lock_store(path: Path) -> int:
 
 def server_client(url: str) -> Any:
     """A client for the Chroma server at `url`, checked before the loop starts."""
-    chromadb = import_chromadb()
+    import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     parts = urlsplit(url if "://" in url else f"http://{url}")
