@@ -18,6 +18,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -25,11 +26,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .authorize import Approve, Decision, Deny, Feedback, Proposal, Stop, parse_answer
+from .commands.base import Risk
 from .errors import AutoAgentError, CommandError, InputEnded
 from .journal import CHECKPOINT, runs_dir
 
@@ -40,7 +42,7 @@ AUDIT_LOG = "audit.jsonl"
 ANSWER_SUFFIX = ".answer.json"
 LINK_LIFETIME = 24 * 3600.0  # a notification's links work this long, at most
 POLL_SECONDS = 0.25
-WAITING = {"awaiting", "running"}  # the statuses of a step waiting on a request (record.py)
+ID_PATTERN = r"^[0-9a-f]{12}$"
 
 
 class RequestError(AutoAgentError):
@@ -61,10 +63,13 @@ class Reply(StrEnum):
     EXPIRED = "expired"  # no one decided in time: a deny
 
 
+Time = Annotated[float, Field(allow_inf_nan=False, ge=0, lt=1e11)]
+
+
 class Request(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    id: str
+    id: str = Field(pattern=ID_PATTERN)
     run_id: str
     agent: str
     step: int
@@ -72,12 +77,20 @@ class Request(BaseModel):
     command: str
     args: dict[str, Any]
     digest: str
-    risk: str
+    risk: Risk
     note: str = ""
-    created: float
-    expires: float | None = None
-    links_expire: float
+    created: Time
+    expires: Time | None = None
+    links_expire: Time
     link_hashes: dict[str, str] = Field(default_factory=dict)  # action -> its token's sha256
+
+    @model_validator(mode="after")
+    def _bound_to_its_arguments(self) -> Request:
+        """A request whose digest is not that of its own command and arguments was changed
+        after it was made: it is not a request of this run's."""
+        if not hmac.compare_digest(self.digest.encode(), digest(self.command, self.args).encode()):
+            raise ValueError("its digest is not that of its command and arguments")
+        return self
 
     @property
     def question(self) -> str:
@@ -97,7 +110,7 @@ class Answer(BaseModel):
     digest: str  # of the arguments the human was shown
     by: str  # an OS user, or a web client's address
     channel: str  # terminal, cli, web, link, timeout
-    at: float = Field(default_factory=time.time)
+    at: Time = Field(default_factory=time.time)
 
 
 def digest(command: str, args: dict[str, Any]) -> str:
@@ -114,7 +127,7 @@ def os_user() -> str:
 
 
 def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", errors="replace")).hexdigest()
 
 
 class RequestStore:
@@ -137,39 +150,41 @@ class RequestStore:
         step: int,
         command: str,
         args: dict[str, Any],
-        risk: str,
+        risk: Risk,
         note: str = "",
         timeout: float | None = None,
     ) -> tuple[Request, dict[str, str]]:
         """The request for this step and these arguments: the one already made (a resumed
         run), or a new one. The links' tokens are returned only for a new request."""
-        bound = digest(command, args)
         for request in self.requests():
-            if request.step == step and request.kind is kind and request.digest == bound:
+            same = (request.step, request.kind, request.command) == (step, kind, command)
+            if same and request.args == args:
                 return request, {}
         now = time.time()
         actions = ("approve", "deny") if kind is Kind.APPROVAL else ("answer",)
         tokens = {action: secrets.token_urlsafe(24) for action in actions}
         expires = now + timeout if timeout else None
-        request = Request(
-            id=secrets.token_hex(4),
-            run_id=run_id,
-            agent=agent,
-            step=step,
-            kind=kind,
-            command=command,
-            args=args,
-            digest=bound,
-            risk=risk,
-            note=note,
-            created=now,
-            expires=expires,
-            links_expire=min(expires or now + LINK_LIFETIME, now + LINK_LIFETIME),
-            link_hashes={action: _hash(token) for action, token in tokens.items()},
-        )
         self.folder.mkdir(parents=True, exist_ok=True)
-        _write_new(self.folder / f"{request.id}.json", request.model_dump_json(indent=1))
-        return request, tokens
+        while True:  # an id already taken (in this run) is drawn again
+            request = Request(
+                id=secrets.token_hex(6),
+                run_id=run_id,
+                agent=agent,
+                step=step,
+                kind=kind,
+                command=command,
+                args=args,
+                digest=digest(command, args),
+                risk=risk,
+                note=note,
+                created=now,
+                expires=expires,
+                links_expire=min(expires or now + LINK_LIFETIME, now + LINK_LIFETIME),
+                link_hashes={action: _hash(token) for action, token in tokens.items()},
+            )
+            text = request.model_dump_json(indent=1)
+            if _write_new(self.folder / f"{request.id}.json", text):
+                return request, tokens
 
     def requests(self) -> list[Request]:
         """This run's requests, oldest first; unreadable files are skipped (and logged)."""
@@ -191,33 +206,51 @@ class RequestStore:
             return None
 
     def answer_of(self, request_id: str) -> Answer | None:
+        """The request's answer, None while it has none; UnreadableAnswer when its answer
+        file cannot be read (damaged, or written by another version)."""
         path = self.folder / f"{request_id}{ANSWER_SUFFIX}"
         try:
-            return Answer.model_validate_json(path.read_bytes())
+            answer = Answer.model_validate_json(path.read_bytes())
         except FileNotFoundError:
             return None
         except (OSError, ValidationError) as exc:
-            log.warning("unreadable answer %s: %s", path, exc)
-            return None
+            raise UnreadableAnswer(
+                f"Request {request_id} has an answer that cannot be read ({path}: "
+                f"{type(exc).__name__}); the run treats it as a deny."
+            ) from exc
+        if answer.request_id != request_id:
+            raise UnreadableAnswer(
+                f"The answer file of request {request_id} answers request "
+                f"{answer.request_id}; the run treats it as a deny."
+            )
+        return answer
 
     def waits_for(self, request: Request) -> bool:
         """Whether the run's saved step is the one that made `request`: false once the run
-        went on without it (say, resumed in a mode that decided without a human)."""
+        went on without it (say, resumed in a mode that decided without a human). A command
+        waits for approval before it runs; a question is asked while ask_user runs."""
         try:
             state = json.loads((self.run_dir / CHECKPOINT).read_bytes())
             current = state.get("current") or {}
         except (OSError, ValueError, AttributeError):
             return False
-        return current.get("step") == request.step and current.get("status") in WAITING
+        status = "awaiting" if request.kind is Kind.APPROVAL else "running"
+        return current.get("step") == request.step and current.get("status") == status
 
     def answer(self, request: Request, answer: Answer) -> Answer:
         """Record `answer` unless the request has one: then raise Answered with it."""
         path = self.folder / f"{request.id}{ANSWER_SUFFIX}"
         if not _write_new(path, answer.model_dump_json(indent=1)):
-            existing = self.answer_of(request.id)
-            raise Answered(request, existing or answer)
+            existing = self.answer_of(request.id)  # UnreadableAnswer if it cannot be read
+            if existing is None:  # removed in between: nothing to stand against
+                return self.answer(request, answer)
+            raise Answered(request, existing)
         _audit(self.home, request, answer)
         return answer
+
+
+class UnreadableAnswer(RequestError):
+    """A request's answer file exists but cannot be read: answered, but not usably."""
 
 
 class Answered(RequestError):
@@ -323,23 +356,32 @@ def pending(home: Path) -> list[Pending]:
     found = [
         Pending(request, store)
         for request, store in all_requests(home)
-        if store.answer_of(request.id) is None
-        and not request.expired()
-        and store.waits_for(request)
+        if not request.expired() and store.waits_for(request) and _unanswered(store, request)
     ]
     return sorted(found, key=lambda p: p.request.created)
 
 
+def _unanswered(store: RequestStore, request: Request) -> bool:
+    try:
+        return store.answer_of(request.id) is None
+    except UnreadableAnswer:
+        return False  # answered, badly: the run treats it as a deny
+
+
 def find(home: Path, request_id: str) -> tuple[Request, RequestStore]:
     request_id = request_id.strip()
-    if request_id and all(c in "0123456789abcdef" for c in request_id):
-        for request, store in all_requests(home):
-            if request.id == request_id:
-                return request, store
-    raise RequestError(
-        f"No request {request_id!r} in {runs_dir(home)}: `autoagent approvals` lists the "
-        "pending ones."
-    )
+    found = []
+    if re.fullmatch(ID_PATTERN, request_id):
+        found = [(r, store) for r, store in all_requests(home) if r.id == request_id]
+    if len(found) > 1:  # never guess which one the human meant
+        runs = ", ".join(r.run_id for r, _ in found)
+        raise RequestError(f"Request {request_id} names requests of several runs ({runs}).")
+    if not found:
+        raise RequestError(
+            f"No request {request_id!r} in {runs_dir(home)}: `autoagent approvals` lists the "
+            "pending ones."
+        )
+    return found[0]
 
 
 def decide(
@@ -366,7 +408,8 @@ def decide(
     if request.expired():
         at = time.strftime("%H:%M:%S", time.localtime(request.expires))
         raise RequestError(f"Request {request.id} expired at {at}; the run treats it as denied.")
-    if shown_digest is not None and not hmac.compare_digest(shown_digest, request.digest):
+    shown = (shown_digest or "").encode("utf-8", errors="replace")
+    if shown_digest is not None and not hmac.compare_digest(shown, request.digest.encode()):
         raise RequestError(
             f"Request {request.id}'s arguments are not the ones you were shown; "
             "nothing was decided."
@@ -394,8 +437,8 @@ def decide(
 
 def check_link(request: Request, action: str, token: str, now: float | None = None) -> None:
     """Refuse a notification link whose token is wrong, used up or expired."""
-    expected = request.link_hashes.get(action)
-    if expected is None or not hmac.compare_digest(expected, _hash(token)):
+    expected = request.link_hashes.get(action, "")
+    if not expected or not hmac.compare_digest(expected.encode(), _hash(token).encode()):
         raise RequestError("This link is not valid for this request.")
     if (now or time.time()) >= request.links_expire:
         raise RequestError("This link has expired; nothing was decided.")
@@ -449,7 +492,7 @@ class Desk:
             proposal.step,
             proposal.name,
             proposal.args,
-            proposal.risk.value,
+            proposal.risk,
             proposal.note,
         )
         try:
@@ -463,7 +506,7 @@ class Desk:
         return decision_of(answer)
 
     def ask(self, question: str, step: int) -> str:
-        request = self._open(Kind.QUESTION, step, "ask_user", {"question": question}, "low")
+        request = self._open(Kind.QUESTION, step, "ask_user", {"question": question}, Risk.LOW)
         try:
             answer = self._wait(request)
         except EOFError:  # nobody will ever answer here; Ctrl-C goes up and stops the run
@@ -484,7 +527,7 @@ class Desk:
         step: int,
         command: str,
         args: dict[str, Any],
-        risk: str,
+        risk: Risk,
         note: str = "",
     ) -> Request:
         request, tokens = self.store.open(
@@ -505,7 +548,7 @@ class Desk:
     def _wait(self, request: Request) -> Answer:
         self.screen.show_request(request)
         while True:
-            if (answer := self.store.answer_of(request.id)) is not None:
+            if (answer := self._answer_elsewhere(request)) is not None:
                 self.screen.show_answer(request, answer)
                 return answer
             if request.expired():
@@ -517,8 +560,39 @@ class Desk:
             if answer is not None:
                 return answer
 
+    def _answer_elsewhere(self, request: Request) -> Answer | None:
+        """The answer on disk, if any; one that cannot be read, or that was given for other
+        arguments than the ones this run holds, counts as a deny."""
+        try:
+            answer = self.store.answer_of(request.id)
+        except UnreadableAnswer as exc:
+            return self._refused(request, str(exc))
+        if answer is not None and not hmac.compare_digest(
+            answer.digest.encode(), request.digest.encode()
+        ):
+            return self._refused(
+                request,
+                f"The answer to request {request.id} was given for other arguments than these; "
+                "the run treats it as a deny.",
+            )
+        return answer
+
+    def _refused(self, request: Request, reason: str) -> Answer:
+        log.warning("%s", reason)
+        return Answer(
+            request_id=request.id,
+            reply=Reply.DENY,
+            text=reason,
+            digest=request.digest,
+            by="autoagent",
+            channel="harness",
+        )
+
     def _from_terminal(self, request: Request, line: str) -> Answer | None:
         if request.kind is Kind.QUESTION:
+            if not line.strip():  # an empty answer: ask again, as the other channels do
+                self.screen.show_request(request)
+                return None
             return self._typed(request, Reply.ANSWER, text=line.strip())
         decision = parse_answer(line)
         if decision is None:  # an empty line: ask again
@@ -544,10 +618,11 @@ class Desk:
 
     def _expire(self, request: Request) -> Answer:
         what = "answered" if request.kind is Kind.QUESTION else "decided"
+        seconds = (request.expires or request.created) - request.created
         answer = Answer(
             request_id=request.id,
             reply=Reply.EXPIRED,
-            text=f"No one {what} within {self.timeout or 0:g} seconds (--approval-timeout).",
+            text=f"No one {what} within {seconds:g} seconds (--approval-timeout).",
             digest=request.digest,
             by="autoagent",
             channel="timeout",
@@ -559,9 +634,10 @@ class Desk:
     def _record(self, request: Request, answer: Answer) -> Answer:
         try:
             return self.store.answer(request, answer)
-        except Answered as exc:  # another channel was first, by a hair
-            self.screen.show_answer(request, exc.answer)
-            return exc.answer
+        except Answered:  # another channel was first, by a hair
+            first = self._answer_elsewhere(request) or answer
+            self.screen.show_answer(request, first)
+            return first
 
 
 def decision_of(answer: Answer) -> Decision:

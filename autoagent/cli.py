@@ -525,8 +525,9 @@ def serve(
     server = ConsoleServer(settings.home, host, port)
     if not server.console.loopback:
         print(
-            f"Warning: the console listens on {host}, not only on this machine: anyone who "
-            "can reach it and learns the token can answer the runs' requests.",
+            f"Warning: the console listens on {host}, not only on this machine, over plain "
+            "HTTP: anyone who can reach it and learns the token (which crosses the network "
+            "unencrypted) can answer the runs' requests.",
             flush=True,
         )
     print(f"The web console: {console_url(server, host)}", flush=True)

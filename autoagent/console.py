@@ -353,6 +353,7 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "autoagent-console"
         sys_version = ""
+        timeout = 30  # seconds a connection may stay idle before it is closed
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s %s", self.address_string(), format % args)
@@ -423,15 +424,19 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
             parts = [part for part in urlsplit(self.path).path.split("/") if part]
             if not console.same_origin(self.headers, self.headers.get("Host", "")):
                 return forbidden()
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                return Response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"Too large.\n", "text/plain")
-            form = _form(self.rfile.read(length))
-            client = self.client_address[0]
-            if len(parts) == 3 and parts[0] == "link":
-                return console.link_decide(parts[1], parts[2], form, client)
-            if not console.has_session(_cookies(self.headers.get("Cookie"))):
+            is_link = len(parts) == 3 and parts[0] == "link"
+            # Who may post is checked before the body is read (a link's token is in it).
+            if not is_link and not console.has_session(_cookies(self.headers.get("Cookie"))):
                 return forbidden()
+            length_header = self.headers.get("Content-Length") or "0"
+            if not length_header.isdigit():
+                return Response(HTTPStatus.BAD_REQUEST, b"Bad Content-Length.\n", "text/plain")
+            if int(length_header) > MAX_BODY:
+                return Response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"Too large.\n", "text/plain")
+            form = _form(self.rfile.read(int(length_header)))
+            client = self.client_address[0]
+            if is_link:
+                return console.link_decide(parts[1], parts[2], form, client)
             if not hmac.compare_digest(form.get("csrf", "").encode(), console.csrf.encode()):
                 return forbidden()
             if len(parts) == 2 and parts[0] == "requests":

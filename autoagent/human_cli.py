@@ -63,7 +63,8 @@ def approvals(
                 "created": request.created,
                 "expires": request.expires,
             }
-            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            # ASCII only: no control character from a request reaches the terminal raw.
+            sys.stdout.write(json.dumps(line, ensure_ascii=True) + "\n")
         return
     console = _console()
     if not found:
@@ -144,9 +145,10 @@ def _decide(request_id: str, reply: Reply, text: str) -> None:
         )
     )
     console.print(
-        labelled(
-            f"Request {request.id} (run {request.run_id}, step {request.step}): ",
-            "bold",
+        Text.assemble(
+            (f"Request {request.id} (run ", "bold"),
+            one_line(request.run_id, "bold"),
+            (f", step {request.step}): ", "bold"),
             subject,
         )
     )

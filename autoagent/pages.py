@@ -8,6 +8,7 @@ passed in from Python is this package's own stylesheet, inlined in an exported p
 from __future__ import annotations
 
 import json
+import unicodedata
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -33,7 +34,17 @@ def environment() -> Environment:
     env.filters["when"] = when
     env.filters["trim_middle"] = lambda text, size=OUTPUT_CHARS: trim_middle(str(text), size)
     env.filters["pretty"] = lambda value: json.dumps(value, ensure_ascii=False, indent=1)
+    env.filters["visible"] = visible
     return env
+
+
+def visible(value: Any) -> str:
+    """Text with its control and invisible format characters (bidirectional overrides,
+    zero-width spaces) written out as \\uXXXX, so what a human approves reads as it is."""
+    return "".join(
+        f"\\u{ord(c):04x}" if unicodedata.category(c) in {"Cc", "Cf"} and c not in "\n\t" else c
+        for c in str(value)
+    )
 
 
 def render(template: str, **context: Any) -> str:

@@ -8,6 +8,7 @@ Nothing here is HTML: the templates (pages.py) render it, escaping every string.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,7 +146,7 @@ def build_timeline(
     last_step: int | None = None
     for number, entry in enumerate(entries, 1):
         kind = str(entry.get("event"))
-        at = float(entry.get("time") or 0.0)
+        at = _seconds(entry.get("time"))
         try:
             event = from_data(kind, entry)
         except ValidationError as exc:
@@ -269,7 +270,17 @@ def pending_of(store: RequestStore) -> list[Request]:
 
 
 def when(at: float | None) -> str:
-    """A local date and time, or '' for none."""
-    if not at:
+    """A local date and time, or '' for none (or for a time that is not one)."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else ""
+    except (OverflowError, OSError, ValueError, TypeError):
         return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def _seconds(value: object) -> float:
+    """An event's time, or 0 when the log holds something else there."""
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return seconds if math.isfinite(seconds) else 0.0

@@ -280,3 +280,85 @@ def test_questions_get_the_text_or_a_clear_no_answer(tmp_path: Path) -> None:
     threading.Thread(target=decline).start()
     with pytest.raises(CommandError, match="declined to answer: ask Ana"):
         desk.ask("Which year?", 6)
+
+
+def test_a_request_file_changed_after_it_was_made_is_not_a_request(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    request, _ = open_request(store)
+    path = store.folder / f"{request.id}.json"
+    shown = json.loads(path.read_text())
+    shown["args"] = {"command_line": "ls"}  # benign to look at; the digest is the real one
+    path.write_text(json.dumps(shown))
+    assert store.requests() == [] and pending(tmp_path) == []
+    with pytest.raises(RequestError, match="No request"):
+        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
+
+
+def test_an_answer_for_other_arguments_or_unreadable_is_a_deny(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    waiting_at(store, PROPOSAL.step)
+    screen = QuietScreen()
+    desk = desk_on(store, screen)
+
+    def answer_for_other_arguments() -> None:
+        while not screen.shown:
+            time.sleep(0.01)
+        request = screen.shown[0]
+        forged = Answer(
+            request_id=request.id, reply=Reply.APPROVE, digest="0" * 64, by="x", channel="cli"
+        )
+        (store.folder / f"{request.id}.answer.json").write_text(forged.model_dump_json())
+
+    threading.Thread(target=answer_for_other_arguments).start()
+    decision = desk.authorize(PROPOSAL)
+    assert isinstance(decision, Deny) and "other arguments" in decision.reason
+
+    broken = Proposal(4, "delete_file", {"path": "x"}, Risk.HIGH)
+    waiting_at(store, 4)
+    request, _ = store.open(
+        kind=Kind.APPROVAL,
+        run_id=store.run_dir.name,
+        agent="Scout",
+        step=4,
+        command="delete_file",
+        args={"path": "x"},
+        risk=Risk.HIGH,
+    )
+    (store.folder / f"{request.id}.answer.json").write_text('{"reply": "approve", "trunc')
+    assert pending(tmp_path) == []  # answered, if badly
+    with pytest.raises(RequestError, match="cannot be read"):
+        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
+    decision = desk_on(store, QuietScreen()).authorize(broken)
+    assert isinstance(decision, Deny) and "cannot be read" in decision.reason
+
+
+def test_a_drawn_id_already_taken_is_drawn_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = store_in(tmp_path)
+    first, _ = open_request(store, step=1)
+    draws = iter([first.id, "0123456789ab"])
+    monkeypatch.setattr("autoagent.approvals.secrets.token_hex", lambda n: next(draws))
+    second, _ = open_request(store, step=2, command_line="rm -rf ~")
+    assert second.id == "0123456789ab"
+    assert store.get(first.id) == first  # the first request was not touched
+
+
+def test_an_id_found_in_two_runs_is_refused_not_guessed(tmp_path: Path) -> None:
+    one, other = store_in(tmp_path, "run-a"), store_in(tmp_path, "run-b")
+    request, _ = open_request(one)
+    waiting_at(other, 3)
+    copy = request.model_copy(update={"run_id": "run-b"})
+    other.folder.mkdir()
+    (other.folder / f"{request.id}.json").write_text(copy.model_dump_json())
+    with pytest.raises(RequestError, match="several runs"):
+        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
+
+
+def test_an_approval_is_not_pending_once_its_command_runs(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    request, _ = open_request(store, step=3)
+    waiting_at(store, 3, "running")  # resumed where no human is asked, and running
+    assert pending(tmp_path) == []
+    with pytest.raises(RequestError, match="no longer waited for"):
+        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
