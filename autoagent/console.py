@@ -396,7 +396,8 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 if not console.token_ok(query["token"]):
                     return forbidden()
                 rest = urlencode({k: v for k, v in query.items() if k != "token"})
-                location = url.path + (f"?{rest}" if rest else "")
+                path = url.path if BACK.fullmatch(url.path) else "/"  # stays on this site
+                location = path + (f"?{rest}" if rest else "")
                 return Response(
                     HTTPStatus.SEE_OTHER,
                     headers={"Location": location, "Set-Cookie": console.session_cookie()},
