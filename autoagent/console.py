@@ -383,8 +383,11 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
             headers["Content-Length"] = str(len(response.body))
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(response.body)
+            try:
+                self.end_headers()
+                self.wfile.write(response.body)
+            except (BrokenPipeError, ConnectionResetError):  # the client left: nothing to say
+                log.debug("%s left before the response was sent", self.address_string())
 
         def _get(self) -> Response:
             url = urlsplit(self.path)
