@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .authorize import Approve, Decision, Deny, Feedback, Proposal, Stop, parse_answer
 from .commands.base import Risk
 from .errors import AutoAgentError, CommandError, InputEnded
-from .journal import CHECKPOINT, runs_dir
+from .journal import CHECKPOINT, runs_dir, sync_folder
 
 log = logging.getLogger(__name__)
 
@@ -225,17 +225,21 @@ class RequestStore:
             )
         return answer
 
-    def waits_for(self, request: Request) -> bool:
-        """Whether the run's saved step is the one that made `request`: false once the run
-        went on without it (say, resumed in a mode that decided without a human). A command
-        waits for approval before it runs; a question is asked while ask_user runs."""
+    def waiting(self) -> tuple[int, str] | None:
+        """The step the run's checkpoint says is in flight, and its status; None if none."""
         try:
-            state = json.loads((self.run_dir / CHECKPOINT).read_bytes())
-            current = state.get("current") or {}
-        except (OSError, ValueError, AttributeError):
-            return False
+            current = json.loads((self.run_dir / CHECKPOINT).read_bytes()).get("current") or {}
+            return int(current["step"]), str(current["status"])
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            return None
+
+    def waits_for(self, request: Request, waiting: tuple[int, str] | None = None) -> bool:
+        """Whether the run's saved step is the one that made `request` (`waiting`, when the
+        caller read it already): false once the run went on without it (say, resumed in a
+        mode that decided without a human). A command waits for approval before it runs; a
+        question is asked while ask_user runs."""
         status = "awaiting" if request.kind is Kind.APPROVAL else "running"
-        return current.get("step") == request.step and current.get("status") == status
+        return (waiting or self.waiting()) == (request.step, status)
 
     def answer(self, request: Request, answer: Answer) -> Answer:
         """Record `answer` unless the request has one: then raise Answered with it."""
@@ -284,19 +288,11 @@ def _write_new(path: Path, text: str) -> bool:
             os.link(temporary, path)
         except FileExistsError:
             return False
-        _sync_folder(path.parent)
+        sync_folder(path.parent)
         return True
     finally:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _audit(home: Path, request: Request, answer: Answer) -> None:
@@ -339,25 +335,35 @@ class Pending:
     store: RequestStore
 
 
-def all_requests(home: Path) -> Iterator[tuple[Request, RequestStore]]:
+def _stores(home: Path) -> Iterator[RequestStore]:
     folder = runs_dir(home)
-    if not folder.is_dir():
-        return
-    for run_dir in sorted(folder.iterdir()):
-        if run_dir.is_dir() and not run_dir.name.startswith("."):
-            store = RequestStore(run_dir)
-            for request in store.requests():
-                yield request, store
+    if folder.is_dir():
+        for run_dir in sorted(folder.iterdir()):
+            if run_dir.is_dir() and not run_dir.name.startswith("."):
+                yield RequestStore(run_dir)
+
+
+def all_requests(home: Path) -> Iterator[tuple[Request, RequestStore]]:
+    for store in _stores(home):
+        for request in store.requests():
+            yield request, store
 
 
 def pending(home: Path) -> list[Pending]:
     """Requests of every run that no one has answered yet and that their run still waits
-    for (also a run killed while waiting: its resume waits again), oldest first."""
-    found = [
-        Pending(request, store)
-        for request, store in all_requests(home)
-        if not request.expired() and store.waits_for(request) and _unanswered(store, request)
-    ]
+    for (also a run killed while waiting: its resume waits again), oldest first. Only the
+    requests of runs whose checkpoint has a step in flight are read."""
+    found = []
+    for store in _stores(home):
+        if (waiting := store.waiting()) is None:
+            continue
+        found += [
+            Pending(request, store)
+            for request in store.requests()
+            if store.waits_for(request, waiting)
+            and not request.expired()
+            and _unanswered(store, request)
+        ]
     return sorted(found, key=lambda p: p.request.created)
 
 

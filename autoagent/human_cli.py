@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 
     from .approvals import Reply
 
+# What `approvals --json` gives of each request.
+LISTED = {"id", "run_id", "agent", "step", "kind", "command", "args", "digest", "risk", "created"}
+LISTED |= {"expires"}
+
 RequestId = Annotated[str, typer.Argument(help="The request, as `autoagent approvals` lists it.")]
 
 
@@ -49,20 +53,7 @@ def approvals(
     found = pending(_home())
     if as_json:
         for item in found:
-            request = item.request
-            line = {
-                "id": request.id,
-                "run_id": request.run_id,
-                "agent": request.agent,
-                "step": request.step,
-                "kind": request.kind.value,
-                "command": request.command,
-                "args": request.args,
-                "digest": request.digest,
-                "risk": request.risk,
-                "created": request.created,
-                "expires": request.expires,
-            }
+            line = item.request.model_dump(mode="json", include=LISTED)
             # ASCII only: no control character from a request reaches the terminal raw.
             sys.stdout.write(json.dumps(line, ensure_ascii=True) + "\n")
         return

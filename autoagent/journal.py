@@ -83,7 +83,7 @@ class RunJournal:
         target = self.run_dir.parent / self.run_id
         try:
             os.rename(self.run_dir, target)
-            _sync_folder(target.parent)
+            sync_folder(target.parent)
         except OSError as exc:
             raise JournalError(f"Cannot create the run folder {target}: {exc.strerror}.") from exc
         self.run_dir = target
@@ -193,7 +193,7 @@ class RunJournal:
                 os.fsync(tmp.fileno())
             os.replace(tmp_name, target)
             tmp_name = None
-            _sync_folder(self.run_dir)
+            sync_folder(self.run_dir)
         except OSError as exc:
             raise JournalError(
                 f"Cannot save the run's checkpoint in {self.run_dir}: {exc.strerror}. "
@@ -247,7 +247,8 @@ def _after_last_newline(log: Any, size: int) -> int:
     return 0
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
+    """Make a folder's entries (a file created, renamed or linked in it) durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
