@@ -26,7 +26,7 @@ PROMPT = (
 class Signed:
     """Who gave a decision, and how: kept in the step's record and the audit log."""
 
-    channel: str = "terminal"  # terminal, cli, web, link, timeout, script
+    channel: str = "harness"  # harness (no human), terminal, cli, web, link, timeout, script
     by: str = ""  # an OS user, or a web client's address
     request: str = ""  # the id of the request it answered (approvals.py)
 
@@ -202,9 +202,19 @@ class Verdict:
     decision: Decision
     by: Actor
     refusal: str | None = None  # a message for the model when the command may not run
-    channel: str = "harness"  # how the human was reached ("terminal", ...), when asked
-    who: str = ""  # the person, when asked: an OS user or a web client's address
-    request: str = ""  # the request the human answered
+
+    # Who decided and how: the decision's own signature.
+    @property
+    def channel(self) -> str:
+        return self.decision.channel
+
+    @property
+    def who(self) -> str:
+        return self.decision.by
+
+    @property
+    def request(self) -> str:
+        return self.decision.request
 
 
 class Gate:
@@ -239,7 +249,7 @@ class Gate:
         if not proposal.needs_approval:  # the command is itself a talk with the human
             if not self.human.can_answer:
                 return Verdict(
-                    Stop(channel="harness"),
+                    Stop(),
                     Actor.NO_ONE,
                     refusal=(
                         f"Refused: {proposal.name} needs someone to answer, and no one can in "
@@ -247,11 +257,11 @@ class Gate:
                         "assumed, or finish and say what you need to know."
                     ),
                 )
-            return Verdict(Approve(channel="harness"), Actor.NOT_NEEDED)
+            return Verdict(Approve(), Actor.NOT_NEEDED)
         rule = self.policy.rule_for(proposal.name)
         if rule is Rule.DENY:
             return Verdict(
-                Stop(channel="harness"),
+                Stop(),
                 Actor.POLICY,
                 refusal=f"Refused: the policy denies {proposal.name}. Try another way.",
             )
@@ -260,11 +270,11 @@ class Gate:
                 proposal.risk is Risk.HIGH and not self.allow_high_risk and rule is not Rule.ALLOW
             )
             if not needs_human:
-                return Verdict(Approve(channel="harness"), Actor.CONTINUOUS)
+                return Verdict(Approve(), Actor.CONTINUOUS)
             if self.wait_for_human:
                 return None
             return Verdict(
-                Stop(channel="harness"),
+                Stop(),
                 Actor.CONTINUOUS,
                 refusal=(
                     f"Refused: {proposal.name} needs a human's approval, and this run is "
@@ -276,7 +286,7 @@ class Gate:
         covered = proposal.risk is not Risk.HIGH or rule is Rule.ALLOW
         if self.pre_approved > 0 and rule is not Rule.ASK and covered:
             self.pre_approved -= 1
-            return Verdict(Approve(channel="harness"), Actor.PRE_APPROVED)
+            return Verdict(Approve(), Actor.PRE_APPROVED)
         return None
 
     def ask(self, proposal: Proposal) -> Verdict:
@@ -291,13 +301,12 @@ class Gate:
                 ),
             )
         decision = self.human.authorize(proposal)
-        signed = {"channel": decision.channel, "who": decision.by, "request": decision.request}
         if isinstance(decision, Deny):
-            return Verdict(decision, Actor.HUMAN, refusal=decision.reason, **signed)
+            return Verdict(decision, Actor.HUMAN, refusal=decision.reason)
         if isinstance(decision, Approve):
             # A plain 'y' answers this command only; what was authorised in advance remains.
             self.pre_approved = max(self.pre_approved, decision.count - 1)
-        return Verdict(decision, Actor.HUMAN, **signed)
+        return Verdict(decision, Actor.HUMAN)
 
 
 class ScriptedHuman:

@@ -21,7 +21,7 @@ from autoagent.state import RunConfig, RunState, resumed_settings
 
 def test_verdicts_become_typed_decisions() -> None:
     cases = [
-        (Verdict(Approve(), Actor.HUMAN, channel="terminal"), DecisionKind.APPROVE),
+        (Verdict(Approve(channel="terminal"), Actor.HUMAN), DecisionKind.APPROVE),
         (Verdict(Approve(3), Actor.HUMAN), DecisionKind.APPROVE_NEXT),
         (Verdict(Feedback("not that"), Actor.HUMAN), DecisionKind.FEEDBACK),
         (Verdict(Stop(), Actor.HUMAN), DecisionKind.STOP),
