@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,17 @@ class QuietScreen:
 
     def show_answer(self, request: Request, answer: Answer) -> None:
         self.answers.append(answer)
+
+
+def once_shown(screen: QuietScreen, act: Callable[[Request], object]) -> None:
+    """Act on the first request the desk shows, from another thread, as another channel."""
+
+    def wait_then_act() -> None:
+        while not screen.shown:
+            time.sleep(0.01)
+        act(screen.shown[0])
+
+    threading.Thread(target=wait_then_act).start()
 
 
 def desk_on(store: RequestStore, screen: QuietScreen, timeout: float | None = None) -> Desk:
@@ -226,12 +238,12 @@ def test_the_desk_takes_an_answer_from_another_channel(tmp_path: Path) -> None:
     screen = QuietScreen()
     desk = desk_on(store, screen)
 
-    def answer_elsewhere() -> None:
-        while not screen.shown:
-            time.sleep(0.01)
-        decide(tmp_path, screen.shown[0].id, Reply.DENY, text="too broad", by="bo", channel="web")
-
-    threading.Thread(target=answer_elsewhere).start()
+    once_shown(
+        screen,
+        lambda request: decide(
+            tmp_path, request.id, Reply.DENY, text="too broad", by="bo", channel="web"
+        ),
+    )
     decision = desk.authorize(PROPOSAL)
     assert isinstance(decision, Deny) and "too broad" in decision.reason
     assert (decision.channel, decision.by, decision.request) == ("web", "bo", screen.shown[0].id)
@@ -272,12 +284,12 @@ def test_questions_get_the_text_or_a_clear_no_answer(tmp_path: Path) -> None:
     desk = desk_on(store, screen)
     waiting_at(store, 6, "running")
 
-    def decline() -> None:
-        while not screen.shown:
-            time.sleep(0.01)
-        decide(tmp_path, screen.shown[0].id, Reply.DENY, text="ask Ana", by="bo", channel="cli")
-
-    threading.Thread(target=decline).start()
+    once_shown(
+        screen,
+        lambda request: decide(
+            tmp_path, request.id, Reply.DENY, text="ask Ana", by="bo", channel="cli"
+        ),
+    )
     with pytest.raises(CommandError, match="declined to answer: ask Ana"):
         desk.ask("Which year?", 6)
 
@@ -300,16 +312,13 @@ def test_an_answer_for_other_arguments_or_unreadable_is_a_deny(tmp_path: Path) -
     screen = QuietScreen()
     desk = desk_on(store, screen)
 
-    def answer_for_other_arguments() -> None:
-        while not screen.shown:
-            time.sleep(0.01)
-        request = screen.shown[0]
+    def answer_for_other_arguments(request: Request) -> None:
         forged = Answer(
             request_id=request.id, reply=Reply.APPROVE, digest="0" * 64, by="x", channel="cli"
         )
         (store.folder / f"{request.id}.answer.json").write_text(forged.model_dump_json())
 
-    threading.Thread(target=answer_for_other_arguments).start()
+    once_shown(screen, answer_for_other_arguments)
     decision = desk.authorize(PROPOSAL)
     assert isinstance(decision, Deny) and "other arguments" in decision.reason
 

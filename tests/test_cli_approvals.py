@@ -67,6 +67,15 @@ def start(tmp_path: Path, server: FakeOpenAIServer, *flags: str) -> pexpect.spaw
     return spawn(tmp_path, server, "run", *PROFILE, *flags)
 
 
+def killed_while_waiting(tmp_path: Path, server: FakeOpenAIServer) -> dict[str, Any]:
+    """A continuous run killed with SIGKILL while its request waits; the request."""
+    child = start(tmp_path, server, "-c", "--wait-for-approval")
+    request = one_pending(tmp_path)
+    os.kill(child.pid, signal.SIGKILL)
+    child.expect(pexpect.EOF)
+    return request
+
+
 def test_a_continuous_run_waits_and_is_approved_from_another_shell(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:
@@ -121,10 +130,7 @@ def test_a_deny_with_feedback_reaches_the_model_and_the_run_goes_on(
 def test_an_answer_given_while_the_run_was_down_applies_when_it_resumes(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:
-    child = start(tmp_path, server, "-c", "--wait-for-approval")
-    request = one_pending(tmp_path)
-    os.kill(child.pid, signal.SIGKILL)
-    child.expect(pexpect.EOF)
+    request = killed_while_waiting(tmp_path, server)
 
     assert pending(tmp_path) == [request]  # still waiting, although its run is down
     assert shell(tmp_path, "approve", request["id"]).returncode == 0
@@ -143,10 +149,7 @@ def test_an_answer_given_while_the_run_was_down_applies_when_it_resumes(
 def test_a_run_killed_while_waiting_waits_on_the_same_request_when_resumed(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:
-    child = start(tmp_path, server, "-c", "--wait-for-approval")
-    request = one_pending(tmp_path)
-    os.kill(child.pid, signal.SIGKILL)
-    child.expect(pexpect.EOF)
+    request = killed_while_waiting(tmp_path, server)
 
     resumed = spawn(tmp_path, server, "resume", "-c", "--wait-for-approval")
     resumed.expect_exact(WAIT)
