@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .background import in_background
+from .batching import Batcher
 from .embeddings import Embedder
 from .errors import MemoryStoreError
 from .locks import try_lock
@@ -30,6 +31,10 @@ CHROMA_FILE = "chroma.sqlite3"  # a local store without it has never held a memo
 # Query embeddings kept by text: a step that repeats its task (feedback, an invalid command,
 # no task left) asks the same question again, and embedding it costs 15-30 ms.
 QUERY_CACHE_SIZE = 128
+# Memories written together: a store write costs about the same for one or several. A memory
+# waits at most WRITE_DELAY seconds for others (a model that takes longer gets one a write).
+WRITE_BATCH = 4
+WRITE_DELAY = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,10 +72,13 @@ class Memory:
         self.embedder = embedder
         self.where = where
         self._lock_fd: int | None = None
-        # Writes run on one background thread, overlapping the next model call; their
-        # errors surface on the next call to this object.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory-writer")
-        self._pending: list[Future[None]] = []
+        # Writes run in batches on a thread of their own, overlapping the next model call;
+        # their errors surface on the next call to this object. Until written, a memory is
+        # still in the prompt's recent window, and in the checkpoint for a resume.
+        self._writer: Batcher[tuple[str, str, dict[str, Any]]] = Batcher(
+            self._write, size=WRITE_BATCH, delay=WRITE_DELAY, name="memory-writer"
+        )
+        self._pending: list[tuple[str, Future[None]]] = []  # in the order written
         self.write_seconds = 0.0  # spent by the background writer, for the benchmark
         self._queries: OrderedDict[str, list[float]] = OrderedDict()
         self._queries_lock = threading.Lock()  # the preparing thread fills it too
@@ -141,17 +149,21 @@ class Memory:
         text = text[:MAX_MEMORY_CHARS]
         memory_id = memory_id or uuid.uuid4().hex
         meta = {"agent": self.agent_name, "time": time.time(), **metadata}
-        self._pending.append(self._writer.submit(self._write, memory_id, text, meta))
+        self._pending.append((memory_id, self._writer.put((memory_id, text, meta))))
         return memory_id
 
-    def _write(self, memory_id: str, text: str, meta: dict[str, Any]) -> None:
+    def _write(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Write memories in one store write (the last text of an id wins)."""
+        latest = {memory_id: (text, meta) for memory_id, text, meta in batch}
         start = time.perf_counter()
         try:
             self._collection.upsert(
-                ids=[memory_id],
-                documents=[text],
-                embeddings=self.embedder.embed_documents([text[:EMBED_CHARS]]),
-                metadatas=[meta],
+                ids=list(latest),
+                documents=[text for text, _ in latest.values()],
+                embeddings=self.embedder.embed_documents(
+                    [text[:EMBED_CHARS] for text, _ in latest.values()]
+                ),
+                metadatas=[meta for _, meta in latest.values()],
             )
         except Exception as exc:
             raise MemoryStoreError(
@@ -172,15 +184,27 @@ class Memory:
             raise MemoryStoreError(f"Cannot read the memory store at {self.where}: {exc}") from exc
         return [i for i in memory_ids if i not in found]
 
-    def flush(self) -> None:
-        """Wait for every write to finish; raise the first that failed."""
-        pending, self._pending = self._pending, []
-        for future in pending:
+    def flush(self, through: str | None = None) -> None:
+        """Wait for every write to finish, or only those up to the memory `through` (the
+        writes happen in order); raise the first that failed."""
+        ids = [memory_id for memory_id, _ in self._pending]
+        # A write no longer pending has finished: nothing to wait for up to it.
+        cut = len(ids) if through is None else ids.index(through) + 1 if through in ids else 0
+        pending, self._pending = self._pending[:cut], self._pending[cut:]
+        if pending:
+            self._writer.hurry()
+        for _, future in pending:
             future.result()
+        self._raise_failed_writes()
+
+    def written(self, memory_id: str) -> bool:
+        """Whether the write of `memory_id` has finished (raise if a write failed)."""
+        self._raise_failed_writes()
+        return all(pending != memory_id for pending, _ in self._pending)
 
     def _raise_failed_writes(self) -> None:
-        done = [f for f in self._pending if f.done()]
-        self._pending = [f for f in self._pending if not f.done()]
+        done = [future for _, future in self._pending if future.done()]
+        self._pending = [(i, f) for i, f in self._pending if not f.done()]
         for future in done:
             future.result()
 
@@ -289,7 +313,7 @@ class Memory:
         try:
             self.flush()
         finally:
-            self._writer.shutdown(wait=True)
+            self._writer.close()
             self._preparer.shutdown(wait=False, cancel_futures=True)
             self._release_lock()
 

@@ -108,6 +108,9 @@ class RunState(BaseModel):
     started: float = Field(default_factory=time.time)
     updated: float = Field(default_factory=time.time)
     recent: list[StepRecord] = Field(default_factory=list)  # the last steps, in full
+    # Older steps whose memory was not known to be in the store yet (it loads while the run
+    # starts): written again on resume if it is not.
+    unwritten: list[StepRecord] = Field(default_factory=list)
     earlier: list[str] = Field(default_factory=list)  # one line per older step
     current: StepRecord | None = None  # the step in flight: running, or its result recorded
     feedback: str | None = None  # the human's, for the next proposal

@@ -127,3 +127,20 @@ def test_prepared_queries_are_embedded_once(tmp_path: Path, embedder: LocalEmbed
     memory.close()
     assert "knead" in first[0].text and first == again
     assert sorted(counting.queries) == ["How do I bake bread?", "Which oven temperature?"]
+
+
+def test_memories_wait_to_be_written_together_and_none_is_lost(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    memory = Memory.open_local(tmp_path / "m", "Scout", embedder)
+    first = memory.add("Task: bake bread\nResult: knead, rise, bake.", run_id="r", step=1)
+    second = memory.add("Task: buy flour\nResult: two kilos.", run_id="r", step=2)
+    assert not memory.written(first) and not memory.written(second)  # waiting for others
+    memory.flush(through=first)
+    assert memory.written(first) and memory.written(second)  # written in the same store write
+    later = [memory.add(f"Task: step {n}\nResult: done.", run_id="r", step=n) for n in range(3, 7)]
+    memory.flush(through=later[-1])
+    memory.close()
+    again = Memory.open_local(tmp_path / "m", "Scout", embedder)
+    assert again.count() == 6 and again.missing([first, second, *later]) == []
+    again.close()
