@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ EVENTS = "events.jsonl"
 TORN = "events.torn"  # a torn last line cut from the log, kept for the record
 NEW_PREFIX = ".new-"  # a run folder being made; renamed to the run id once the run can start
 UNFINISHED = {"running", "interrupted", "stopped", "failed"}
+
+log = logging.getLogger(__name__)
 
 
 def new_run_id() -> str:
@@ -39,6 +43,8 @@ class RunJournal:
         self._lock_fd: int | None = None
         self._repaired = False  # the log's tail is checked once, before the first append
         self._events_fd: int | None = None  # kept open while the run appends: fewer opens
+        self._saver: ThreadPoolExecutor | None = None  # saves that need not be waited for
+        self._saving: list[Future[None]] = []
 
     def acquire(self) -> None:
         """Mark the run as live; a second process resuming it gets a clear error."""
@@ -51,6 +57,13 @@ class RunJournal:
         self._lock_fd = fd
 
     def release(self) -> None:
+        try:
+            self._settle()
+        except JournalError as exc:  # only points whose loss is safe are saved in the background
+            log.warning("%s", exc)
+        if self._saver is not None:
+            self._saver.shutdown()
+            self._saver = None
         self._close_events()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -178,12 +191,35 @@ class RunJournal:
                 raise JournalError(f"The run journal {path} is corrupt at line {number}.") from None
         return events
 
-    def save_checkpoint(self, state: dict[str, Any]) -> None:
-        """Write the checkpoint atomically: a temp file, fsync, then rename over the old one."""
-        target = self.run_dir / CHECKPOINT
+    def save_checkpoint(self, state: dict[str, Any], *, wait: bool = True) -> None:
+        """Write the checkpoint atomically: a temp file, fsync, then rename over the old one.
+
+        `wait=False` is for a point whose loss is safe (a crash before it is on the disk only
+        means redoing what came after the last save): the writing and its syncs happen on the
+        journal's saver thread, in order, while the caller goes on. A save that waits waits for
+        those first, so the checkpoint on disk never goes back in time."""
         # Compact: an indented dump goes through json's pure-Python encoder, several times
         # slower, and the checkpoint is written three times a step.
         data = json.dumps(state, ensure_ascii=False, separators=(",", ":"), default=str)
+        if not wait:
+            if self._saver is None:
+                self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+            self._saving.append(self._saver.submit(self._write_checkpoint, data))
+            return
+        with contextlib.suppress(JournalError):  # superseded by this save, if it succeeds
+            self._settle()
+        self._write_checkpoint(data)
+
+    def _settle(self) -> None:
+        """Wait for the saves made in the background; raise if the last one failed."""
+        saving, self._saving = self._saving, []
+        for future in saving:
+            future.exception()
+        if saving and (failed := saving[-1].exception()) is not None:
+            raise failed
+
+    def _write_checkpoint(self, data: str) -> None:
+        target = self.run_dir / CHECKPOINT
         tmp_name = None
         try:
             fd, tmp_name = tempfile.mkstemp(dir=self.run_dir, prefix=".checkpoint-", suffix=".tmp")

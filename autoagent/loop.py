@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 NO_TASK = "No open tasks are left: check the goals against what was done; finish if they are met."
 FILE_MAKERS = {"write_file", "append_to_file"}  # their success counts as progress
+UNWRITTEN_KEPT = 20  # steps out of the window whose memory may still be on its way
 # A memory in the prompt is a reminder of an earlier step (its task, command and how the
 # result began); kept short, the prompt stays flat as the run goes on.
 MEMORY_CHARS_IN_PROMPT = 300
@@ -286,7 +287,7 @@ class AgentLoop:
         The step in flight, if any, is written when it is completed."""
         if self.memory is None:
             return
-        records = [r for r in self.state.recent if r.memory_text()]
+        records = [r for r in [*self.state.unwritten, *self.state.recent] if r.memory_text()]
         missing = set(self.memory.missing([r.memory_id for r in records]))
         for record in records:
             if record.memory_id in missing:
@@ -381,7 +382,9 @@ class AgentLoop:
 
         record = record.advance(StepStatus.RUNNING)
         state.current = record
-        yield self._durable(CommandStarted(record))  # pending: saved before it runs
+        # Pending: on the disk before it runs (a command that changes nothing is only written
+        # down: after a crash it is simply proposed again).
+        yield self._durable(CommandStarted(record), wait=command.changes_things)
         yield from self._run(record, command)
 
     def _run(self, record: StepRecord, command: Command) -> Iterator[Event]:
@@ -397,7 +400,8 @@ class AgentLoop:
         state.commands_run += 1
         record = record.advance(StepStatus.RAN, result=result)
         state.current = record
-        yield self._durable(CommandDone(record))  # its result: saved the moment it returned
+        # Its result: saved the moment it returned.
+        yield self._durable(CommandDone(record), wait=command.changes_things)
         yield from self._complete(record)
 
     def _run_command(self, command: Command, args: dict[str, Any]) -> StepResult:
@@ -435,15 +439,25 @@ class AgentLoop:
         self.state.current = None
         self._keep(record)
         self._record_calls()
-        self._save()
+        # Not waited for: losing it to a crash means redoing the step's planning, no more.
+        self._save(wait=False)
         yield self._step_finished(record)
 
     def _keep(self, record: StepRecord) -> None:
-        left = self.state.add_step(record, self._window)
-        if left is not None and left.memory_text() and self.memory is not None:
-            # A step leaving the window is no longer checked on resume: its memory must be in.
+        """Keep a finished step in the recent window. A step leaving it is no longer checked
+        on resume, so while its memory is not in the store (still being written, or the store
+        still loading) it is kept among the unwritten; past UNWRITTEN_KEPT, the loop waits."""
+        state = self.state
+        left = state.add_step(record, self._window)
+        if self.memory is None:
+            return
+        if left is not None and left.memory_text():
+            state.unwritten = [*state.unwritten, left]
+        state.unwritten = [r for r in state.unwritten if not self.memory.written(r.memory_id)]
+        if len(state.unwritten) > UNWRITTEN_KEPT:
             with self.timings.phase("memory_write"):
-                self.memory.flush()
+                self.memory.flush(through=state.unwritten[0].memory_id)
+            state.unwritten = state.unwritten[1:]
 
     def _plan(self, task: str, result: str) -> Generator[Event, None, list[Task]]:
         """Task creation, which also gives the order of the list: prioritization in the same
@@ -547,13 +561,14 @@ class AgentLoop:
             for call in self.caller.drain():
                 self.journal.record("model_call", **asdict(call))
 
-    def _save(self) -> None:
+    def _save(self, *, wait: bool = True) -> None:
         self.state.updated = time.time()
         with self.timings.phase("checkpoint"):
-            self.journal.save_checkpoint(self.state.model_dump(mode="json"))
+            self.journal.save_checkpoint(self.state.model_dump(mode="json"), wait=wait)
 
-    def _durable(self, event: Any) -> Any:
-        """Journal the event, then save the checkpoint (synced), before anything goes on.
+    def _durable(self, event: Any, *, wait: bool = True) -> Any:
+        """Journal the event, then save the checkpoint (synced), before anything goes on
+        (`wait=False`: in the background, for a point whose loss is safe).
 
         The checkpoint holds the same record and is synced right after, so the journal line
         is not synced on its own: a killed process leaves both (the kernel has them); only a
@@ -562,7 +577,7 @@ class AgentLoop:
         with self.timings.phase("journal"):
             self.journal.record(type(event).__name__, **to_data(event))
         self._record_calls()
-        self._save()
+        self._save(wait=wait)
         return event
 
     def _emit(self, event: Any) -> Any:

@@ -140,6 +140,30 @@ def test_a_step_killed_right_after_is_in_memory_after_resume(
     assert finish(child) == 0
 
 
+def test_memories_still_waiting_at_a_kill_are_written_on_resume(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    """Memories go to the store in batches, and the store loads while the run starts: steps
+    that left the recent window before theirs were in are kept in the checkpoint until then."""
+    notes = [write(f"n{n}.txt", f"note {n}") for n in range(1, 6)]
+    server.script("execution", *notes, Slow(write("late.txt"), 60))
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c", AUTOAGENT_RECENT_STEPS="1")
+    wait_for(lambda: len(server.requests_for("execution")) == 6)
+    kill(child)
+    run_id = run_folder(tmp_path).name
+
+    server.script("execution", execution_reply("finish", reason="done"))
+    child = spawn(tmp_path, server, "resume", "-c")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    from autoagent.embeddings import LocalEmbedder
+    from autoagent.memory import Memory
+
+    store = Memory.open_local(tmp_path / "home" / "memory", "Scout", LocalEmbedder())
+    assert store.missing([f"{run_id}-step-{n}" for n in range(1, 6)]) == []
+    store.close()
+
+
 def test_a_torn_last_line_is_repaired_before_resume_appends(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:

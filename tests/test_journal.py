@@ -1,4 +1,7 @@
 import json
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +120,43 @@ def test_full_disk_keeps_the_previous_checkpoint(
     assert json.loads((journal.run_dir / "checkpoint.json").read_text())["step"] == 1
     names = sorted(p.name for p in journal.run_dir.iterdir())
     assert names == ["checkpoint.json", "run.lock"]  # no temp file left
+
+
+def test_saves_not_waited_for_land_in_order_before_the_next_one_that_waits(
+    tmp_path: Path,
+) -> None:
+    journal = new_run(tmp_path)
+    for step in range(1, 6):
+        journal.save_checkpoint({"run_id": journal.run_id, "step": step}, wait=False)
+    journal.save_checkpoint({"run_id": journal.run_id, "step": 6})  # waits for the five
+    assert journal.load_checkpoint()["step"] == 6
+    journal.save_checkpoint({"run_id": journal.run_id, "step": 7}, wait=False)
+    journal.release()  # waits for it too
+    assert json.loads((journal.run_dir / "checkpoint.json").read_text())["step"] == 7
+    assert sorted(p.name for p in journal.run_dir.iterdir()) == ["checkpoint.json", "run.lock"]
+
+
+def test_a_failed_background_save_is_superseded_by_the_next_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = new_run(tmp_path)
+    real_fsync = os.fsync
+    full = threading.Event()
+    full.set()
+
+    def fsync(fd: int) -> None:
+        if full.is_set():
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr("os.fsync", fsync)
+    journal.save_checkpoint({"run_id": journal.run_id, "step": 1}, wait=False)
+    time.sleep(0.2)
+    full.clear()
+    journal.save_checkpoint({"run_id": journal.run_id, "step": 2})  # succeeds: no error
+    assert journal.load_checkpoint()["step"] == 2
+    full.set()
+    journal.save_checkpoint({"run_id": journal.run_id, "step": 3}, wait=False)
+    journal.release()  # the last one failed: said in the log, the step-2 checkpoint stands
+    assert "No space left on device" in caplog.text
+    assert journal.load_checkpoint()["step"] == 2

@@ -113,6 +113,12 @@ class Command:
     arguments: Arguments
     needs_approval: bool = True  # False only for commands that are themselves a talk with the human
 
+    @property
+    def changes_things(self) -> bool:
+        """Whether running it can change anything: files, programs, the world. Low-risk
+        commands only read, list, search or ask, so running one again after a crash is safe."""
+        return self.risk is not Risk.LOW
+
     def args_schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments: shown to the model, and the base of the grammar
         that holds a local model's reply to the registered commands."""
