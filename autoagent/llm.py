@@ -169,8 +169,6 @@ class OpenAIChatModel:
     ) -> tuple[str, Usage | None, str | None]:
         """One streamed completion, reporting progress as it comes. A server that refuses
         streaming, or a stream that breaks, gets the same request unstreamed."""
-        import httpx
-
         o = self._openai
         try:
             stream = client.chat.completions.create(
@@ -200,7 +198,7 @@ class OpenAIChatModel:
                     chars += len(parts[-1])
                     if self.on_progress is not None:
                         self.on_progress(chars // 4)
-        except (httpx.HTTPError, o.APIError) as exc:
+        except o.APIError as exc:  # the client reports a cut stream as a connection error
             log.warning("the reply stream from %s broke (%s); asking again", self.base_url, exc)
             return self._unstreamed(self._client, model, messages, extra)
         return "".join(parts), usage, served_by

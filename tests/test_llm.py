@@ -1,4 +1,7 @@
+import json
 import re
+import socket
+import threading
 
 import pytest
 
@@ -97,3 +100,72 @@ def test_a_busy_endpoint_while_probing_is_asked_the_same_format_again(
     assert "finish" in reply.text and model.format_kind == "json_schema"
     kinds = [(r.get("response_format") or {}).get("type") for r in server.requests]
     assert kinds == ["json_schema", "json_schema"]
+
+
+def test_a_stream_that_breaks_mid_reply_is_asked_again_unstreamed() -> None:
+    """The first reply starts streaming, then the connection is cut before its end (an
+    unfinished chunked body); the same request is sent again without streaming."""
+    piece = json.dumps(
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": "half a rep"}, "finish_reason": None}],
+        }
+    )
+    whole = json.dumps(
+        {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "the whole reply"},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+    ).encode()
+    bodies: list[dict[str, object]] = []
+
+    def serve(listener: socket.socket) -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(65536)
+                headers, body = head.split(b"\r\n\r\n", 1)
+                length = int(re.search(rb"(?i)content-length: (\d+)", headers).group(1))  # type: ignore[union-attr]
+                while len(body) < length:
+                    body += conn.recv(65536)
+                bodies.append(json.loads(body))
+                if bodies[-1].get("stream"):
+                    event = f"data: {piece}\n\n".encode()
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                        b"Transfer-Encoding: chunked\r\n\r\n"
+                        + f"{len(event):x}\r\n".encode()
+                        + event
+                        + b"\r\n"
+                    )  # and no last chunk: the stream is cut
+                else:
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        + f"Content-Length: {len(whole)}\r\nConnection: close\r\n\r\n".encode()
+                        + whole
+                    )
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        thread = threading.Thread(target=serve, args=(listener,), daemon=True)
+        thread.start()
+        model = OpenAIChatModel(api_key="x", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+        assert model.complete(MESSAGES, model="m").text == "the whole reply"
+        thread.join(5)
+    assert [b.get("stream") for b in bodies] == [True, None]
