@@ -11,15 +11,16 @@ import ipaddress
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
+
+# Imported at start-up, before the memory store loads on its own thread: chromadb imports
+# httpx too, and two threads importing one module can meet it half made.
+import httpx
 
 from .errors import CommandError, RefusedError
 from .text import decode
 from .urlguard import address_problem, check_url
-
-if TYPE_CHECKING:
-    import httpx
 
 USER_AGENT = "Mozilla/5.0 (compatible; autoagent/0.1; +https://github.com/autoagent)"
 MAX_REDIRECTS = 5
@@ -71,8 +72,6 @@ def fetch(
     deadline cuts a slow body short. Raises RefusedError for forbidden URLs and CommandError
     when the page cannot be fetched or is not text.
     """
-    import httpx  # here: most runs fetch no page, and the import costs a tenth of a second
-
     deadline = time.monotonic() + DEADLINE_FACTOR * timeout
     current = _check(url, url, allow_private=allow_private)
     headers = {"User-Agent": USER_AGENT, "Accept": "text/html,text/plain;q=0.9,*/*;q=0.5"}
