@@ -47,7 +47,7 @@ class Batcher(Generic[T]):
     def hurry(self) -> None:
         """Write what is waiting now."""
         with self._wake:
-            self._hurry = True
+            self._hurry = bool(self._items)  # not the items that come later
             self._wake.notify()
 
     def close(self) -> None:

@@ -201,6 +201,10 @@ class RunJournal:
         # Compact: an indented dump goes through json's pure-Python encoder, several times
         # slower, and the checkpoint is written three times a step.
         data = json.dumps(state, ensure_ascii=False, separators=(",", ":"), default=str)
+        finished = [future for future in self._saving if future.done()]
+        if finished and finished[-1].exception() is not None:
+            wait = True  # the last one failed (a full disk?): this one says why if it fails too
+        self._saving = [future for future in self._saving if not future.done()]
         if not wait:
             if self._saver is None:
                 self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")

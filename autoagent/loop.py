@@ -287,11 +287,13 @@ class AgentLoop:
         The step in flight, if any, is written when it is completed."""
         if self.memory is None:
             return
-        records = [r for r in [*self.state.unwritten, *self.state.recent] if r.memory_text()]
+        state = self.state
+        records = [r for r in [*state.unwritten, *state.recent] if r.memory_text()]
         missing = set(self.memory.missing([r.memory_id for r in records]))
         for record in records:
             if record.memory_id in missing:
                 self._remember(record)
+        state.unwritten = [r for r in state.unwritten if r.memory_id in missing]
 
     # One step: propose, check, authorize, run, remember, plan.
 
@@ -382,9 +384,11 @@ class AgentLoop:
 
         record = record.advance(StepStatus.RUNNING)
         state.current = record
-        # Pending: on the disk before it runs (a command that changes nothing is only written
-        # down: after a crash it is simply proposed again).
-        yield self._durable(CommandStarted(record), wait=command.changes_things)
+        # Pending: on the disk before it runs, and before a human is asked (the request is
+        # answerable from elsewhere only once the step is seen running). A command that
+        # changes nothing is written down without waiting: after a crash, it is proposed again.
+        on_disk_first = command.changes_things or not command.needs_approval
+        yield self._durable(CommandStarted(record), wait=on_disk_first)
         yield from self._run(record, command)
 
     def _run(self, record: StepRecord, command: Command) -> Iterator[Event]:
@@ -400,8 +404,8 @@ class AgentLoop:
         state.commands_run += 1
         record = record.advance(StepStatus.RAN, result=result)
         state.current = record
-        # Its result: saved the moment it returned.
-        yield self._durable(CommandDone(record), wait=command.changes_things)
+        # Its result: on the disk the moment it returned (a step number is never used twice).
+        yield self._durable(CommandDone(record))
         yield from self._complete(record)
 
     def _run_command(self, command: Command, args: dict[str, Any]) -> StepResult:

@@ -72,13 +72,8 @@ class Memory:
         self.embedder = embedder
         self.where = where
         self._lock_fd: int | None = None
-        # Writes run in batches on a thread of their own, overlapping the next model call;
-        # their errors surface on the next call to this object. Until written, a memory is
-        # still in the prompt's recent window, and in the checkpoint for a resume.
-        self._writer: Batcher[tuple[str, str, dict[str, Any]]] = Batcher(
-            self._write, size=WRITE_BATCH, delay=WRITE_DELAY, name="memory-writer"
-        )
         self._pending: list[tuple[str, Future[None]]] = []  # in the order written
+        self._written: set[str] = set()  # ids whose write this process saw finish
         self.write_seconds = 0.0  # spent by the background writer, for the benchmark
         self._queries: OrderedDict[str, list[float]] = OrderedDict()
         self._queries_lock = threading.Lock()  # the preparing thread fills it too
@@ -91,6 +86,12 @@ class Memory:
             self._store = in_background(lambda: self._opened(client.result()))
         else:
             self._store.set_result(self._opened(client))
+        # Writes run in batches on a thread of their own, overlapping the next model call;
+        # their errors surface on the next call to this object. Until its memory is written,
+        # a step is kept in the checkpoint (see AgentLoop._keep) for a resume to write it.
+        self._writer: Batcher[tuple[str, str, dict[str, Any]]] = Batcher(
+            self._write, size=WRITE_BATCH, delay=WRITE_DELAY, name="memory-writer"
+        )
 
     def _opened(self, client: Any) -> tuple[Any, Any]:
         return client, self._open_collection(client)
@@ -190,23 +191,24 @@ class Memory:
         ids = [memory_id for memory_id, _ in self._pending]
         # A write no longer pending has finished: nothing to wait for up to it.
         cut = len(ids) if through is None else ids.index(through) + 1 if through in ids else 0
-        pending, self._pending = self._pending[:cut], self._pending[cut:]
-        if pending:
+        if cut:
             self._writer.hurry()
-        for _, future in pending:
-            future.result()
+        for _, future in self._pending[:cut]:
+            future.exception()
         self._raise_failed_writes()
 
     def written(self, memory_id: str) -> bool:
-        """Whether the write of `memory_id` has finished (raise if a write failed)."""
+        """Whether this process wrote `memory_id` to the store (raise if a write failed)."""
         self._raise_failed_writes()
-        return all(pending != memory_id for pending, _ in self._pending)
+        return memory_id in self._written
 
     def _raise_failed_writes(self) -> None:
-        done = [future for _, future in self._pending if future.done()]
+        """Take the finished writes off the pending ones; raise the first that failed."""
+        done = [(i, f) for i, f in self._pending if f.done()]
         self._pending = [(i, f) for i, f in self._pending if not f.done()]
-        for future in done:
+        for memory_id, future in done:
             future.result()
+            self._written.add(memory_id)
 
     def recall(self, query: str, k: int) -> list[Recollection]:
         """The `k` memories nearest in meaning to `query`, nearest first."""

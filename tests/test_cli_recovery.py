@@ -146,9 +146,14 @@ def test_memories_still_waiting_at_a_kill_are_written_on_resume(
     """Memories go to the store in batches, and the store loads while the run starts: steps
     that left the recent window before theirs were in are kept in the checkpoint until then."""
     notes = [write(f"n{n}.txt", f"note {n}") for n in range(1, 6)]
-    server.script("execution", *notes, Slow(write("late.txt"), 60))
-    child = spawn(tmp_path, server, "run", *PROFILE, "-c", AUTOAGENT_RECENT_STEPS="1")
-    wait_for(lambda: len(server.requests_for("execution")) == 6)
+    # Killed in the middle of step 6's command: the step is cut, which moves step 5 out of
+    # the window too, before the memories are restored.
+    code = "import time, pathlib; pathlib.Path('started.txt').write_text('1'); time.sleep(60)"
+    server.script("execution", *notes, execution_reply("execute_python_code", code=code))
+    child = spawn(
+        tmp_path, server, "run", *PROFILE, "-c", "--allow-high-risk", AUTOAGENT_RECENT_STEPS="1"
+    )
+    wait_for(lambda: (tmp_path / "ws" / "started.txt").exists())
     kill(child)
     run_id = run_folder(tmp_path).name
 

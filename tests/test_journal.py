@@ -160,3 +160,23 @@ def test_a_failed_background_save_is_superseded_by_the_next_save(
     journal.release()  # the last one failed: said in the log, the step-2 checkpoint stands
     assert "No space left on device" in caplog.text
     assert journal.load_checkpoint()["step"] == 2
+
+
+def test_a_failing_background_save_is_told_at_the_next_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = new_run(tmp_path)
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", disk_full)
+    journal.save_checkpoint({"run_id": journal.run_id, "step": 1}, wait=False)
+    deadline = time.monotonic() + 5
+    while journal._saving and not journal._saving[-1].done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(JournalError, match="No space left on device"):  # not silently queued
+        journal.save_checkpoint({"run_id": journal.run_id, "step": 2}, wait=False)
+    monkeypatch.undo()
+    journal.release()
+    assert json.loads((journal.run_dir / "checkpoint.json").read_text())["step"] == 0

@@ -472,7 +472,10 @@ def running_server(argv: list[str], port: int, log: Path) -> Iterator[subprocess
 def test_a_streamable_http_server_serves_its_tools(tmp_path: Path, http_url: str) -> None:
     config = ServerConfig(name="web", url=http_url, headers={"X-Test": "1"}, risk=Risk.LOW)
     with started(tmp_path, config) as running:
-        assert running.registry.get("mcp__web__add").risk is Risk.LOW
+        add = running.registry.get("mcp__web__add")
+        # Low risk asks no human, but a tool from elsewhere is never assumed to change
+        # nothing: it is on the disk as started before it runs, and never run twice.
+        assert add.risk is Risk.LOW and add.changes_things
         assert "\n5\n" in running.run("mcp__web__add", a=2, b=3)
         assert '"degrees": 21.5' in running.run("mcp__web__weather", city="Oslo")
         with pytest.raises(CommandError, match="reported an error"):

@@ -112,12 +112,10 @@ class Command:
     function: Callable[..., str]
     arguments: Arguments
     needs_approval: bool = True  # False only for commands that are themselves a talk with the human
-
-    @property
-    def changes_things(self) -> bool:
-        """Whether running it can change anything: files, programs, the world. Low-risk
-        commands only read, list, search or ask, so running one again after a crash is safe."""
-        return self.risk is not Risk.LOW
+    # Whether running it can change anything (files, programs, the world): then it is on the
+    # disk as started before it runs, so that a crash never runs it twice. Built-in low-risk
+    # commands only read, list, search or ask; a tool from elsewhere is never assumed harmless.
+    changes_things: bool = True
 
     def args_schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments: shown to the model, and the base of the grammar
@@ -172,6 +170,7 @@ def command(risk: Risk, *, needs_approval: bool = True) -> Callable[[Callable[..
             function=function,
             arguments=ModelArguments(arguments),
             needs_approval=needs_approval,
+            changes_things=risk is not Risk.LOW,
         )
 
     return declare
