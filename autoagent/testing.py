@@ -159,6 +159,9 @@ class FakeOpenAIServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Connections are kept open between requests, as by the APIs it stands for.
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
@@ -249,7 +252,11 @@ class FakeOpenAIServer:
                 """Server-sent events, as the OpenAI API streams: pieces, usage, [DONE]."""
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
+
+                def send(data: bytes) -> None:
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
 
                 def event(choices: list[dict[str, Any]], **extra: Any) -> None:
                     chunk = {
@@ -260,7 +267,7 @@ class FakeOpenAIServer:
                         "choices": choices,
                         **extra,
                     }
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    send(f"data: {json.dumps(chunk)}\n\n".encode())
 
                 for start in range(0, max(len(reply), 1), STREAM_PIECE):
                     piece = reply[start : start + STREAM_PIECE]
@@ -268,7 +275,8 @@ class FakeOpenAIServer:
                 event([{"index": 0, "delta": {}, "finish_reason": "stop"}])
                 if (request.get("stream_options") or {}).get("include_usage"):
                     event([], usage=usage)
-                self.wfile.write(b"data: [DONE]\n\n")
+                send(b"data: [DONE]\n\n")
+                self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
 
         return Handler

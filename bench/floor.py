@@ -33,14 +33,14 @@ def main() -> None:
         requests = json.load(file)
     url = urlsplit(base_url)
     note = ("A note of about eight hundred characters, written and synced. " * 13)[:800]
+    # One connection kept open, as any HTTP client library does.
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port)
     for number, request in enumerate(requests):
         body = json.dumps(request).encode()
-        connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port)
         connection.request(
             "POST", f"{url.path}/chat/completions", body, {"Content-Type": "application/json"}
         )
         json.loads(reply_text(connection.getresponse().read(), request.get("stream")))
-        connection.close()
         if "execution agent" in request["messages"][0]["content"]:
             path = os.path.join(workdir, f"note{number}.md")
             with open(path, "w", encoding="utf-8") as file:
