@@ -152,8 +152,8 @@ class Renderer:
             self._quote(labelled("NOTE: ", "bold yellow", outside(notice)))
 
     def _Thinking(self, event: Thinking) -> None:
-        if self.replay:
-            return
+        if self.replay or not self.console.is_terminal:
+            return  # a spinner is for someone watching a terminal, not for a log
         self._label = ROLE_LABELS.get(event.role, "Working...")
         self._status = self.console.status(Text(self._label))
         self._status.start()
