@@ -14,6 +14,7 @@ figure is also given as a ratio to it. Runs alternate: autoagent, floor, autoage
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -245,6 +246,17 @@ def run_scenario(
     return mine, floors
 
 
+def installed() -> str:
+    """Which lock the measured environment was installed from: the test tools add packages
+    that the client libraries pick up when present (httpcore2 imports trio, 0.1-0.2 s)."""
+    if importlib.util.find_spec("selenium") is None:
+        return "Installed from the run lock (`scripts/install.sh run`), as users have it."
+    return (
+        "Installed from the dev lock: its test tools add imports users do not pay "
+        "(`scripts/install.sh run` gives the users' set)."
+    )
+
+
 def mid(samples: list[Sample], name: str) -> float:
     return median([float(getattr(s, name)) for s in samples])
 
@@ -394,7 +406,7 @@ def report(
         "",
         f"Machine: {host['cpu']}, {host['cores']} cores, Python {host['python']}, "
         f"{host['system']}, {host['date']}. Load average (1, 5, 15 min) at the start: "
-        f"{host['load']}; after each part as noted.",
+        f"{host['load']}; after each part as noted. {installed()}",
         "",
     ]
     for name, title in [
