@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from collections import defaultdict, deque
@@ -161,6 +162,12 @@ class FakeOpenAIServer:
         class Handler(BaseHTTPRequestHandler):
             # Connections are kept open between requests, as by the APIs it stands for.
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # Each streamed piece goes at once, as from any HTTP server: without this, a
+                # piece waits for the client's delayed acknowledgement of the one before.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
