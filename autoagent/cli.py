@@ -319,28 +319,8 @@ def run(
     notify: Notify = None,
 ) -> None:
     """Start the agent on its goals."""
+    settings = _run_settings(locals())
     console = _console()
-    settings = _run_settings(
-        continuous,
-        continuous_limit,
-        ai_settings=ai_settings,
-        max_steps=max_steps,
-        debug=debug,
-        skip_reprompt=skip_reprompt,
-        workspace=workspace,
-        model=model,
-        fast_model=fast_model,
-        budget=budget,
-        llm=llm,
-        model_path=model_path,
-        memory_url=memory_url,
-        allow_network=allow_network,
-        sandbox="none" if no_sandbox else None,
-        mcp_config=mcp_config,
-        wait_for_approval=wait_for_approval,
-        approval_timeout=approval_timeout,
-        notify_url=notify,
-    )
     try:
         profile = _resolve_profile(console, settings, name, role, goal)
     except (KeyboardInterrupt, EOFError):
@@ -375,28 +355,9 @@ def resume(
     notify: Notify = None,
 ) -> None:
     """Continue an unfinished run from its last completed step."""
+    settings = _run_settings(locals())
     from .runner import latest_unfinished
 
-    settings = _run_settings(
-        continuous,
-        continuous_limit,
-        max_steps=max_steps,
-        debug=debug,
-        skip_reprompt=skip_reprompt,
-        workspace=workspace,
-        model=model,
-        fast_model=fast_model,
-        budget=budget,
-        llm=llm,
-        model_path=model_path,
-        memory_url=memory_url,
-        allow_network=allow_network,
-        sandbox="none" if no_sandbox else None,
-        mcp_config=mcp_config,
-        wait_for_approval=wait_for_approval,
-        approval_timeout=approval_timeout,
-        notify_url=notify,
-    )
     console = _console()
     if run_id is None:
         from .ui import labelled, outside
@@ -407,12 +368,40 @@ def resume(
     _drive(console, settings, resume=run_id, allow_high_risk=allow_high_risk)
 
 
-def _run_settings(continuous: bool, continuous_limit: int | None, **flags: Any) -> Settings:
-    """Settings for `run` and `resume`; a flag left off (False, None) defers to the rest."""
+# The flags `run` and `resume` share, by parameter name, and the setting each one sets.
+RUN_FLAGS = {
+    "ai_settings": "ai_settings",
+    "max_steps": "max_steps",
+    "debug": "debug",
+    "skip_reprompt": "skip_reprompt",
+    "workspace": "workspace",
+    "model": "model",
+    "fast_model": "fast_model",
+    "budget": "budget",
+    "llm": "llm",
+    "model_path": "model_path",
+    "memory_url": "memory_url",
+    "allow_network": "allow_network",
+    "mcp_config": "mcp_config",
+    "wait_for_approval": "wait_for_approval",
+    "approval_timeout": "approval_timeout",
+    "notify": "notify_url",
+}
+
+
+def _run_settings(flags: dict[str, Any]) -> Settings:
+    """Settings for `run` and `resume` from their flags (their parameters, given as they are);
+    a flag left off (False, None) defers to the environment, .env and the defaults."""
+    continuous_limit = flags["continuous_limit"]
     settings = _settings(
-        continuous=continuous or (continuous_limit is not None) or None,
+        continuous=flags["continuous"] or (continuous_limit is not None) or None,
         continuous_limit=continuous_limit,
-        **{name: value if value is not False else None for name, value in flags.items()},
+        sandbox="none" if flags["no_sandbox"] else None,
+        **{
+            setting: None if flags[name] is False else flags[name]
+            for name, setting in RUN_FLAGS.items()
+            if name in flags
+        },
     )
     _configure_logging(settings)
     return settings
