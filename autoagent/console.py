@@ -361,10 +361,28 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._respond(self._get)
 
+        def do_HEAD(self) -> None:
+            self._respond(self._get, body=False)
+
         def do_POST(self) -> None:
             self._respond(self._post)
 
-        def _respond(self, route: Callable[[], Response]) -> None:
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            """http.server's own errors (a method it does not serve, a bad request line) carry
+            the console's security headers too."""
+            self._security_headers_due = True
+            super().send_error(code, message, explain)
+
+        def end_headers(self) -> None:
+            if getattr(self, "_security_headers_due", False):
+                self._security_headers_due = False
+                for name, value in SECURITY_HEADERS.items():
+                    self.send_header(name, value)
+            super().end_headers()
+
+        def _respond(self, route: Callable[[], Response], *, body: bool = True) -> None:
             if not console.host_ok(self.headers.get("Host", "")):
                 response = Response(
                     HTTPStatus.MISDIRECTED_REQUEST, b"Unknown host.\n", "text/plain"
@@ -385,7 +403,8 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             try:
                 self.end_headers()
-                self.wfile.write(response.body)
+                if body:
+                    self.wfile.write(response.body)
             except (BrokenPipeError, ConnectionResetError):  # the client left: nothing to say
                 log.debug("%s left before the response was sent", self.address_string())
 

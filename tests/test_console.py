@@ -531,3 +531,15 @@ def test_a_post_is_checked_before_its_body_is_read(console: ConsoleServer, home:
         status = raw_post(console, path, f"Cookie: {cookie}\r\nContent-Length: {length}\r\n")
         assert b" 400 " in status
     assert RequestStore(journal.run_dir).answer_of(request.id) is None
+
+
+def test_head_and_unserved_methods_carry_the_security_headers(console: ConsoleServer) -> None:
+    head = httpx.head(base(console) + "/")
+    assert head.status_code == 403 and head.content == b""  # as GET: no token, no page
+    assert head.headers["X-Frame-Options"] == "DENY" and "Content-Security-Policy" in head.headers
+    client = session(console)
+    assert client.head("/").status_code == 200
+    put = httpx.put(base(console) + "/", content=b"x")
+    assert put.status_code == 501
+    assert put.headers["X-Content-Type-Options"] == "nosniff"
+    assert put.headers["Content-Security-Policy"].startswith("default-src 'self'")
