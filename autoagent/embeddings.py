@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import platform
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -115,6 +116,51 @@ class LocalEmbedder:
             while len(self._meanings) > MEANINGS_KEPT:
                 self._meanings.popitem(last=False)
         return vector
+
+
+class WordEmbedder:
+    """WordLlama's static vectors alone, for a CPU that e5's engine cannot run on (its wheel is
+    built for AVX2 and FMA on x86): less precise (recall@5 0.909 on the labelled set, against
+    0.977 with e5), but offline on any machine. Its vectors are a space of their own."""
+
+    key = "wl256"
+
+    def __init__(self) -> None:
+        self._model: StaticEmbedder | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._lock:
+            if self._model is None:
+                self._model = StaticEmbedder()
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self._embed(text) for text in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed(text)
+
+    def _embed(self, text: str) -> list[float]:
+        self.load()
+        assert self._model is not None
+        return self._model.embed(text).tolist()  # type: ignore[no-any-return]
+
+
+def transformer_runs_here(cpuinfo: str | None = None, machine: str | None = None) -> bool:
+    """Whether this CPU can run e5's engine: on x86 its wheel uses AVX2 and FMA instructions,
+    and a CPU without them would stop the process at the first embedding (an illegal
+    instruction), not raise an error."""
+    if (machine or platform.machine()).lower() not in {"x86_64", "amd64"}:
+        return True
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return True  # not Linux: nothing to read, and nothing known against it
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return {"avx2", "fma"} <= set(line.partition(":")[2].split())
+    return True
 
 
 def about(memory: str) -> str:

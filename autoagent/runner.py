@@ -14,7 +14,7 @@ from .authorize import Gate, Human, Policy
 from .commands import builtin_commands, default_registry
 from .commands.base import CommandContext
 from .commands.mcp import attach_servers, configured_servers
-from .embeddings import Embedder, LocalEmbedder
+from .embeddings import Embedder, LocalEmbedder, WordEmbedder, transformer_runs_here
 from .errors import ConfigError, JournalError, describe_validation
 from .journal import UNFINISHED, RunJournal, is_live, list_runs
 from .llm import ChatModel, OpenAIChatModel, OpenAIEmbedder
@@ -111,7 +111,7 @@ def build_embedder(settings: Settings) -> Embedder:
             base_url=settings.openai_base_url,
             model=settings.openai_embedding_model,
         )
-    return LocalEmbedder()
+    return LocalEmbedder() if transformer_runs_here() else WordEmbedder()
 
 
 def open_memory(settings: Settings, agent_name: str) -> Memory:
@@ -180,6 +180,12 @@ def prepare_run(
     )
     prices = price_table(settings)
     check_budget_prices(settings, prices)
+    if settings.embeddings != "openai" and not transformer_runs_here():
+        notes.append(
+            "This CPU lacks AVX2 and FMA, which the local embedding model needs: memories are "
+            "recalled by word vectors alone, less precisely. AUTOAGENT_EMBEDDINGS=openai uses "
+            "the endpoint's embeddings instead."
+        )
     if model is None:
         model, model_notes = build_model(settings)
         notes += model_notes

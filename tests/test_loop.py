@@ -7,7 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from autoagent.authorize import ScriptedHuman
+from autoagent.embeddings import WordEmbedder
 from autoagent.events import LoopWarning, RunEnded, TasksChanged, Thinking
 from autoagent.llm import OpenAIChatModel
 from autoagent.loop import AgentLoop
@@ -240,3 +243,16 @@ def test_task_creation_orders_the_list_in_the_same_call(
     changed = next(e for e in events if isinstance(e, TasksChanged))
     assert [t.text for t in changed.open_tasks] == ["Write b", "Write a"]
     assert [role_of(r) for r in server.requests] == ["execution", "task-creation"]
+
+
+def test_on_a_cpu_without_avx2_memory_uses_word_vectors_and_says_so(
+    tmp_path: Path, server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("autoagent.runner.transformer_runs_here", lambda: False)
+    server.script("execution", execution_reply("finish", reason="done"))
+    loop = make_loop(tmp_path, server, continuous=True)
+    events = list(run(loop))
+    started = next(e for e in events if type(e).__name__ == "RunStarted")
+    assert any("lacks AVX2 and FMA" in note for note in started.notices)
+    assert isinstance(loop.memory.embedder, WordEmbedder)
+    assert ended(events).status == "finished"

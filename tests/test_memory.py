@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.embeddings import LocalEmbedder
+from autoagent.embeddings import LocalEmbedder, WordEmbedder, transformer_runs_here
 from autoagent.errors import MemoryStoreError
 from autoagent.memory import Memory, collection_name
 
@@ -144,3 +144,21 @@ def test_memories_wait_to_be_written_together_and_none_is_lost(
     again = Memory.open_local(tmp_path / "m", "Scout", embedder)
     assert again.count() == 6 and again.missing([first, second, *later]) == []
     again.close()
+
+
+def test_e5_is_used_only_on_a_cpu_that_can_run_it() -> None:
+    flags = "flags\t\t: fpu sse sse2 avx avx2 fma f16c"
+    assert transformer_runs_here(f"processor\t: 0\n{flags}\n", "x86_64")
+    assert not transformer_runs_here("flags\t\t: fpu sse sse2 sse4_2 avx\n", "x86_64")
+    assert transformer_runs_here("", "aarch64")  # its wheel there is a build of its own
+
+
+def test_a_cpu_without_avx2_still_has_a_memory_by_word_vectors(tmp_path: Path) -> None:
+    words = WordEmbedder()
+    assert words.key != LocalEmbedder.key  # memories of the two never mix
+    memory = Memory.open_local(tmp_path / "m", "Scout", words)
+    memory.add("Task: bake bread\nResult: knead the dough, let it rise, bake at 230 C.", step=1)
+    memory.add("Task: check the stock market\nResult: shares fell three percent.", step=2)
+    memory.flush()
+    assert "dough" in memory.recall("How do I bake bread?", 1)[0].text
+    memory.close()
