@@ -206,9 +206,13 @@ class Memory:
         """Take the finished writes off the pending ones; raise the first that failed."""
         done = [(i, f) for i, f in self._pending if f.done()]
         self._pending = [(i, f) for i, f in self._pending if not f.done()]
+        failed = None
         for memory_id, future in done:
-            future.result()
-            self._written.add(memory_id)
+            if (error := future.exception()) is None:
+                self._written.add(memory_id)
+            failed = failed or error
+        if failed is not None:
+            raise failed
 
     def recall(self, query: str, k: int) -> list[Recollection]:
         """The `k` memories nearest in meaning to `query`, nearest first."""

@@ -162,3 +162,32 @@ def test_a_cpu_without_avx2_still_has_a_memory_by_word_vectors(tmp_path: Path) -
     memory.flush()
     assert "dough" in memory.recall("How do I bake bread?", 1)[0].text
     memory.close()
+
+
+class FailingOn:
+    """The real embedder, failing on the memories that contain `word`."""
+
+    def __init__(self, inner: LocalEmbedder, word: str) -> None:
+        self.inner, self.word, self.key = inner, word, inner.key
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if any(self.word in text for text in texts):
+            raise RuntimeError(f"cannot embed {self.word}")
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+def test_a_failed_write_is_told_and_the_writes_after_it_still_count(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    memory = Memory.open_local(tmp_path / "m", "Scout", FailingOn(embedder, "boom"))
+    bad = memory.add("Task: boom\nResult: this one cannot be embedded.", step=1)
+    with pytest.raises(MemoryStoreError, match="cannot embed boom"):
+        memory.flush(through=bad)
+    good = memory.add("Task: bake bread\nResult: knead, rise, bake.", step=2)
+    memory.flush(through=good)
+    assert memory.written(good) and not memory.written(bad)
+    assert "knead" in memory.recall("How do I bake bread?", 1)[0].text
+    memory.close()
