@@ -51,7 +51,10 @@ SECURITY_HEADERS = {
 RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 REQUEST_ID = re.compile(r"[0-9a-f]{1,64}")
 BACK = re.compile(r"/(?!/)[A-Za-z0-9_./-]*")  # a path of this console to return to
-REPLIES = {"approve": Reply.APPROVE, "deny": Reply.DENY, "answer": Reply.ANSWER}
+REPLIES = {"approve": Reply.APPROVE, "deny": Reply.DENY, "answer": Reply.ANSWER}  # links too
+# The console's forms also send feedback: not run, the text goes to the agent (as typed at the
+# terminal).
+FORM_REPLIES = {**REPLIES, "feedback": Reply.FEEDBACK}
 
 
 @dataclass
@@ -185,7 +188,7 @@ class Console:
         back = form.get("back", "/approvals")
         if not BACK.fullmatch(back):
             back = "/approvals"
-        reply = REPLIES.get(form.get("action", ""))
+        reply = FORM_REPLIES.get(form.get("action", ""))
         if reply is None:
             return self.message(
                 "Nothing decided", "Unknown action.", HTTPStatus.BAD_REQUEST, back=back
@@ -251,10 +254,9 @@ class Console:
             request, _ = approvals.find(self.home, request_id)
         except RequestError as exc:
             return self.message("Nothing decided", str(exc), HTTPStatus.NOT_FOUND, back=back)
-        if reply is Reply.ANSWER and not text:
-            return self.message(
-                "Nothing decided", "The answer is empty.", HTTPStatus.BAD_REQUEST, back=back
-            )
+        if reply in (Reply.ANSWER, Reply.FEEDBACK) and not text:
+            empty = "The answer is empty." if reply is Reply.ANSWER else "The feedback is empty."
+            return self.message("Nothing decided", empty, HTTPStatus.BAD_REQUEST, back=back)
         if request.kind is Kind.APPROVAL and reply is Reply.APPROVE:
             text = ""
         try:

@@ -293,6 +293,24 @@ def test_deny_carries_the_feedback(console: ConsoleServer, home: Path) -> None:
     assert answer is not None and (answer.reply, answer.text) == ("deny", "Keep <it>")
 
 
+def test_feedback_without_deny_goes_to_the_agent(console: ConsoleServer, home: Path) -> None:
+    """As the terminal's free text: the command does not run, and the agent reads the text."""
+    journal = make_run(home, status="running")
+    request, _ = open_request(journal)
+    client = session(console)
+    page = client.get("/approvals").text
+    assert 'name="action" value="feedback"' in page
+    form = {"csrf": csrf(client, "/approvals"), "digest": request.digest}
+    empty = client.post(f"/requests/{request.id}", data={**form, "action": "feedback"})
+    assert empty.status_code == 400 and "feedback is empty" in empty.text
+    response = client.post(
+        f"/requests/{request.id}", data={**form, "action": "feedback", "text": "Use notes.md"}
+    )
+    assert response.status_code == 303
+    answer = RequestStore(journal.run_dir).answer_of(request.id)
+    assert answer is not None and (answer.reply, answer.text) == ("feedback", "Use notes.md")
+
+
 def test_forged_posts_are_refused_and_record_nothing(console: ConsoleServer, home: Path) -> None:
     journal = make_run(home, status="running")
     request, _ = open_request(journal)
