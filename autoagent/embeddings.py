@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import platform
 import threading
@@ -152,15 +153,20 @@ def transformer_runs_here(cpuinfo: str | None = None, machine: str | None = None
     instruction), not raise an error."""
     if (machine or platform.machine()).lower() not in {"x86_64", "amd64"}:
         return True
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return True  # not Linux: nothing to read, and nothing known against it
+    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
             return {"avx2", "fma"} <= set(line.partition(":")[2].split())
-    return True
+    return True  # nothing known against it (not Linux, say)
+
+
+@functools.cache
+def _cpuinfo() -> str:
+    """This machine's CPU description, read once ("" where there is none to read)."""
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def about(memory: str) -> str:
