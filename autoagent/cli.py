@@ -316,7 +316,7 @@ def run(
     no_sandbox: NoSandbox = False,
     wait_for_approval: WaitForApproval = False,
     approval_timeout: ApprovalTimeout = None,
-    notify: Notify = None,
+    notify_url: Notify = None,
 ) -> None:
     """Start the agent on its goals."""
     settings = _run_settings(locals())
@@ -352,7 +352,7 @@ def resume(
     no_sandbox: NoSandbox = False,
     wait_for_approval: WaitForApproval = False,
     approval_timeout: ApprovalTimeout = None,
-    notify: Notify = None,
+    notify_url: Notify = None,
 ) -> None:
     """Continue an unfinished run from its last completed step."""
     settings = _run_settings(locals())
@@ -368,25 +368,25 @@ def resume(
     _drive(console, settings, resume=run_id, allow_high_risk=allow_high_risk)
 
 
-# The flags `run` and `resume` share, by parameter name, and the setting each one sets.
-RUN_FLAGS = {
-    "ai_settings": "ai_settings",
-    "max_steps": "max_steps",
-    "debug": "debug",
-    "skip_reprompt": "skip_reprompt",
-    "workspace": "workspace",
-    "model": "model",
-    "fast_model": "fast_model",
-    "budget": "budget",
-    "llm": "llm",
-    "model_path": "model_path",
-    "memory_url": "memory_url",
-    "allow_network": "allow_network",
-    "mcp_config": "mcp_config",
-    "wait_for_approval": "wait_for_approval",
-    "approval_timeout": "approval_timeout",
-    "notify": "notify_url",
-}
+# The flags `run` and `resume` share, each a parameter named as the setting it sets.
+RUN_FLAGS = (
+    "ai_settings",
+    "max_steps",
+    "debug",
+    "skip_reprompt",
+    "workspace",
+    "model",
+    "fast_model",
+    "budget",
+    "llm",
+    "model_path",
+    "memory_url",
+    "allow_network",
+    "mcp_config",
+    "wait_for_approval",
+    "approval_timeout",
+    "notify_url",
+)
 
 
 def _run_settings(flags: dict[str, Any]) -> Settings:
@@ -398,8 +398,8 @@ def _run_settings(flags: dict[str, Any]) -> Settings:
         continuous_limit=continuous_limit,
         sandbox="none" if flags["no_sandbox"] else None,
         **{
-            setting: None if flags[name] is False else flags[name]
-            for name, setting in RUN_FLAGS.items()
+            name: None if flags[name] is False else flags[name]
+            for name in RUN_FLAGS
             if name in flags
         },
     )
