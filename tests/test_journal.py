@@ -122,6 +122,14 @@ def test_full_disk_keeps_the_previous_checkpoint(
     assert names == ["checkpoint.json", "run.lock"]  # no temp file left
 
 
+def background_saves_done(journal: RunJournal) -> None:
+    """Wait until the saves handed to the journal's saver thread have run (or failed)."""
+    deadline = time.monotonic() + 10
+    while any(not f.done() for f in journal._saving):
+        assert time.monotonic() < deadline, "a background save never ended"
+        time.sleep(0.01)
+
+
 def test_saves_not_waited_for_land_in_order_before_the_next_one_that_waits(
     tmp_path: Path,
 ) -> None:
@@ -151,7 +159,7 @@ def test_a_failed_background_save_is_superseded_by_the_next_save(
 
     monkeypatch.setattr("os.fsync", fsync)
     journal.save_checkpoint({"run_id": journal.run_id, "step": 1}, wait=False)
-    time.sleep(0.2)
+    background_saves_done(journal)
     full.clear()
     journal.save_checkpoint({"run_id": journal.run_id, "step": 2})  # succeeds: no error
     assert journal.load_checkpoint()["step"] == 2
@@ -172,9 +180,7 @@ def test_a_failing_background_save_is_told_at_the_next_save(
 
     monkeypatch.setattr("os.fsync", disk_full)
     journal.save_checkpoint({"run_id": journal.run_id, "step": 1}, wait=False)
-    deadline = time.monotonic() + 5
-    while journal._saving and not journal._saving[-1].done() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    background_saves_done(journal)
     with pytest.raises(JournalError, match="No space left on device"):  # not silently queued
         journal.save_checkpoint({"run_id": journal.run_id, "step": 2}, wait=False)
     monkeypatch.undo()
