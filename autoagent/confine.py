@@ -49,7 +49,10 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 
 PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
+SYS_CAPSET = {"x86_64": 126, "aarch64": 91}.get(os.uname().machine, -1)
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # Landlock (the same syscall numbers on every architecture).
 SYS_LANDLOCK_CREATE_RULESET = 444
@@ -211,6 +214,25 @@ def _build_filesystem(spec: dict[str, Any]) -> None:
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
+def _forbid_user_namespaces() -> None:
+    """No nested user namespace: its capabilities would not be ours to drop."""
+    _write("/proc/sys/user/max_user_namespaces", "0")
+
+
+def _drop_capabilities() -> None:
+    """Leave no capability, now or after exec (the caller is root in its user namespace, and
+    exec gives root every capability still in the bounding set)."""
+    with open("/proc/sys/kernel/cap_last_cap") as file:
+        last = int(file.read())
+    for cap in range(last + 1):
+        _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "dropping capabilities")
+    if SYS_CAPSET < 0:
+        return  # the empty bounding set alone keeps exec from granting any
+    header = struct.pack("Ii", LINUX_CAPABILITY_VERSION_3, 0)
+    data = bytes(24)  # effective, permitted and inheritable, twice 32 bits each: all empty
+    _check(_libc.syscall(SYS_CAPSET, header, data), "dropping capabilities")
+
+
 def _loopback_up() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         request = struct.pack("16sH22x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING)
@@ -248,6 +270,7 @@ def _init(spec: dict[str, Any], status_fd: int, alive_fd: int) -> None:
     _build_filesystem(spec)
     if not spec["network"]:
         _loopback_up()
+    _forbid_user_namespaces()
     _restrict(readable=["/"], writable=[spec["workspace"], "/tmp", "/dev"])
     program = os.fork()
     if program == 0:
@@ -255,6 +278,7 @@ def _init(spec: dict[str, Any], status_fd: int, alive_fd: int) -> None:
             os.setsid()
             _set_limits(spec["limits"])
             os.chdir(spec["cwd"])
+            _drop_capabilities()
             os.execvp(spec["argv"][0], spec["argv"])
         except OSError as exc:
             sys.stderr.write(f"Could not start {spec['argv'][0]!r}: {exc.strerror}.\n")

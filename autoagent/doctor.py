@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from .process import child_environment, run_process
 from .sandbox import Sandbox
@@ -20,12 +21,34 @@ def probe_report(sandbox: Sandbox) -> list[tuple[str, bool]]:
             'f=.autoagent-probe-$$; echo x > "$f" && rm -f "$f"',
         ),
         ("/usr is not writable", "! (echo x > /usr/.autoagent-probe) 2>/dev/null"),
-        ("/tmp is writable", "echo x > /tmp/.autoagent-probe"),
+        ("/tmp is writable", "echo x > /tmp/.autoagent-probe && rm /tmp/.autoagent-probe"),
         (
             "only the sandbox's own processes are in /proc",
             "[ $(ls /proc | grep -c '^[0-9]') -lt 10 ]",
         ),
     ]
+    # What root inside could do with capabilities or a writable /proc (bwrap run as root keeps
+    # them unless told); each is checked by trying it, harmlessly where it is refused.
+    checks += [
+        ("no capabilities inside", "grep -q '^CapEff:[[:space:]]*0*$' /proc/self/status"),
+        (
+            "/proc/sys is read-only",
+            'v=$(cat /proc/sys/vm/swappiness) && ! echo "$v" > /proc/sys/vm/swappiness',
+        ),
+        (
+            "read-only folders cannot be remounted writable",
+            "! mount -o remount,rw / 2>/dev/null && ! mount -o remount,bind,rw / 2>/dev/null",
+        ),
+        ("no new user namespace can be made", "! unshare -U true"),
+    ]
+    # The private /tmp hides the host's; a hidden folder elsewhere has a cover of its own.
+    covers = [Path("/tmp")]
+    covers += [
+        p for p in sandbox.hidden
+        if p.is_dir() and not p.is_relative_to(workspace) and not p.is_relative_to("/tmp")
+    ][:1]  # fmt: skip
+    for cover in covers:
+        checks.append((f"what hides {cover} cannot be unmounted", f"! umount -l {cover}"))
     for path in sandbox.hidden:
         quoted = shlex.quote(str(path))
         if path.is_dir():

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 LAUNCHER = Path(__file__).with_name("confine.py")
+# The files of a fresh /proc that reach beyond the sandbox (sysctls, the magic SysRq key, IRQ
+# and bus settings): root's uid may write them even without capabilities.
+PROC_HOST_WIDE = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
 PROBE_SECONDS = 10.0
 FIX = (
     "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; on Ubuntu 24.04 also "
@@ -161,10 +164,17 @@ class Sandbox:
         return Launch(list(argv), replace(self.limits, processes=None))
 
     def _bwrap_argv(self, cwd: Path) -> list[str]:
-        args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-all"]
+        # As root, bwrap keeps every capability inside unless told: the program could unmount
+        # what hides a path, remount a read-only bind read-write and write sysctls. So: no
+        # capabilities, no nested user namespace, and /proc's host-wide files read-only.
+        args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-all", "--unshare-user"]
+        args += ["--disable-userns", "--cap-drop", "ALL"]
         if self.network:
             args.append("--share-net")
-        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        for path in PROC_HOST_WIDE:
+            args += ["--ro-bind-try", path, path]
+        args += ["--tmpfs", "/tmp"]
         covered = [Path("/tmp")]
         inside: list[Path] = []
         for path in sorted(self.hidden, key=lambda p: len(p.parts)):

@@ -27,7 +27,7 @@ from autoagent.testing import FakeOpenAIServer, execution_reply
 
 from .cli_helpers import PROFILE, checkpoints, finish, spawn
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 
 def secret(name: str) -> str:
@@ -163,6 +163,41 @@ def test_nothing_outside_the_workspace_can_be_written_or_deleted(
     assert not (planted / "userhome" / ".bashrc").exists()
     assert not Path("/usr/pwned").exists() and not Path("/etc/pwned").exists()
     assert (tmp_path / "ws" / "tidy").exists()  # the workspace itself is writable
+
+
+def test_root_inside_can_neither_uncover_remount_nor_write_sysctls(
+    tmp_path: Path,
+    server: FakeOpenAIServer,
+    mechanism: str,
+    planted: Path,
+    visible_victim: Path,
+) -> None:
+    """As root (how the agent runs in containers and CI) the program inside must hold no
+    capability: what hides a folder stays, read-only binds stay read-only, /proc/sys too."""
+    victim = visible_victim
+    reveal = f"cat {planted}/secret.txt {planted}/userhome/.ssh/id_rsa {planted}/home/notes.txt"
+    uncover = f"umount -l {planted}/home; umount -l {planted}/userhome; umount -l {planted}"
+    sysctl = "/proc/sys/vm/swappiness"
+    server.script(
+        "execution",
+        shell("grep CapEff /proc/self/status"),
+        shell(f"{uncover}; {reveal}"),
+        shell(f"unshare -Urm sh -c '{uncover}; {reveal}'"),
+        shell(
+            f"mount -o remount,rw {victim.parent}; mount -o remount,bind,rw /; "
+            f"echo pwned > {victim}; echo pwned > ~/.profile"
+        ),
+        shell(f"v=$(cat {sysctl}) && echo $v > {sysctl} && echo SYSCTL-''WRITTEN"),
+        shell("echo h > /proc/sysrq-trigger && echo SYSRQ-''WRITTEN"),
+    )
+    child = confined(tmp_path, server, mechanism)
+    run_to_end(child)
+    seen = results(server)
+    assert "CapEff:\t0000000000000000" in seen[0]
+    assert_nothing_secret_sent(server)
+    assert victim.read_text() == "intact"
+    assert not (planted / "userhome" / ".profile").exists()
+    assert "SYSCTL-WRITTEN" not in seen[4] and "SYSRQ-WRITTEN" not in seen[5]
 
 
 class Listener:
@@ -432,5 +467,7 @@ def test_the_sandbox_command_shows_and_probes_the_sandbox(
     child.expect_exact("Network: off")
     child.expect_exact("Limits: memory 2 GiB, CPU time 600 s, file size 1 GiB, processes 256")
     child.expect_exact("Probe (a shell inside the sandbox):")
+    for check in ("no capabilities inside", "/proc/sys is read-only", "read-only folders cannot"):
+        child.expect_exact(f"ok   {check}")
     assert finish(child) == 0
     assert "FAIL" not in (child.before or "")

@@ -16,7 +16,7 @@ from autoagent.testing import FakeOpenAIServer, execution_reply
 
 from .cli_helpers import PROFILE, PROMPT, checkpoints, finish, spawn
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 INJECTED_PAGE = b"""<html><head><title>Cheap flights</title></head><body><article>
 <h1>Cheap flights to Rome</h1>

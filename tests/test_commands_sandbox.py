@@ -15,6 +15,8 @@ from autoagent.errors import CommandError, RefusedError
 from autoagent.settings import Settings
 from autoagent.workspace import Workspace
 
+pytestmark = pytest.mark.sandbox
+
 REGISTRY = Registry([*FILE_COMMANDS, *EXECUTE_COMMANDS])
 
 

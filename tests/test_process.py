@@ -15,6 +15,8 @@ import pytest
 from autoagent.errors import CommandError
 from autoagent.process import ProcessResult, child_environment, run_process
 
+pytestmark = pytest.mark.sandbox
+
 PY = sys.executable
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ import pytest
 from autoagent import sandbox as sandbox_module
 from autoagent.commands.base import CommandContext
 from autoagent.commands.execute import execute_python_code
+from autoagent.doctor import probe_report
 from autoagent.errors import ConfigError, RefusedError
 from autoagent.process import start_process
 from autoagent.sandbox import Limits, Mechanism, Sandbox, build_sandbox, probe, python_paths
@@ -21,6 +25,8 @@ from autoagent.settings import Settings, load_settings
 from autoagent.workspace import Workspace
 
 from .test_process import wait_dead
+
+pytestmark = pytest.mark.sandbox
 
 
 def settings(tmp_path: Path, **values: Any) -> Settings:
@@ -134,3 +140,40 @@ def test_an_unconfined_child_dies_with_the_agent_on_kill_9(tmp_path: Path) -> No
     agent.kill()
     agent.wait()
     assert wait_dead(child, 1.0)
+
+
+class CapableBwrap(Sandbox):
+    """bwrap as it was called before: as root, the program kept every capability inside."""
+
+    def _bwrap_argv(self, cwd: Path) -> list[str]:
+        args = super()._bwrap_argv(cwd)
+        for flag in ("--disable-userns", "--unshare-user"):
+            args.remove(flag)
+        cap = args.index("--cap-drop")
+        del args[cap : cap + 2]
+        while "--ro-bind-try" in args:
+            at = args.index("--ro-bind-try")
+            del args[at : at + 3]
+        return args
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root keeps capabilities inside bwrap")
+def test_the_probe_fails_loudly_when_root_keeps_its_capabilities(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if probe(Mechanism.BWRAP) is not None:
+        pytest.skip("bwrap does not work here")
+    hidden = Path(tempfile.mkdtemp(prefix="autoagent-hidden-", dir="/var/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(hidden))
+    (hidden / "secret").write_text("x")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    fields = {"workspace": workspace.resolve(), "hidden": (hidden.resolve(),)}
+    report = dict(probe_report(CapableBwrap(Mechanism.BWRAP, **fields)))
+    failed = {check for check, ok in report.items() if not ok}
+    assert {"no capabilities inside", "/proc/sys is read-only"} <= failed
+    assert {
+        f"what hides {hidden.resolve()} cannot be unmounted",
+        "what hides /tmp cannot be unmounted",
+    } <= failed
+    assert all(dict(probe_report(Sandbox(Mechanism.BWRAP, **fields))).values())

@@ -12,10 +12,13 @@ from autoagent.errors import CommandError, RefusedError
 from autoagent.settings import Settings, load_settings
 from autoagent.shell import ShellPolicy, shell_argv
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("whoami") and shutil.which("ls") and shutil.which("echo")),
-    reason="needs whoami, ls and echo on PATH",
-)
+pytestmark = [
+    pytest.mark.sandbox,
+    pytest.mark.skipif(
+        not (shutil.which("whoami") and shutil.which("ls") and shutil.which("echo")),
+        reason="needs whoami, ls and echo on PATH",
+    ),
+]
 
 ALLOW = ShellPolicy(enabled=True, mode="allow", programs=("ls", "echo"))
 DENY = ShellPolicy(enabled=True, mode="deny", programs=("whoami", "rm"))
