@@ -172,8 +172,8 @@ class Sandbox:
         if self.network:
             args.append("--share-net")
         args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        for path in PROC_HOST_WIDE:
-            args += ["--ro-bind-try", path, path]
+        for proc_file in PROC_HOST_WIDE:
+            args += ["--ro-bind-try", proc_file, proc_file]
         args += ["--tmpfs", "/tmp"]
         covered = [Path("/tmp")]
         inside: list[Path] = []
