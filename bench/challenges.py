@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from autoagent.testing import FakeOpenAIServer, execution_reply
+from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
 from .sections import replace_section
 

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from autoagent.llm import OpenAIChatModel
-from autoagent.testing import FakeOpenAIServer, execution_reply
+from autoagent.model.llm import OpenAIChatModel
+from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
 CALLS = 200
 MODEL = "gpt-4o-mini"

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoagent.authorize import ScriptedHuman
-from autoagent.llm import OpenAIChatModel
-from autoagent.loop import AgentLoop, RunEnded, StepFinished
-from autoagent.profile import make_profile
-from autoagent.runner import prepare_run
-from autoagent.settings import Settings
-from autoagent.testing import FakeOpenAIServer, execution_reply
+from autoagent.agent.loop import AgentLoop, RunEnded, StepFinished
+from autoagent.agent.profile import make_profile
+from autoagent.agent.runner import prepare_run
+from autoagent.base.settings import Settings
+from autoagent.human.authorize import ScriptedHuman
+from autoagent.model.llm import OpenAIChatModel
+from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
 BENCH_DIR = Path(__file__).resolve().parent
 CACHE_DIR = BENCH_DIR / ".cache"
@@ -193,9 +193,8 @@ class RunSample:
 
 def drive(loop: AgentLoop) -> RunSample:
     """Run the loop to its end as the CLI does, rendering to a string; time every step."""
+    from autoagent.cli.app.ui import Renderer
     from rich.console import Console
-
-    from autoagent.ui import Renderer
 
     renderer = Renderer(Console(file=io.StringIO(), width=100, highlight=False))
     sample = RunSample()

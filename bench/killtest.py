@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoagent.testing import FakeOpenAIServer, Slow, execution_reply
+from autoagent.model.testing import FakeOpenAIServer, Slow, execution_reply
 
 PROFILE = ["--name", "Scout", "--role", "a test agent", "--goal", "Write the log entries"]
 ENTRY = re.compile(r"entry-(\d+)")
@@ -321,8 +321,8 @@ def tally(
     server: FakeOpenAIServer,
     notes_due: set[int],
 ) -> None:
-    from autoagent.embeddings import LocalEmbedder
-    from autoagent.memory import Memory
+    from autoagent.store.embeddings import LocalEmbedder
+    from autoagent.store.memory import Memory
 
     folder = run_dir(home)
     assert folder is not None

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autoagent.embeddings import LocalEmbedder
-from autoagent.memory import Memory, local_client
+from autoagent.store.embeddings import LocalEmbedder
+from autoagent.store.memory import Memory, local_client
 
 from .common import BENCH_DIR, GOALS, Figure, median
 

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from autoagent.process import start_process
-from autoagent.sandbox import Mechanism, Sandbox, probe
+from autoagent.tools.process import start_process
+from autoagent.tools.sandbox import Mechanism, Sandbox, probe
 
 TARGET_MS = 50.0
 RUNS = 30

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from autoagent.testing import FakeOpenAIServer, execution_reply
+from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
 from .common import Figure, median, timed
 

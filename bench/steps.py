@@ -5,9 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from autoagent.embeddings import LocalEmbedder
-from autoagent.memory import Memory
-from autoagent.testing import FakeOpenAIServer
+from autoagent.model.testing import FakeOpenAIServer
+from autoagent.store.embeddings import LocalEmbedder
+from autoagent.store.memory import Memory
 
 from .common import (
     AGENT,

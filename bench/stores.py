@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from autoagent.embeddings import LocalEmbedder
-from autoagent.memory import EMBED_CHARS, collection_name, local_client
+from autoagent.store.embeddings import LocalEmbedder
+from autoagent.store.memory import EMBED_CHARS, collection_name, local_client
 
 from .common import AGENT, CACHE_DIR, TOPICS
 

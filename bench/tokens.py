@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from autoagent.testing import FakeOpenAIServer, role_of
+from autoagent.model.testing import FakeOpenAIServer, role_of
 
 from .common import Figure, drive, make_loop, script_server
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoagent.testing import FakeOpenAIServer, execution_reply, role_of
+from autoagent.model.testing import FakeOpenAIServer, execution_reply, role_of
 
 from .common import AGENT, TOPICS, machine, median
 from .sections import replace_section

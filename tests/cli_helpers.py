@@ -11,7 +11,7 @@ from typing import Any
 
 import pexpect
 
-from autoagent.testing import FakeOpenAIServer
+from autoagent.model.testing import FakeOpenAIServer
 
 PROMPT = "Enter 'y' to authorise"
 PROFILE = ["--name", "Scout", "--role", "a careful test agent", "--goal", "Write files as asked"]

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from autoagent.testing import FakeOpenAIServer
+from autoagent.model.testing import FakeOpenAIServer
 
 
 @pytest.fixture

@@ -2,12 +2,12 @@ import json
 
 import pytest
 
-from autoagent.agents import MAX_REASKS, ModelCaller, TaskCreationAgent
-from autoagent.errors import ReplyError
-from autoagent.pricing import PRICES, Spend
-from autoagent.replies import ExecutionReply
-from autoagent.tasks import TaskList
-from autoagent.testing import ScriptedChatModel, execution_reply
+from autoagent.agent.agents import MAX_REASKS, ModelCaller, TaskCreationAgent
+from autoagent.agent.tasks import TaskList
+from autoagent.base.errors import ReplyError
+from autoagent.model.pricing import PRICES, Spend
+from autoagent.model.replies import ExecutionReply
+from autoagent.model.testing import ScriptedChatModel, execution_reply
 
 
 def caller(replies: list[str]) -> tuple[ModelCaller, ScriptedChatModel]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.approvals import (
+from autoagent.base.errors import CommandError
+from autoagent.human.approvals import (
     AUDIT_LOG,
     Answer,
     Answered,
@@ -26,9 +27,8 @@ from autoagent.approvals import (
     find,
     pending,
 )
-from autoagent.authorize import Approve, Deny, Feedback, Proposal, Stop
-from autoagent.commands.base import Risk
-from autoagent.errors import CommandError
+from autoagent.human.authorize import Approve, Deny, Feedback, Proposal, Stop
+from autoagent.tools.commands.base import Risk
 
 
 def store_in(home: Path, run_id: str = "20261122-000000-abcd") -> RequestStore:
@@ -347,7 +347,7 @@ def test_a_drawn_id_already_taken_is_drawn_again(
     store = store_in(tmp_path)
     first, _ = open_request(store, step=1)
     draws = iter([first.id, "0123456789ab"])
-    monkeypatch.setattr("autoagent.approvals.secrets.token_hex", lambda n: next(draws))
+    monkeypatch.setattr("autoagent.human.approvals.secrets.token_hex", lambda n: next(draws))
     second, _ = open_request(store, step=2, command_line="rm -rf ~")
     assert second.id == "0123456789ab"
     assert store.get(first.id) == first  # the first request was not touched

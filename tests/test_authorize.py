@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.authorize import (
+from autoagent.base.errors import ConfigError
+from autoagent.human.authorize import (
     PROMPT,
     Approve,
     Feedback,
@@ -15,8 +16,7 @@ from autoagent.authorize import (
     Stop,
     parse_answer,
 )
-from autoagent.commands.base import Risk
-from autoagent.errors import ConfigError
+from autoagent.tools.commands.base import Risk
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from autoagent.batching import Batcher
+from autoagent.store.batching import Batcher
 
 
 class Recorder:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from autoagent.chunking import keywords, relevant_chunks, split_chunks
+from autoagent.tools.chunking import keywords, relevant_chunks, split_chunks
 
 
 def test_split_keeps_everything_within_the_limit() -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from autoagent.sandbox import Mechanism, probe
-from autoagent.testing import FakeOpenAIServer, execution_reply
+from autoagent.model.testing import FakeOpenAIServer, execution_reply
+from autoagent.tools.sandbox import Mechanism, probe
 
 from .cli_helpers import PROFILE, checkpoints, finish, spawn
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from autoagent.testing import FakeOpenAIServer, Fault, Slow, execution_reply
+from autoagent.model.testing import FakeOpenAIServer, Fault, Slow, execution_reply
 
 from .cli_helpers import PROFILE, checkpoints, finish, spawn
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.testing import FakeOpenAIServer, execution_reply
+from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
 from .cli_helpers import PROFILE, PROMPT, checkpoints, finish, spawn
 

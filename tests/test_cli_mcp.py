@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from autoagent.testing import FakeOpenAIServer, execution_reply
+from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
 from .cli_helpers import PROFILE, PROMPT, checkpoints, finish, spawn
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from autoagent.memory import lock_store
-from autoagent.testing import FakeOpenAIServer, Slow, execution_reply
+from autoagent.model.testing import FakeOpenAIServer, Slow, execution_reply
+from autoagent.store.memory import lock_store
 
 from .cli_helpers import PROFILE, checkpoints, finish, spawn
 from .test_cli_durable import wait_for, write
@@ -121,8 +121,8 @@ def test_a_step_killed_right_after_is_in_memory_after_resume(
     run_id = run_folder(tmp_path).name
     # Lose the memory store's last write, as a crash before it landed would.
     memory = tmp_path / "home" / "memory"
-    from autoagent.embeddings import LocalEmbedder
-    from autoagent.memory import Memory
+    from autoagent.store.embeddings import LocalEmbedder
+    from autoagent.store.memory import Memory
 
     store = Memory.open_local(memory, "Scout", LocalEmbedder())
     store._collection.delete(ids=[f"{run_id}-step-1"])
@@ -161,8 +161,8 @@ def test_memories_still_waiting_at_a_kill_are_written_on_resume(
     child = spawn(tmp_path, server, "resume", "-c")
     child.expect_exact("Run finished:")
     assert finish(child) == 0
-    from autoagent.embeddings import LocalEmbedder
-    from autoagent.memory import Memory
+    from autoagent.store.embeddings import LocalEmbedder
+    from autoagent.store.memory import Memory
 
     store = Memory.open_local(tmp_path / "home" / "memory", "Scout", LocalEmbedder())
     assert store.missing([f"{run_id}-step-{n}" for n in range(1, 6)]) == []

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from autoagent.commands.base import CommandContext, Registry, Risk
-from autoagent.commands.execute import EXECUTE_COMMANDS
-from autoagent.commands.files import FILE_COMMANDS
-from autoagent.errors import CommandError, RefusedError
-from autoagent.settings import Settings
-from autoagent.workspace import Workspace
+from autoagent.base.errors import CommandError, RefusedError
+from autoagent.base.settings import Settings
+from autoagent.tools.commands.base import CommandContext, Registry, Risk
+from autoagent.tools.commands.execute import EXECUTE_COMMANDS
+from autoagent.tools.commands.files import FILE_COMMANDS
+from autoagent.tools.workspace import Workspace
 
 pytestmark = pytest.mark.sandbox
 

@@ -17,11 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from autoagent import approvals
-from autoagent.approvals import Kind, RequestStore
-from autoagent.authorize import Actor
-from autoagent.console import ConsoleServer
-from autoagent.events import (
+from autoagent.agent.events import (
     Authorized,
     CommandDone,
     Proposed,
@@ -31,10 +27,8 @@ from autoagent.events import (
     TasksChanged,
     to_data,
 )
-from autoagent.journal import RunJournal
-from autoagent.pricing import Spend
-from autoagent.profile import AgentProfile
-from autoagent.record import (
+from autoagent.agent.profile import AgentProfile
+from autoagent.agent.record import (
     DecisionKind,
     StepProposal,
     StepRecord,
@@ -42,8 +36,14 @@ from autoagent.record import (
     StepStatus,
     StepVerdict,
 )
-from autoagent.replies import Thoughts
-from autoagent.tasks import Task
+from autoagent.agent.tasks import Task
+from autoagent.cli.console import ConsoleServer
+from autoagent.human import approvals
+from autoagent.human.approvals import Kind, RequestStore
+from autoagent.human.authorize import Actor
+from autoagent.model.pricing import Spend
+from autoagent.model.replies import Thoughts
+from autoagent.store.journal import RunJournal
 
 from .cli_helpers import cli_env
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.errors import JournalError
-from autoagent.journal import RunJournal, list_runs
+from autoagent.base.errors import JournalError
+from autoagent.store.journal import RunJournal, list_runs
 
 
 def new_run(home: Path) -> RunJournal:

@@ -5,10 +5,10 @@ import threading
 
 import pytest
 
-from autoagent.errors import ModelError
-from autoagent.llm import OpenAIChatModel
-from autoagent.replies import ExecutionReply, schema_of
-from autoagent.testing import FakeOpenAIServer, Fault, execution_reply
+from autoagent.base.errors import ModelError
+from autoagent.model.llm import OpenAIChatModel
+from autoagent.model.replies import ExecutionReply, schema_of
+from autoagent.model.testing import FakeOpenAIServer, Fault, execution_reply
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.errors import ModelError
-from autoagent.local_llm import (
+from autoagent.base.errors import ModelError
+from autoagent.model.local_llm import (
     FLAT_VALUE,
     LocalChatModel,
     bounded_schema,

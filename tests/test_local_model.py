@@ -18,7 +18,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from autoagent.local_process import LocalModelConfig, start_local_model
+from autoagent.model.local_process import LocalModelConfig, start_local_model
 
 from .cli_helpers import checkpoints, finish, spawn
 
@@ -43,7 +43,7 @@ SLOW = {"AUTOAGENT_REQUEST_TIMEOUT": "600"}
 
 def bundled_model() -> Path:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    from autoagent.local_llm import bundled_model_path
+    from autoagent.model.local_llm import bundled_model_path
 
     path = bundled_model_path()
     if path is None:
@@ -62,7 +62,11 @@ def workers_of(pid: int) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if b"autoagent.local_worker" in cmdline and str(pid).encode() in cmdline and state != "Z":
+        if (
+            b"autoagent.model.local_worker" in cmdline
+            and str(pid).encode() in cmdline
+            and state != "Z"
+        ):
             found.append(int(entry.name))
     return found
 
@@ -177,10 +181,10 @@ def test_replies_of_the_worker_always_parse_and_name_a_registered_command(
 ) -> None:
     """The worker over HTTP with the execution schema: every reply is valid JSON naming a
     real command with its own arguments, and every thought is filled in."""
-    from autoagent.commands import default_registry
-    from autoagent.local_llm import SMALL_MODEL_LIMITS
-    from autoagent.replies import execution_schema
-    from autoagent.settings import Settings
+    from autoagent.base.settings import Settings
+    from autoagent.model.local_llm import SMALL_MODEL_LIMITS
+    from autoagent.model.replies import execution_schema
+    from autoagent.tools.commands import default_registry
 
     registry = default_registry(Settings())
     schema = execution_schema((c.name, c.args_schema()) for c in registry)
@@ -213,7 +217,7 @@ def child_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_a_prompt_longer_than_the_context_is_a_clear_error(tmp_path: Path) -> None:
-    from autoagent.errors import ModelError
+    from autoagent.base.errors import ModelError
 
     model = start_local_model(
         LocalModelConfig(bundled_model(), n_ctx=256), tmp_path / "worker.log", timeout=120

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.embeddings import LocalEmbedder
-from autoagent.errors import MemoryStoreError
-from autoagent.memory import Memory
+from autoagent.base.errors import MemoryStoreError
+from autoagent.store.embeddings import LocalEmbedder
+from autoagent.store.memory import Memory
 
 from .cli_helpers import PROFILE, finish, spawn
 from .servers import chroma_server, free_port
@@ -39,7 +39,7 @@ def test_agents_share_a_chroma_server_by_name(tmp_path: Path) -> None:
 
 
 def test_a_run_keeps_its_memory_on_the_chroma_server(tmp_path: Path, server) -> None:  # type: ignore[no-untyped-def]
-    from autoagent.testing import execution_reply
+    from autoagent.model.testing import execution_reply
 
     with chroma_server(tmp_path) as url:
         server.script(

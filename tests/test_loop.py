@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from autoagent.authorize import ScriptedHuman
-from autoagent.embeddings import WordEmbedder
-from autoagent.events import LoopWarning, RunEnded, TasksChanged, Thinking
-from autoagent.llm import OpenAIChatModel
-from autoagent.loop import AgentLoop
-from autoagent.profile import make_profile
-from autoagent.runner import prepare_run
-from autoagent.settings import Settings
-from autoagent.testing import FakeOpenAIServer, Fault, execution_reply, role_of
+from autoagent.agent.events import LoopWarning, RunEnded, TasksChanged, Thinking
+from autoagent.agent.loop import AgentLoop
+from autoagent.agent.profile import make_profile
+from autoagent.agent.runner import prepare_run
+from autoagent.base.settings import Settings
+from autoagent.human.authorize import ScriptedHuman
+from autoagent.model.llm import OpenAIChatModel
+from autoagent.model.testing import FakeOpenAIServer, Fault, execution_reply, role_of
+from autoagent.store.embeddings import WordEmbedder
 
 PROFILE = make_profile("Scout", "a test agent", ["Test the loop"])
 
@@ -248,7 +248,7 @@ def test_task_creation_orders_the_list_in_the_same_call(
 def test_on_a_cpu_without_avx2_memory_uses_word_vectors_and_says_so(
     tmp_path: Path, server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("autoagent.runner.transformer_runs_here", lambda: False)
+    monkeypatch.setattr("autoagent.agent.runner.transformer_runs_here", lambda: False)
     server.script("execution", execution_reply("finish", reason="done"))
     loop = make_loop(tmp_path, server, continuous=True)
     events = list(run(loop))

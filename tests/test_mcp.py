@@ -18,8 +18,16 @@ from typing import Any
 
 import pytest
 
-from autoagent.authorize import ScriptedHuman
-from autoagent.commands.base import (
+from autoagent.agent.events import Authorized, CommandsWithdrawn
+from autoagent.agent.loop import AgentLoop
+from autoagent.agent.profile import make_profile
+from autoagent.agent.runner import prepare_run
+from autoagent.base.errors import CommandError, ConfigError
+from autoagent.base.settings import Settings
+from autoagent.human.authorize import ScriptedHuman
+from autoagent.model.llm import OpenAIChatModel
+from autoagent.model.testing import FakeOpenAIServer, execution_reply
+from autoagent.tools.commands.base import (
     Command,
     CommandContext,
     Registry,
@@ -27,19 +35,11 @@ from autoagent.commands.base import (
     SchemaArguments,
     Withdrawal,
 )
-from autoagent.commands.mcp import attach_servers
-from autoagent.errors import CommandError, ConfigError
-from autoagent.events import Authorized, CommandsWithdrawn
-from autoagent.llm import OpenAIChatModel
-from autoagent.loop import AgentLoop
-from autoagent.mcp_client import McpServers, ServerLost
-from autoagent.mcp_config import ServerConfig, load_servers
-from autoagent.profile import make_profile
-from autoagent.runner import prepare_run
-from autoagent.settings import Settings
-from autoagent.testing import FakeOpenAIServer, execution_reply
-from autoagent.tool_process import tool_environment
-from autoagent.workspace import Workspace
+from autoagent.tools.commands.mcp import attach_servers
+from autoagent.tools.mcp_client import McpServers, ServerLost
+from autoagent.tools.mcp_config import ServerConfig, load_servers
+from autoagent.tools.tool_process import tool_environment
+from autoagent.tools.workspace import Workspace
 
 from .servers import free_port, wait_until_up
 
@@ -574,7 +574,7 @@ def test_a_published_reference_server_works_offline(tmp_path: Path) -> None:
 def test_a_tool_schema_with_references_is_held_to_in_the_reply_schema() -> None:
     from jsonschema import Draft202012Validator
 
-    from autoagent.replies import execution_schema
+    from autoagent.model.replies import execution_schema
 
     tool_schema = {
         "type": "object",
@@ -601,7 +601,7 @@ def test_a_tool_schema_with_references_is_held_to_in_the_reply_schema() -> None:
 
 
 def test_a_stdio_server_runs_in_the_sandbox(tmp_path: Path) -> None:
-    from autoagent.sandbox import Sandbox, python_paths
+    from autoagent.tools.sandbox import Sandbox, python_paths
 
     from .test_sandbox import working_mechanism
 
@@ -621,7 +621,7 @@ def test_a_stdio_server_runs_in_the_sandbox(tmp_path: Path) -> None:
 
 
 def test_without_a_working_sandbox_a_stdio_server_does_not_start(tmp_path: Path) -> None:
-    from autoagent.sandbox import Mechanism, Sandbox
+    from autoagent.tools.sandbox import Mechanism, Sandbox
 
     box = Sandbox(Mechanism.NONE, tmp_path / "ws", problem="bwrap is not installed")
     with started(tmp_path, stdio(), sandbox=box) as running:

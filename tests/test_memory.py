@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.embeddings import LocalEmbedder, WordEmbedder, transformer_runs_here
-from autoagent.errors import MemoryStoreError
-from autoagent.memory import Memory, collection_name
+from autoagent.base.errors import MemoryStoreError
+from autoagent.store.embeddings import LocalEmbedder, WordEmbedder, transformer_runs_here
+from autoagent.store.memory import Memory, collection_name
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_a_second_process_on_the_same_store_gets_a_clear_error(
     import sys
 
     code = (
-        "from pathlib import Path; from autoagent.memory import lock_store\n"
+        "from pathlib import Path; from autoagent.store.memory import lock_store\n"
         f"lock_store(Path({str(tmp_path / 'm')!r}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

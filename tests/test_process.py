@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.errors import CommandError
-from autoagent.process import ProcessResult, child_environment, run_process
+from autoagent.base.errors import CommandError
+from autoagent.tools.process import ProcessResult, child_environment, run_process
 
 pytestmark = pytest.mark.sandbox
 

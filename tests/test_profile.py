@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.errors import ConfigError
-from autoagent.profile import load_profile, make_profile, save_profile
+from autoagent.agent.profile import load_profile, make_profile, save_profile
+from autoagent.base.errors import ConfigError
 
 
 def test_profile_round_trips_through_yaml(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 import pytest
 
-from autoagent import prompts
-from autoagent.agents import StepView
-from autoagent.errors import ConfigError
+from autoagent.agent.agents import StepView
+from autoagent.base.errors import ConfigError
+from autoagent.model import prompts
 
 
 def test_execution_prompt_holds_everything_the_agent_needs() -> None:

@@ -2,11 +2,8 @@
 
 import pytest
 
-from autoagent.authorize import Actor, Approve, Feedback, Stop, Verdict
-from autoagent.errors import JournalError
-from autoagent.journal import RunJournal
-from autoagent.profile import make_profile
-from autoagent.record import (
+from autoagent.agent.profile import make_profile
+from autoagent.agent.record import (
     DecisionKind,
     StepProposal,
     StepRecord,
@@ -14,9 +11,12 @@ from autoagent.record import (
     StepStatus,
     StepVerdict,
 )
-from autoagent.runner import read_state
-from autoagent.settings import Settings
-from autoagent.state import RunConfig, RunState, resumed_settings
+from autoagent.agent.runner import read_state
+from autoagent.agent.state import RunConfig, RunState, resumed_settings
+from autoagent.base.errors import JournalError
+from autoagent.base.settings import Settings
+from autoagent.human.authorize import Actor, Approve, Feedback, Stop, Verdict
+from autoagent.store.journal import RunJournal
 
 
 def test_verdicts_become_typed_decisions() -> None:

@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from autoagent.replies import (
+from autoagent.model.replies import (
     ExecutionReply,
     ReplyProblem,
     TaskCreationReply,
     parse_reply,
     schema_of,
 )
-from autoagent.testing import execution_reply
+from autoagent.model.testing import execution_reply
 
 GOOD = {
     "thoughts": {"text": "t", "reasoning": "r", "plan": ["a", "b"], "criticism": "c", "speak": "s"},

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from autoagent import sandbox as sandbox_module
-from autoagent.commands.base import CommandContext
-from autoagent.commands.execute import execute_python_code
-from autoagent.doctor import probe_report
-from autoagent.errors import ConfigError, RefusedError
-from autoagent.process import start_process
-from autoagent.sandbox import Limits, Mechanism, Sandbox, build_sandbox, probe, python_paths
-from autoagent.settings import Settings, load_settings
-from autoagent.workspace import Workspace
+from autoagent.base.errors import ConfigError, RefusedError
+from autoagent.base.settings import Settings, load_settings
+from autoagent.tools import sandbox as sandbox_module
+from autoagent.tools.commands.base import CommandContext
+from autoagent.tools.commands.execute import execute_python_code
+from autoagent.tools.doctor import probe_report
+from autoagent.tools.process import start_process
+from autoagent.tools.sandbox import Limits, Mechanism, Sandbox, build_sandbox, probe, python_paths
+from autoagent.tools.workspace import Workspace
 
 from .test_process import wait_dead
 
@@ -124,7 +124,7 @@ def test_a_tool_process_runs_confined_and_talks_through_pipes(tmp_path: Path) ->
 AGENT = """
 import sys
 from pathlib import Path
-from autoagent.process import run_process
+from autoagent.tools.process import run_process
 code = "import os, time; open('child.pid', 'w').write(str(os.getpid())); time.sleep(1000)"
 run_process([sys.executable, "-c", code], cwd=Path("."), timeout=1000, max_output_bytes=1000)
 """

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.errors import ConfigError
-from autoagent.settings import env_names, load_settings
+from autoagent.base.errors import ConfigError
+from autoagent.base.settings import env_names, load_settings
 
 ROOT = Path(__file__).parent.parent
 

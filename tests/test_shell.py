@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.errors import CommandError, RefusedError
-from autoagent.settings import Settings, load_settings
-from autoagent.shell import ShellPolicy, shell_argv
+from autoagent.base.errors import CommandError, RefusedError
+from autoagent.base.settings import Settings, load_settings
+from autoagent.tools.shell import ShellPolicy, shell_argv
 
 pytestmark = [
     pytest.mark.sandbox,

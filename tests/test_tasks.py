@@ -1,4 +1,4 @@
-from autoagent.tasks import TaskList
+from autoagent.agent.tasks import TaskList
 
 
 def make(*texts: str) -> TaskList:

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from autoagent.errors import CommandError, RefusedError
-from autoagent.urlguard import address_problem, check_url
+from autoagent.base.errors import CommandError, RefusedError
+from autoagent.tools.urlguard import address_problem, check_url
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from autoagent.commands.base import CommandContext
-from autoagent.commands.web import browse_website, safe_name, web_search
-from autoagent.errors import CommandError, ModelError, RefusedError
-from autoagent.search import DDGSBackend, SearchResult
-from autoagent.settings import Settings
-from autoagent.web import extract, fetch, page_from
+from autoagent.base.errors import CommandError, ModelError, RefusedError
+from autoagent.base.settings import Settings
+from autoagent.tools.commands.base import CommandContext
+from autoagent.tools.commands.web import browse_website, safe_name, web_search
+from autoagent.tools.search import DDGSBackend, SearchResult
+from autoagent.tools.web import extract, fetch, page_from
 
 ARTICLE = """<!doctype html><html><head><title>Llamas of the Andes</title></head><body>
 <nav><a href="/">Home</a> | <a href="/about">About</a></nav>

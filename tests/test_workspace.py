@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.errors import CommandError, ConfigError, RefusedError
-from autoagent.workspace import Workspace
+from autoagent.base.errors import CommandError, ConfigError, RefusedError
+from autoagent.tools.workspace import Workspace
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -312,7 +312,7 @@ def test_a_full_disk_leaves_the_old_file_whole(
         real_write(fd, bytes(data[:10]))  # some bytes land, then the disk is full
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("autoagent.workspace.os.write", disk_full)
+    monkeypatch.setattr("autoagent.tools.workspace.os.write", disk_full)
     with pytest.raises(CommandError, match="No space left on device"):
         ws.write_text("report.md", "new text " * 1000)
     with pytest.raises(CommandError, match="No space left on device"):

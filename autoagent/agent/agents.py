@@ -1,0 +1,334 @@
+"""The three agents. Each is a prompt, a model call and a validated parse."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..base.errors import AutoAgentError, ConfigError, ReplyError
+from ..base.text import trim_middle
+from ..model import prompts
+from ..model.llm import ChatModel, Message, Usage, estimate_tokens
+from ..model.pricing import Spend
+from ..model.replies import (
+    ExecutionReply,
+    Reply,
+    ReplyProblem,
+    TaskCreationReply,
+    execution_schema,
+    parse_reply,
+    schema_of,
+)
+from ..tools.commands.base import Registry
+from .profile import AgentProfile
+from .tasks import Task
+from .timing import Timings
+
+log = logging.getLogger("autoagent.model.llm")
+
+MAX_REASKS = 3
+ECHOED_REPLY_CHARS = 2000  # of an unusable reply, shown back when re-asking (it may be huge)
+TASK_CHARS = 2000
+MAX_OPEN_TASKS_SHOWN = 5  # the next ones; the whole list is task creation's concern
+
+
+class BudgetExceeded(AutoAgentError):
+    """The run's budget is spent; no more model calls."""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One model call, for the audit trail."""
+
+    role: str
+    model: str
+    prompt_digest: str
+    reply: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    problem: str | None  # why the reply could not be used, if it could not
+
+
+class ModelCaller:
+    """Calls the model, re-asks on unusable replies, counts spend, and logs for --debug."""
+
+    def __init__(
+        self,
+        model: ChatModel,
+        spend: Spend,
+        prices: dict[str, tuple[float, float]],
+        budget: float | None = None,
+    ) -> None:
+        self.model = model
+        self.spend = spend
+        self.prices = prices
+        self.budget = budget
+        self.records: list[CallRecord] = []
+        # Real prompt tokens per estimated token, learned from the API's usage figures.
+        self.token_ratio = 1.0
+        self.timings = Timings()  # the loop reads them per step
+
+    def estimate(self, text: str) -> int:
+        """Tokens `text` will likely take, from the offline estimate calibrated by real usage."""
+        return int(estimate_tokens(text) * self.token_ratio) + 1
+
+    def ask(
+        self,
+        role: str,
+        messages: list[Message],
+        model: str,
+        reply_type: type[Reply],
+        schema: dict[str, Any] | None = None,
+    ) -> Reply:
+        """A reply of `reply_type`; `schema` (default: the type's own) goes to the endpoint."""
+        messages = list(messages)
+        schema = schema or schema_of(reply_type)
+        problem: ReplyProblem | None = None
+        for _attempt in range(MAX_REASKS + 1):
+            self._check_budget()
+            for message in messages:
+                log.debug(
+                    "prompt to %s (%s) [%s]:\n%s", role, model, message["role"], message["content"]
+                )
+            with self.timings.phase("model"):
+                completion = self.model.complete(messages, model=model, schema=schema)
+            self.spend.add(completion.model or model, completion.usage, self.prices)
+            self._calibrate(messages, completion.usage)
+            log.debug(
+                "reply from %s in %.2fs, %d+%d tokens%s:\n%s",
+                role,
+                completion.seconds,
+                completion.usage.prompt_tokens,
+                completion.usage.completion_tokens,
+                " (estimated)" if completion.usage.estimated else "",
+                completion.text,
+            )
+            try:
+                with self.timings.phase("parse"):
+                    reply = parse_reply(completion.text, reply_type)
+                problem = None
+            except ReplyProblem as exc:
+                problem = exc
+                log.warning("unusable reply from the %s agent: %s", role, exc)
+            self.records.append(
+                CallRecord(
+                    role=role,
+                    model=model,
+                    prompt_digest=_digest(messages),
+                    reply=completion.text,
+                    prompt_tokens=completion.usage.prompt_tokens,
+                    completion_tokens=completion.usage.completion_tokens,
+                    seconds=round(completion.seconds, 3),
+                    problem=str(problem) if problem else None,
+                )
+            )
+            if problem is None:
+                return reply
+            messages += [
+                {"role": "assistant", "content": trim_middle(completion.text, ECHOED_REPLY_CHARS)},
+                {"role": "user", "content": prompts.render("reask", problem=str(problem))},
+            ]
+        raise ReplyError(
+            f"The {role} agent gave no usable reply in {MAX_REASKS + 1} tries "
+            f"(last problem: {problem}). Try a stronger model (--model), then resume the run."
+        )
+
+    def say(self, role: str, prompt: str, model: str) -> str:
+        """A plain-text call (no JSON), e.g. answering a question about a long page."""
+        self._check_budget()
+        messages = [{"role": "user", "content": prompt}]
+        with self.timings.phase("model"):
+            completion = self.model.complete(messages, model=model)
+        self.spend.add(completion.model or model, completion.usage, self.prices)
+        log.debug("plain reply from %s in %.2fs:\n%s", role, completion.seconds, completion.text)
+        self.records.append(
+            CallRecord(
+                role,
+                model,
+                _digest(messages),
+                completion.text,
+                completion.usage.prompt_tokens,
+                completion.usage.completion_tokens,
+                round(completion.seconds, 3),
+                None,
+            )
+        )
+        return completion.text
+
+    def _calibrate(self, messages: list[Message], usage: Usage) -> None:
+        if usage.estimated or usage.prompt_tokens <= 0:
+            return
+        estimated = sum(estimate_tokens(m["content"]) for m in messages)
+        ratio = min(max(usage.prompt_tokens / estimated, 0.5), 3.0)
+        self.token_ratio = 0.7 * self.token_ratio + 0.3 * ratio
+
+    def drain(self) -> list[CallRecord]:
+        records, self.records = self.records, []
+        return records
+
+    def _check_budget(self) -> None:
+        if self.budget is not None and self.spend.cost >= self.budget:
+            raise BudgetExceeded(
+                f"The budget of ${self.budget:.2f} is spent (${self.spend.cost:.4f} used). "
+                "Resume with a higher --budget to go on."
+            )
+
+
+def _digest(messages: list[Message]) -> str:
+    text = "\n".join(f"{m['role']}:{m['content']}" for m in messages)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StepView:
+    """A past step as the execution agent sees it."""
+
+    step: int
+    command: str
+    args: str
+    result: str
+
+    def summary(self) -> str:
+        """One line, for steps that no longer fit in full."""
+        line = f"step {self.step}: {self.command} {self.args[:80]} -> {self.result[:80]}"
+        return " ".join(line.split())
+
+
+def execution_system_prompt(
+    profile: AgentProfile, commands: list[dict[str, str]], prompt_tokens: int
+) -> str:
+    """The execution agent's system prompt: its profile, the commands and the rules. It may
+    take at most half the prompt budget, so that every step keeps room for its task."""
+    prompt = prompts.render(
+        "execution_system",
+        name=profile.name,
+        role=profile.role,
+        goals=profile.goals,
+        commands=commands,
+    )
+    tokens = estimate_tokens(prompt)
+    if tokens > prompt_tokens // 2:
+        raise ConfigError(
+            f"The agent's role, goals and commands make a system prompt of about {tokens} "
+            f"tokens, more than half the prompt budget of {prompt_tokens} "
+            "(AUTOAGENT_PROMPT_TOKENS): shorten the role or the goals, or raise the budget."
+        )
+    return prompt
+
+
+class ExecutionAgent:
+    role = "execution"
+
+    def __init__(
+        self,
+        caller: ModelCaller,
+        model: str,
+        profile: AgentProfile,
+        commands: Registry,
+        prompt_tokens: int = 6000,
+    ) -> None:
+        self.caller = caller
+        self.model = model
+        self.prompt_tokens = prompt_tokens
+        self.profile = profile
+        self._notes: list[str] = []  # about the last reply, for the next prompt
+        self.use_commands(commands)
+
+    def use_commands(self, commands: Registry) -> None:
+        """Offer these commands from now on, in the prompt and in the schema the reply is held
+        to (the list changes during a run when an MCP server stops)."""
+        self.reply_schema = execution_schema((c.name, c.args_schema()) for c in commands)
+        # Stable across steps, so endpoints can cache this prefix.
+        self.system_prompt = execution_system_prompt(
+            self.profile, commands.describe(), self.prompt_tokens
+        )
+
+    def propose(
+        self,
+        *,
+        task: str,
+        open_tasks: Sequence[str],
+        memories: Sequence[str],
+        recent_steps: Sequence[StepView],
+        earlier_steps: Sequence[str] = (),
+        notices: Sequence[str] = (),
+        feedback: str | None = None,
+    ) -> ExecutionReply:
+        parts = {
+            "task": task[:TASK_CHARS],
+            "open_tasks": list(open_tasks)[:MAX_OPEN_TASKS_SHOWN],
+            "memories": list(memories),
+            "recent_steps": list(recent_steps),
+            "earlier_steps": list(earlier_steps),
+            "notices": [*self._notes, *notices],
+            "feedback": feedback,
+        }
+        self._notes = []
+        user = self._fit(parts)
+        messages = [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": user},
+        ]
+        reply = self.caller.ask(self.role, messages, self.model, ExecutionReply, self.reply_schema)
+        if reply.dropped:
+            log.warning("the reply held several commands; dropped %s", reply.dropped)
+            self._notes.append(
+                f"Your last reply held {len(reply.dropped) + 1} commands: only the first, "
+                f"{reply.command.name}, was used; {', '.join(reply.dropped)} did not run. "
+                "Reply with exactly one command each time."
+            )
+        return reply
+
+    def _fit(self, parts: dict[str, Any]) -> str:
+        """Render the step prompt within the token budget, giving up the least useful first:
+        the least relevant memories, then the oldest full steps (each kept as a one-line
+        summary, down to one full step), then the oldest summaries."""
+        # A margin, as the estimate is only close to what the server will count.
+        budget = int(self.prompt_tokens * 0.95) - self.caller.estimate(self.system_prompt)
+        while True:
+            user = prompts.render("execution_user", **parts)
+            if self.caller.estimate(user) <= budget:
+                return user
+            if parts["memories"]:
+                parts["memories"] = parts["memories"][:-1]
+            elif len(parts["recent_steps"]) > 1:
+                oldest, *parts["recent_steps"] = parts["recent_steps"]
+                parts["earlier_steps"] = [*parts["earlier_steps"], oldest.summary()]
+            elif parts["earlier_steps"]:
+                parts["earlier_steps"] = parts["earlier_steps"][1:]
+            elif len(parts["open_tasks"]) > 3:
+                parts["open_tasks"] = parts["open_tasks"][:3]
+            else:
+                return user  # nothing left to drop: the task and one step must go
+
+
+class TaskCreationAgent:
+    """Task creation and prioritization, two roles in one call: the new tasks a result calls
+    for, and the order of the whole open list (which the task list applies without ever
+    losing or inventing a task)."""
+
+    role = "task-creation"
+
+    def __init__(self, caller: ModelCaller, model: str, goals: Sequence[str]) -> None:
+        self.caller = caller
+        self.model = model
+        self.goals = list(goals)
+
+    def create(
+        self, task: str, result: str, open_tasks: Sequence[Task], next_id: int
+    ) -> TaskCreationReply:
+        prompt = prompts.render(
+            "task_creation",
+            goals=self.goals,
+            task=task,
+            result=result,
+            open_tasks=list(open_tasks),
+            next_id=next_id,
+        )
+        return self.caller.ask(
+            self.role, [{"role": "user", "content": prompt}], self.model, TaskCreationReply
+        )

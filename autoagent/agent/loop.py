@@ -1,0 +1,613 @@
+"""The agent loop: a generator of small typed events. It knows nothing of the terminal.
+
+Each step has one record (record.py), made durable at fixed points: before its command runs
+(pending), the moment the command returns (its result, before any planning call), and at the
+end of the step. A resumed run finishes the step it finds in flight from that record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ..base.errors import AutoAgentError, CommandError, InputEnded
+from ..base.settings import Settings
+from ..base.text import trim_middle
+from ..human.authorize import Gate, Proposal
+from ..store.journal import RunJournal
+from ..store.memory import Memory
+from ..tools.commands.base import Command, CommandContext, Registry
+from .agents import (
+    BudgetExceeded,
+    ExecutionAgent,
+    ModelCaller,
+    TaskCreationAgent,
+)
+from .events import (
+    Authorized,
+    CommandDone,
+    CommandStarted,
+    CommandsWithdrawn,
+    Event,
+    Invalid,
+    LoopWarning,
+    Proposed,
+    RunEnded,
+    RunStarted,
+    StepFinished,
+    StepRecovered,
+    TasksChanged,
+    Thinking,
+    from_data,
+    to_data,
+)
+from .record import (
+    RESULT_CHARS_IN_PROMPT,
+    DecisionKind,
+    StepProposal,
+    StepRecord,
+    StepResult,
+    StepStatus,
+    StepVerdict,
+)
+from .state import RunState, RunStatus
+from .tasks import Task
+
+log = logging.getLogger(__name__)
+
+NO_TASK = "No open tasks are left: check the goals against what was done; finish if they are met."
+FILE_MAKERS = {"write_file", "append_to_file"}  # their success counts as progress
+UNWRITTEN_KEPT = 20  # steps out of the window whose memory may still be on its way
+# A memory in the prompt is a reminder of an earlier step (its task, command and how the
+# result began); kept short, the prompt stays flat as the run goes on.
+MEMORY_CHARS_IN_PROMPT = 300
+# What the checkpoint keeps of a done task's result (the whole result is in the journal and
+# in memory); the checkpoint is written three times a step, so it must not grow much.
+DONE_RESULT_CHARS = 200
+PREPARED_TASKS = 3  # the next tasks whose recall is embedded ahead
+
+
+class _RunOver(Exception):
+    """Raised inside the loop to end the run with a status and a reason."""
+
+    def __init__(self, status: RunStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class AgentLoop:
+    """Runs one run. It owns the run's journal, memory and model: `close` (or leaving a
+    `with` block) releases them all."""
+
+    def __init__(
+        self,
+        *,
+        state: RunState,
+        settings: Settings,
+        caller: ModelCaller,
+        registry: Registry,
+        memory: Memory | None,
+        gate: Gate,
+        journal: RunJournal,
+        context: CommandContext,
+        resumed: bool = False,
+        notes: list[str] | None = None,
+    ) -> None:
+        self.state = state
+        self.settings = settings
+        self.caller = caller
+        self.registry = registry
+        self.memory = memory
+        self.gate = gate
+        self.journal = journal
+        self.context = context
+        self.resumed = resumed
+        profile = state.profile
+        self.executor = ExecutionAgent(
+            caller, settings.model, profile, registry, settings.prompt_tokens
+        )
+        self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
+        self.timings = caller.timings
+        self.notes = notes or []  # for the human, shown when the run starts
+        self._window = settings.recent_steps
+        self._files_before = snapshot(context.workspace.root)
+        self._commands_at_start = state.commands_run  # --continuous-limit counts from here
+
+    # Resources.
+
+    @property
+    def run_dir(self) -> Path:
+        return self.journal.run_dir
+
+    @property
+    def detector(self) -> Any:
+        return self.state.detector
+
+    def on_progress(self, callback: Callable[[int], None]) -> None:
+        """Call `callback` with the tokens received so far while a reply streams in."""
+        if hasattr(self.caller.model, "on_progress"):
+            self.caller.model.on_progress = callback
+
+    def close(self) -> None:
+        """Finish memory writes, let other processes use the store and the run."""
+        try:
+            self.registry.close()  # MCP servers stop: nothing is left running
+            if self.memory is not None:
+                self.memory.close()
+        finally:
+            self.journal.release()
+            close_model = getattr(self.caller.model, "close", None)
+            if callable(close_model):
+                close_model()
+
+    def __enter__(self) -> AgentLoop:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # The run.
+
+    def run(self) -> Iterator[Event]:
+        """Run until finish, a limit, a human stop or a failure; always ends with RunEnded."""
+        state = self.state
+        recovered, human_notes = self._recover() if self.resumed else ([], [])
+        state.status = RunStatus.RUNNING
+        self._prepare_recall()
+        self._save()
+        yield self._emit(
+            RunStarted(
+                state.run_id,
+                str(self.run_dir),
+                str(self.context.workspace.root),
+                self.resumed,
+                [*self.notes, *human_notes, *state.notices],
+                state.profile,
+                state.config,
+            )
+        )
+        try:
+            for record in recovered:
+                yield self._emit(StepRecovered(record))
+            self._restore_memory()
+            if (current := state.unfinished_step()) is not None:
+                yield from self._finish_unfinished(current)
+            while True:
+                self._check_limits()
+                yield from self._step()
+        except _RunOver as over:
+            state.status, state.reason = over.status, over.reason
+        except BudgetExceeded as exc:
+            state.status, state.reason = RunStatus.STOPPED, str(exc)
+        except KeyboardInterrupt:
+            state.status, state.reason = RunStatus.INTERRUPTED, "Interrupted with Ctrl-C."
+        except AutoAgentError as exc:
+            state.status, state.reason = RunStatus.FAILED, str(exc)
+        changed = changed_files(self._files_before, snapshot(self.context.workspace.root))
+        state.files = sorted(set(state.files) | set(changed))
+        self._record_calls()
+        self._save()
+        yield self._emit(
+            RunEnded(
+                state.status.value,
+                state.reason,
+                str(self.run_dir),
+                str(self.context.workspace.root),
+                state.spend.model_copy(),
+                state.step,
+                state.goal_report,
+                state.files,
+            )
+        )
+
+    def _finish_unfinished(self, record: StepRecord) -> Iterator[Event]:
+        """Go on with the step the last process left: waiting for a human (the same request
+        is pending again), asking the human (the same question), or planning from a result."""
+        if record.status is StepStatus.RAN:
+            yield from self._complete(record)
+            return
+        try:
+            command = self.registry.get(record.command)
+        except CommandError as exc:  # e.g. its MCP server is not configured any more
+            invalid = record.advance(StepStatus.INVALID, invalid=str(exc))
+            self.state.current = None
+            yield self._emit(Invalid(invalid))
+            yield from self._conclude(invalid)
+            return
+        if record.status is StepStatus.AWAITING:
+            yield self._emit(Proposed(record))
+            yield from self._authorize_and_run(record.advance(StepStatus.PROPOSED), command)
+        else:
+            yield from self._run(record, command)
+
+    def _recover(self) -> tuple[list[StepRecord], list[str]]:
+        """Settle the step that was in flight when the last process ended: a result found in
+        the journal is restored; a command with no recorded result is noted for the model."""
+        state = self.state
+        current = state.unfinished_step()
+        if current is None:
+            return [], []
+        if current.status is StepStatus.AWAITING or self._asks_again(current):
+            return [], []
+        if current.status is StepStatus.RAN:
+            note = (
+                f"Step {current.step}'s command {current.command} had returned before the run "
+                "was interrupted; its saved result is used to complete the step."
+            )
+            return [current], [note]
+        found = self._result_in_journal(current)
+        if found is not None:
+            state.current = found
+            state.commands_run += 1
+            note = (
+                f"Step {found.step}'s command {found.command} had returned before the run was "
+                "interrupted; its result, recorded in the run's journal, is restored."
+            )
+            return [found], [note]
+        cut = current.advance(StepStatus.CUT)
+        state.current = None
+        state.commands_run += 1
+        state.notices = [*state.notices, cut.cut_note()]
+        self._keep(cut)
+        return [cut], []
+
+    def _asks_again(self, record: StepRecord) -> bool:
+        """A question to the human (ask_user) that was waiting when the run stopped is asked
+        again, on the same request: asking has no effect to lose or repeat."""
+        if record.status is not StepStatus.RUNNING or self._result_in_journal(record):
+            return False
+        name = record.command
+        return name in self.registry and not self.registry.get(name).needs_approval
+
+    def _result_in_journal(self, record: StepRecord) -> StepRecord | None:
+        for entry in reversed(self.journal.events()):
+            if entry.get("event") != "CommandDone":
+                continue
+            event = from_data("CommandDone", entry)
+            if isinstance(event, CommandDone) and event.record.step == record.step:
+                return event.record
+            if isinstance(event, CommandDone) and event.record.step < record.step:
+                return None
+        return None
+
+    def _restore_memory(self) -> None:
+        """Write to memory the kept steps that a crash kept from it (each has a fixed id).
+        The step in flight, if any, is written when it is completed."""
+        if self.memory is None:
+            return
+        state = self.state
+        records = [r for r in [*state.unwritten, *state.recent] if r.memory_text()]
+        missing = set(self.memory.missing([r.memory_id for r in records]))
+        for record in records:
+            if record.memory_id in missing:
+                self._remember(record)
+        state.unwritten = [r for r in state.unwritten if r.memory_id in missing]
+
+    # One step: propose, check, authorize, run, remember, plan.
+
+    def _step(self) -> Iterator[Event]:
+        for gone in self.registry.refresh():  # e.g. the tools of an MCP server that stopped
+            self.executor.use_commands(self.registry)
+            if not gone.reported:
+                self.state.notices = [*self.state.notices, gone.message]
+                yield self._emit(CommandsWithdrawn(gone.message, list(gone.commands)))
+        state = self.state
+        state.step += 1
+        task = state.tasks.current
+        task_text = task.text if task else NO_TASK
+
+        yield self._emit(Thinking("execution"))
+        memories = self._recall(task_text)
+        with self.timings.phase("prompt"):
+            reply = self.executor.propose(
+                task=task_text,
+                open_tasks=[t.text for t in state.tasks.open[1:]],
+                memories=memories,
+                recent_steps=[r.view() for r in state.recent],
+                earlier_steps=state.earlier,
+                notices=state.notices,
+                feedback=state.feedback,
+            )
+        # The model has them now; this is saved at the step's next durable point, so a crash
+        # before it sends them again.
+        state.notices, state.feedback = [], None
+        call = reply.command
+        proposal = StepProposal(
+            task=task_text,
+            task_id=task.id if task else None,
+            thoughts=reply.thoughts,
+            command=call.name,
+            args=call.args,
+        )
+        record = StepRecord(run_id=state.run_id, step=state.step, proposal=proposal)
+        yield self._emit(Proposed(record))
+
+        try:
+            with self.timings.phase("parse"):
+                command = self.registry.get(call.name)
+                args = command.validate(call.args)
+        except CommandError as exc:
+            record = record.advance(StepStatus.INVALID, invalid=str(exc))
+            yield self._emit(Invalid(record))
+            yield from self._conclude(record)
+            return
+        record = record.model_copy(update={"proposal": proposal.model_copy(update={"args": args})})
+        yield from self._authorize_and_run(record, command)
+
+    def _authorize_and_run(self, record: StepRecord, command: Command) -> Iterator[Event]:
+        """The gate's verdict on a valid proposal, and what follows from it."""
+        state, args = self.state, record.proposal.args
+        gate_proposal = Proposal(
+            record.step, command.name, args, command.risk, command.needs_approval
+        )
+        decided = self.gate.screen(gate_proposal)
+        if decided is None:  # a human is asked: saved first, so a resumed run asks again
+            state.current = record.advance(StepStatus.AWAITING)
+            self._save()
+            decided = self.gate.ask(gate_proposal)
+            state.current = None
+        verdict = StepVerdict.of(decided)
+        if verdict.refusal:
+            record = record.advance(StepStatus.REFUSED, verdict=verdict)
+            yield self._emit(Authorized(record))
+            yield from self._conclude(record)
+            return
+        if verdict.decision is DecisionKind.STOP:
+            yield self._emit(Authorized(record.advance(StepStatus.STOPPED, verdict=verdict)))
+            raise _RunOver(
+                RunStatus.STOPPED, f"Stopped by the human before running {command.name}."
+            )
+        if verdict.decision is DecisionKind.FEEDBACK:
+            record = record.advance(StepStatus.FEEDBACK, verdict=verdict)
+            yield self._emit(Authorized(record))
+            state.feedback = verdict.feedback
+            yield from self._conclude(record, watch=False)
+            return
+        if command.name == "finish":
+            yield self._emit(Authorized(record.advance(StepStatus.FINISHED, verdict=verdict)))
+            state.goal_report = [str(line) for line in args.get("goal_report") or []]
+            raise _RunOver(RunStatus.FINISHED, str(args.get("reason", "")))
+        record = record.model_copy(update={"verdict": verdict})
+        yield self._emit(Authorized(record))
+
+        record = record.advance(StepStatus.RUNNING)
+        state.current = record
+        # Pending: on the disk before it runs, and before a human is asked (the request is
+        # answerable from elsewhere only once the step is seen running). A command that
+        # changes nothing is written down without waiting: after a crash, it is proposed again.
+        on_disk_first = command.changes_things or not command.needs_approval
+        yield self._durable(CommandStarted(record), wait=on_disk_first)
+        yield from self._run(record, command)
+
+    def _run(self, record: StepRecord, command: Command) -> Iterator[Event]:
+        """Run a started step's command, save its result, and complete the step."""
+        state, args = self.state, record.proposal.args
+        self.context.step = record.step
+        try:
+            with self.timings.phase("command"):
+                result = self._run_command(command, args)
+        except InputEnded as exc:  # nothing was done: the step is not pending
+            state.current = None
+            raise _RunOver(RunStatus.STOPPED, str(exc)) from exc
+        state.commands_run += 1
+        record = record.advance(StepStatus.RAN, result=result)
+        state.current = record
+        # Its result: on the disk the moment it returned (a step number is never used twice).
+        yield self._durable(CommandDone(record))
+        yield from self._complete(record)
+
+    def _run_command(self, command: Command, args: dict[str, Any]) -> StepResult:
+        try:
+            return StepResult(output=command(self.context, args), ok=True)
+        except InputEnded:
+            raise  # asked, the human can never answer: the caller stops the run
+        except CommandError as exc:
+            return StepResult(output=f"Error: {exc}", ok=False, error=repr(exc))
+        except Exception as exc:  # a command's own bug: logged in full, and the run goes on
+            log.exception("command %s failed unexpectedly", command.name)
+            return StepResult(
+                output=f"Error: {command.name} failed ({type(exc).__name__}: {exc}).",
+                ok=False,
+                error=repr(exc),
+            )
+
+    def _complete(self, record: StepRecord) -> Iterator[Event]:
+        """The rest of a step whose result is recorded: remember it, plan, conclude."""
+        state = self.state
+        assert record.result is not None
+        self._remember(record)
+        task_id = record.proposal.task_id
+        if task_id is not None and any(t.id == task_id for t in state.tasks.open):
+            state.tasks.complete(task_id, trim_middle(record.result.output, DONE_RESULT_CHARS))
+        added = yield from self._plan(record.proposal.task, record.result.output)
+        made_file = record.result.ok and record.command in FILE_MAKERS
+        done = record.advance(StepStatus.DONE, tasks_added=added, progress=made_file or bool(added))
+        yield from self._conclude(done)
+
+    def _conclude(self, record: StepRecord, *, watch: bool = True) -> Iterator[Event]:
+        """End a step: watch for loops, keep its record, save (the step's last durable point)."""
+        if watch:
+            yield from self._watch(record)
+        self.state.current = None
+        self._keep(record)
+        self._record_calls()
+        # Not waited for: losing it to a crash means redoing the step's planning, no more.
+        self._save(wait=False)
+        yield self._step_finished(record)
+
+    def _keep(self, record: StepRecord) -> None:
+        """Keep a finished step in the recent window. A step leaving it is no longer checked
+        on resume, so while its memory is not in the store (still being written, or the store
+        still loading) it is kept among the unwritten; past UNWRITTEN_KEPT, the loop waits."""
+        state = self.state
+        left = state.add_step(record, self._window)
+        if self.memory is None:
+            return
+        if left is not None and left.memory_text():
+            state.unwritten = [*state.unwritten, left]
+        state.unwritten = [r for r in state.unwritten if not self.memory.written(r.memory_id)]
+        if len(state.unwritten) > UNWRITTEN_KEPT:
+            with self.timings.phase("memory_write"):
+                self.memory.flush(through=state.unwritten[0].memory_id)
+            state.unwritten = state.unwritten[1:]
+
+    def _plan(self, task: str, result: str) -> Generator[Event, None, list[Task]]:
+        """Task creation, which also gives the order of the list: prioritization in the same
+        call (shown when it has a choice to make)."""
+        tasks = self.state.tasks
+        yield self._emit(Thinking("task-creation"))
+        with self.timings.phase("prompt"):
+            reply = self.task_creator.create(
+                task, trim_middle(result, RESULT_CHARS_IN_PROMPT), tasks.open, tasks.next_id
+            )
+        added, _ = tasks.plan(reply.tasks, reply.order)
+        self._prepare_recall()
+        if reply.order and len(tasks.open) > 1:
+            yield self._emit(Thinking("prioritization"))
+        yield self._emit(TasksChanged(tasks.open, added))
+        return added
+
+    def _watch(self, record: StepRecord) -> Iterator[Event]:
+        """Tell the agent when it loops; if it goes on, stop (continuous) or ask each time."""
+        detector = self.state.detector
+        problem = detector.observe(
+            record.command, record.proposal.args, record.observation(), progress=record.progress
+        )
+        if problem is None:
+            detector.warned = False
+            return
+        if detector.warned:
+            if self.settings.continuous:
+                raise _RunOver(RunStatus.STOPPED, f"Stopped: the agent is looping ({problem}).")
+            self.gate.pre_approved = 0  # the human sees every command from now on
+        yield self._emit(LoopWarning(problem, escalated=detector.warned))
+        detector.warned = True
+        self.state.notices = [
+            *self.state.notices,
+            f"You are going round in circles: {problem}. Change approach: use another command "
+            "or other arguments, ask_user for help, or finish if the goals are met or cannot be.",
+        ]
+
+    # Helpers.
+
+    def _check_limits(self) -> None:
+        state, settings = self.state, self.settings
+        if state.step >= settings.max_steps:
+            raise _RunOver(
+                RunStatus.STOPPED,
+                f"Reached the limit of {settings.max_steps} steps (--max-steps).",
+            )
+        limit = settings.continuous_limit
+        ran = state.commands_run - self._commands_at_start
+        if settings.continuous and limit is not None and ran >= limit:
+            raise _RunOver(
+                RunStatus.STOPPED,
+                f"Ran {limit} commands, the continuous limit (--continuous-limit).",
+            )
+
+    def _prepare_recall(self) -> None:
+        """Embed the queries of the next few tasks now, on the memory's own thread, so that
+        their recall needs no embedding: a task is embedded once, while it waits near the top
+        of the list. Not those further down: they may never be done, and a transformer run
+        costs tens of milliseconds (every new task's was, two a step when two were added)."""
+        if self.memory is not None and self.settings.memory_recall:
+            self.memory.prepare_queries([t.text for t in self.state.tasks.open[:PREPARED_TASKS]])
+
+    def _recall(self, task: str) -> list[str]:
+        if self.memory is None or self.settings.memory_recall == 0:
+            return []
+        # The task says what to look for; the goals only when no task is left. Adding the goals
+        # to every query made it several times slower to embed and blurred it toward them.
+        query = "\n".join(self.state.profile.goals) if task == NO_TASK else task
+        in_window = {(self.state.run_id, s.step) for s in self.state.recent}
+        with self.timings.phase("memory_query"):
+            found = self.memory.recall(query, self.settings.memory_recall + len(in_window))
+        texts = [
+            m.text
+            for m in found
+            if (m.metadata.get("run_id"), m.metadata.get("step")) not in in_window
+        ]
+        return [
+            trim_middle(t, MEMORY_CHARS_IN_PROMPT) for t in texts[: self.settings.memory_recall]
+        ]
+
+    def _remember(self, record: StepRecord) -> None:
+        """Write a step that ran to long-term memory, under the step's own id."""
+        text = record.memory_text()
+        if text is None or self.memory is None:
+            return
+        with self.timings.phase("memory_write"):
+            self.memory.add(
+                text, memory_id=record.memory_id, run_id=record.run_id, step=record.step
+            )
+
+    def _step_finished(self, record: StepRecord) -> StepFinished:
+        timings = {name: round(seconds, 6) for name, seconds in self.timings.take().items()}
+        log.debug("step %d took %s", record.step, timings)
+        return self._emit(
+            StepFinished(record, self.state.spend.model_copy(), self.caller.budget, timings)
+        )
+
+    def _record_calls(self) -> None:
+        with self.timings.phase("journal"):
+            for call in self.caller.drain():
+                self.journal.record("model_call", **asdict(call))
+
+    def _save(self, *, wait: bool = True) -> None:
+        self.state.updated = time.time()
+        with self.timings.phase("checkpoint"):
+            self.journal.save_checkpoint(self.state.model_dump(mode="json"), wait=wait)
+
+    def _durable(self, event: Any, *, wait: bool = True) -> Any:
+        """Journal the event, then save the checkpoint (synced), before anything goes on
+        (`wait=False`: in the background, for a point whose loss is safe).
+
+        The checkpoint holds the same record and is synced right after, so the journal line
+        is not synced on its own: a killed process leaves both (the kernel has them); only a
+        power cut in the moment between the two can leave neither, and then the step counts
+        as cut (its command is never run again)."""
+        with self.timings.phase("journal"):
+            self.journal.record(type(event).__name__, **to_data(event))
+        self._record_calls()
+        self._save(wait=wait)
+        return event
+
+    def _emit(self, event: Any) -> Any:
+        with self.timings.phase("journal"):
+            self.journal.record(type(event).__name__, **to_data(event))
+        return event
+
+
+def snapshot(root: Path, limit: int = 20_000) -> dict[str, tuple[int, int]]:
+    """Size and modification time of the workspace's files (links not followed)."""
+    files: dict[str, tuple[int, int]] = {}
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            files[os.path.relpath(path, root)] = (info.st_size, info.st_mtime_ns)
+            if len(files) >= limit:
+                return files
+    return files
+
+
+def changed_files(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> list[str]:
+    return sorted(path for path, stamp in after.items() if before.get(path) != stamp)

@@ -1,0 +1,344 @@
+"""Wiring: from Settings and a profile to a ready AgentLoop (new or resumed)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..base.errors import ConfigError, JournalError, describe_validation
+from ..base.settings import Settings
+from ..human.approvals import Desk, RequestStore, Screen
+from ..human.authorize import Gate, Human, Policy
+from ..human.notify import Notifier
+from ..model.llm import ChatModel, OpenAIChatModel, OpenAIEmbedder
+from ..model.pricing import PRICES, price_of
+from ..store.embeddings import Embedder, LocalEmbedder, WordEmbedder, transformer_runs_here
+from ..store.journal import UNFINISHED, RunJournal, is_live, list_runs
+from ..store.memory import Memory
+from ..tools.commands import builtin_commands, default_registry
+from ..tools.commands.base import CommandContext
+from ..tools.commands.mcp import attach_servers, configured_servers
+from ..tools.sandbox import build_sandbox
+from ..tools.workspace import Workspace
+from .agents import ModelCaller, execution_system_prompt
+from .loop import AgentLoop
+from .profile import AgentProfile
+from .state import CHECKPOINT_VERSION, RunConfig, RunState, RunStatus, resumed_settings
+
+log = logging.getLogger(__name__)
+
+NO_ENDPOINT = (
+    "No model endpoint is configured: set OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL "
+    "(for a compatible server) in .env or the environment, or give a GGUF file with "
+    "--model-path; .env.template lists every setting."
+)
+BUNDLED_MODEL_NOTE = (
+    "No API is configured, so autoagent runs the bundled SmolLM2-135M model on this machine. "
+    "It is tiny: fine for trying the tool offline, poor at real work. For real work point it at "
+    "a bigger GGUF (--model-path FILE.gguf) or an API (OPENAI_API_KEY or OPENAI_BASE_URL in .env)."
+)
+
+
+def price_table(settings: Settings) -> dict[str, tuple[float, float]]:
+    """OpenAI's prices apply to OpenAI only; other servers count tokens unless priced."""
+    official = not uses_local_model(settings) and (
+        settings.openai_base_url is None or "api.openai.com" in settings.openai_base_url
+    )
+    return (PRICES if official else {}) | settings.prices
+
+
+def uses_local_model(settings: Settings) -> bool:
+    if settings.llm == "auto":
+        return settings.model_path is not None or not settings.endpoint_configured
+    return settings.llm == "local"
+
+
+def build_model(settings: Settings) -> tuple[ChatModel, list[str]]:
+    """The chat model the settings ask for, checked; and notes for the human about it."""
+    if uses_local_model(settings):
+        return build_local_model(settings)
+    if not settings.endpoint_configured:
+        raise ConfigError(NO_ENDPOINT)
+    model = OpenAIChatModel(
+        api_key=settings.openai_api_key,
+        base_url=settings.openai_base_url,
+        timeout=settings.request_timeout,
+        max_retries=settings.max_retries,
+        max_reply_tokens=settings.max_reply_tokens,
+    )
+    model.check()
+    return model, []
+
+
+def build_local_model(settings: Settings) -> tuple[ChatModel, list[str]]:
+    """A GGUF model in a process of its own (started and checked here), and notes about it."""
+    from ..model.local_llm import SMALL_MODEL_LIMITS, bundled_model_path
+    from ..model.local_process import LocalModelConfig, start_local_model
+
+    if settings.model_path is not None:
+        config = LocalModelConfig(
+            settings.model_path.expanduser(), n_ctx=settings.local_context, max_tokens=4096
+        )
+        notes = []
+    else:
+        path = bundled_model_path()
+        if path is None:
+            raise ConfigError(NO_ENDPOINT)
+        config = LocalModelConfig(path, n_ctx=settings.local_context, **SMALL_MODEL_LIMITS)
+        notes = [BUNDLED_MODEL_NOTE]
+    log_file = settings.home.expanduser() / "logs" / "local-model.log"
+    return start_local_model(config, log_file, settings.request_timeout), notes
+
+
+def close_model(model: ChatModel) -> None:
+    """Stop what a model runs of its own (a local model's process); other models hold nothing."""
+    close = getattr(model, "close", None)
+    if close is not None:
+        close()
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    if settings.embeddings == "openai":
+        if not settings.endpoint_configured:
+            raise ConfigError(
+                "AUTOAGENT_EMBEDDINGS=openai needs OPENAI_API_KEY or OPENAI_BASE_URL."
+            )
+        return OpenAIEmbedder(
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            model=settings.openai_embedding_model,
+        )
+    return LocalEmbedder() if transformer_runs_here() else WordEmbedder()
+
+
+def open_memory(settings: Settings, agent_name: str) -> Memory:
+    if settings.memory_url:
+        return Memory.open_server(settings.memory_url, agent_name, build_embedder(settings))
+    # chromadb and the embedding models load while the run starts: a new store is not even
+    # needed before the first memory is written.
+    return Memory.open_local(
+        settings.home / "memory", agent_name, build_embedder(settings), background=True
+    )
+
+
+def check_folders(settings: Settings) -> tuple[Path, Path]:
+    """The workspace and the data folder, resolved; the data folder may never be inside it."""
+    home = settings.home.expanduser().resolve()
+    workspace = settings.workspace.expanduser().resolve()
+    existing = next(folder for folder in (workspace, *workspace.parents) if folder.exists())
+    if not existing.is_dir():
+        raise ConfigError(
+            f"The workspace {workspace} cannot be a folder: {existing} is a file. "
+            "Give --workspace (AUTOAGENT_WORKSPACE) a folder; it is made if missing."
+        )
+    if home == workspace or home.is_relative_to(workspace):
+        raise ConfigError(
+            f"AUTOAGENT_HOME ({home}) is inside the workspace ({workspace}); the agent could "
+            "reach its own data. Move one of them."
+        )
+    return home, workspace
+
+
+def prepare_run(
+    settings: Settings,
+    human: Human | None = None,
+    *,
+    screen: Screen | None = None,
+    profile: AgentProfile | None = None,
+    resume: str | None = None,
+    allow_high_risk: bool = False,
+    model: ChatModel | None = None,
+) -> AgentLoop:
+    """A loop for a new run of `profile`, or for the run `resume` names.
+
+    The human is `human`, or else a desk (approvals.py) that shows requests on `screen` and
+    takes the first answer from any channel.
+
+    Everything that can be checked is checked before anything is written: a new run's folder
+    appears only once the run can start. A resumed run keeps its own workspace, model,
+    endpoint and memory unless the settings name others (the notes then say so)."""
+    home, _ = check_folders(settings)
+    notes: list[str] = []
+    if resume is not None:
+        journal = RunJournal.open(home, resume)
+        if is_live(journal.run_dir):
+            raise JournalError(f"Run {resume} is running in another process.")
+        saved = read_state(journal)
+        settings, changed = resumed_settings(settings, saved.config)
+        notes += changed
+        profile = saved.profile
+    assert profile is not None
+    home, workspace_root = check_folders(settings)
+    sandbox = build_sandbox(settings, workspace_root)
+    mcp_servers = configured_servers(settings, workspace_root, sandbox)
+    mcp_prefixes = [f"mcp__{name}__" for name in (mcp_servers.servers if mcp_servers else [])]
+    policy = Policy.load(
+        settings.policy_file, [c.name for c in builtin_commands()], prefixes=mcp_prefixes
+    )
+    prices = price_table(settings)
+    check_budget_prices(settings, prices)
+    if settings.embeddings != "openai" and not transformer_runs_here():
+        notes.append(
+            "This CPU lacks AVX2 and FMA, which the local embedding model needs: memories are "
+            "recalled by word vectors alone, less precisely. AUTOAGENT_EMBEDDINGS=openai uses "
+            "the endpoint's embeddings instead."
+        )
+    if model is None:
+        model, model_notes = build_model(settings)
+        notes += model_notes
+    if uses_local_model(settings):
+        # Room for the reply within the local model's context window.
+        tokens = min(settings.prompt_tokens, max(settings.local_context - 2048, 1000))
+        settings = settings.model_copy(update={"prompt_tokens": tokens})
+    notes = [" | ".join(sandbox.describe()), *notes]  # shown at start, kept in the audit log
+    with ExitStack() as cleanup:  # until the loop owns them, what is opened is closed on error
+        cleanup.callback(close_model, model)
+        registry = default_registry(settings)
+        cleanup.callback(registry.close)
+        # A profile that does not fit the prompt budget fails before the run.
+        execution_system_prompt(profile, registry.describe(), settings.prompt_tokens)
+        workspace = Workspace(workspace_root, forbidden=[home])
+        memory = open_memory(settings, profile.name)
+        cleanup.callback(memory.close)
+        journal, state = open_run(settings, home, profile, resume, workspace.root)
+        cleanup.callback(journal.release)
+        if mcp_servers is not None:  # started last: nothing is left running if a check fails
+            notes += attach_servers(registry, mcp_servers, journal.run_dir / "mcp")
+        if human is None:
+            assert screen is not None, "prepare_run needs a human or a screen"
+            human = desk(settings, screen, journal, profile.name)
+        caller = ModelCaller(model, state.spend, prices, settings.budget)
+        context = CommandContext(
+            workspace=workspace,
+            settings=settings,
+            run_dir=journal.run_dir,
+            sandbox=sandbox,
+            ask_human=human.ask,
+            ask_model=lambda prompt: caller.say("browse", prompt, settings.fast_model),
+        )
+        gate = Gate(
+            human,
+            continuous=settings.continuous,
+            policy=policy,
+            allow_high_risk=allow_high_risk,
+            wait_for_human=settings.wait_for_approval,
+        )
+        loop = AgentLoop(
+            state=state,
+            settings=settings,
+            caller=caller,
+            registry=registry,
+            memory=memory,
+            gate=gate,
+            journal=journal,
+            context=context,
+            resumed=resume is not None,
+            notes=notes,
+        )
+        cleanup.pop_all()
+        return loop
+
+
+def desk(settings: Settings, screen: Screen, journal: RunJournal, agent: str) -> Desk:
+    """The run's human: requests answered from the terminal or any other channel."""
+    notify = None
+    if settings.notify_url:
+        log_file = journal.run_dir / "notify.log"
+        notify = Notifier(settings.notify_url, settings.console_url, log_file)
+    return Desk(
+        RequestStore(journal.run_dir),
+        screen,
+        run_id=journal.run_id,
+        agent=agent,
+        # In a continuous run, nobody is expected at the keyboard: questions need a human
+        # who answers from elsewhere.
+        can_answer=not settings.continuous or settings.wait_for_approval,
+        timeout=settings.approval_timeout,
+        notify=notify,
+    )
+
+
+def open_run(
+    settings: Settings,
+    home: Path,
+    profile: AgentProfile,
+    resume: str | None,
+    workspace: Path,
+) -> tuple[RunJournal, RunState]:
+    """The run's journal, locked, and its state: new (saved, then named), or loaded."""
+    if resume is None:
+        journal = RunJournal.create(home)
+        try:
+            config = RunConfig.of(settings, workspace)
+            state = RunState.new(journal.run_id, profile, config, settings.stall_steps)
+            journal.save_checkpoint(state.model_dump(mode="json"))
+            journal.publish()
+        except BaseException:
+            journal.discard()
+            raise
+        return journal, state
+    journal = RunJournal.open(home, resume)
+    journal.acquire()
+    try:
+        state = read_state(journal)  # again, now that no other process can change it
+    except BaseException:
+        journal.release()
+        raise
+    state.detector.stall_steps = settings.stall_steps
+    return journal, state
+
+
+def read_state(journal: RunJournal) -> RunState:
+    """A run's state from its checkpoint, for resuming it; a clear error when it cannot be."""
+    run_id = journal.run_id
+    checkpoint = journal.load_checkpoint()
+    version = checkpoint.get("version")
+    if version != CHECKPOINT_VERSION:
+        raise JournalError(
+            f"Run {run_id} was saved by another version of autoagent (checkpoint version "
+            f"{version}, this one reads {CHECKPOINT_VERSION}), so it cannot be resumed; start a "
+            "new run. Its files and event log are left as they are."
+        )
+    try:
+        state = RunState.model_validate(checkpoint)
+    except ValidationError as exc:
+        raise JournalError(
+            f"The checkpoint of run {run_id} is damaged ({describe_validation(exc)}); "
+            "it was left as it is."
+        ) from exc
+    if state.status is RunStatus.FINISHED:
+        raise JournalError(f"Run {run_id} has finished; start a new run instead.")
+    return state
+
+
+def check_budget_prices(settings: Settings, prices: dict[str, tuple[float, float]]) -> None:
+    """A budget is only hard when every model it pays for has a price."""
+    if settings.budget is None:
+        return
+    if uses_local_model(settings):
+        raise ConfigError("--budget is for paid APIs; a local model costs nothing per token.")
+    for name in {settings.model, settings.fast_model}:
+        if price_of(name, prices) is None:
+            raise ConfigError(
+                f"--budget cannot be kept: model {name!r} has no known price here. Give it "
+                f"one with AUTOAGENT_PRICES='{{\"{name}\": [input, output]}}' (USD per million "
+                "tokens)."
+            )
+
+
+def latest_unfinished(home: Path) -> tuple[str, list[str]]:
+    """The newest unfinished run, and what is wrong with newer runs that cannot be read."""
+    skipped: list[str] = []
+    for run in list_runs(home):
+        if not run.readable:
+            skipped.append(run.problem)
+        elif run.status in UNFINISHED:
+            return run.run_id, skipped
+    raise JournalError(
+        " ".join(
+            [*skipped, f"No unfinished run in {home / 'runs'}: start one with `autoagent run`."]
+        )
+    )

@@ -1,0 +1,521 @@
+"""`autoagent serve`: a local web console to watch runs and answer their requests.
+
+It only reads runs (from AUTOAGENT_HOME, at each request) and records answers through
+approvals.decide; it never runs anything. Every request needs the secret token printed at
+start: its first use in a URL sets a cookie (HttpOnly, SameSite=Strict) and the page is
+reloaded without it. A POST needs the cookie, a form field derived from the token (CSRF), and
+an Origin or Referer, when the browser sends one, naming this console. The links of a
+notification (`/link/ID/ACTION?token=...`) are the exception: their own single-use token
+authorises them, and a GET only shows what a POST would decide, since chat apps fetch links
+to preview them.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import hmac
+import ipaddress
+import logging
+import re
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from ..base.errors import ConfigError, JournalError
+from ..human import approvals
+from ..human.approvals import Kind, Reply, RequestError
+from ..store.journal import RunJournal, list_runs
+from .pages import render
+from .timeline import Timeline, load_timeline, pending_of
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8765
+MAX_BODY = 64 * 1024
+STATIC = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+REQUEST_ID = re.compile(r"[0-9a-f]{1,64}")
+BACK = re.compile(r"/(?!/)[A-Za-z0-9_./-]*")  # a path of this console to return to
+REPLIES = {"approve": Reply.APPROVE, "deny": Reply.DENY, "answer": Reply.ANSWER}  # links too
+# The console's forms also send feedback: not run, the text goes to the agent (as typed at the
+# terminal).
+FORM_REPLIES = {**REPLIES, "feedback": Reply.FEEDBACK}
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Console:
+    """The console's pages and rules, apart from the HTTP plumbing (so tests can call it)."""
+
+    def __init__(self, home: Path, token: str, port: int, loopback: bool) -> None:
+        self.home = home
+        self.token = token
+        self.port = port
+        self.loopback = loopback
+        self.cookie = f"autoagent_console_{port}"  # cookies are shared across ports
+        self.csrf = hmac.new(token.encode(), b"autoagent-console-csrf", hashlib.sha256).hexdigest()
+
+    # Who may ask.
+
+    def has_session(self, cookies: dict[str, str]) -> bool:
+        given = cookies.get(self.cookie, "").encode("utf-8", errors="replace")
+        return hmac.compare_digest(given, self.token.encode())
+
+    def token_ok(self, token: str) -> bool:
+        return hmac.compare_digest(token.encode(), self.token.encode())
+
+    def host_ok(self, host: str) -> bool:
+        """A console on loopback answers only to loopback names: a page whose own name was
+        made to point at 127.0.0.1 (DNS rebinding) is refused."""
+        if not self.loopback:
+            return True
+        name, _, port = host.rpartition(":")
+        if port != str(self.port):
+            return False
+        name = name.strip("[]")
+        if name == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
+
+    @staticmethod
+    def same_origin(headers: Any, host: str) -> bool:
+        """An Origin or Referer, when the browser sends one, must name this console.
+        `Origin: null` carries no host: a page under Referrer-Policy no-referrer (this
+        console's) sends it, and the cookie and the CSRF field decide then."""
+        origin = headers.get("Origin")
+        if origin and origin != "null":
+            return urlsplit(origin).netloc == host
+        referer = headers.get("Referer")
+        if referer:
+            return urlsplit(referer).netloc == host
+        return True
+
+    def session_cookie(self) -> str:
+        return f"{self.cookie}={self.token}; HttpOnly; SameSite=Strict; Path=/"
+
+    # Pages.
+
+    def runs_page(self) -> Response:
+        waiting: dict[str, int] = {}
+        for item in approvals.pending(self.home):
+            waiting[item.request.run_id] = waiting.get(item.request.run_id, 0) + 1
+        return self._page(
+            "runs.html",
+            title="Runs",
+            runs=list_runs(self.home),
+            waiting=waiting,
+            pending_total=sum(waiting.values()),
+            home=str(self.home),
+        )
+
+    def run_page(self, run_id: str, query: dict[str, str]) -> Response:
+        journal = self._journal(run_id)
+        if isinstance(journal, Response):
+            return journal
+        flash, flash_error = self._flash(query)
+        timeline = self._timeline(journal)
+        if isinstance(timeline, Response):
+            return timeline
+        return self._page(
+            "run.html",
+            title=f"Run {run_id}",
+            timeline=timeline,
+            live_url=f"/runs/{run_id}/timeline",
+            flash=flash,
+            flash_error=flash_error,
+            **self._requests_context(f"/runs/{run_id}", run_id=run_id),
+        )
+
+    def timeline_fragment(self, run_id: str) -> Response:
+        journal = self._journal(run_id)
+        if isinstance(journal, Response):
+            return journal
+        timeline = self._timeline(journal)
+        if isinstance(timeline, Response):
+            return timeline
+        return self._page("_timeline.html", timeline=timeline, live_url=f"/runs/{run_id}/timeline")
+
+    def requests_fragment(self, run_id: str | None) -> Response:
+        back = f"/runs/{run_id}" if run_id else "/approvals"
+        if run_id is not None and isinstance(self._journal(run_id), Response):
+            return self.message("No such run", f"No run {run_id!r}.", HTTPStatus.NOT_FOUND)
+        return self._page("_requests.html", **self._requests_context(back, run_id=run_id))
+
+    def approvals_page(self, query: dict[str, str]) -> Response:
+        flash, flash_error = self._flash(query)
+        return self._page(
+            "approvals.html",
+            title="Waiting for you",
+            flash=flash,
+            flash_error=flash_error,
+            **self._requests_context("/approvals", run_id=None),
+        )
+
+    def static(self, name: str) -> Response:
+        if name not in STATIC:
+            return self.message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
+        body = resources.files("autoagent.cli").joinpath(f"static/{name}").read_bytes()
+        return Response(HTTPStatus.OK, body, STATIC[name])
+
+    # Decisions.
+
+    def decide(self, request_id: str, form: dict[str, str], client: str) -> Response:
+        """A POST from the console's own forms; the caller checked the session and CSRF."""
+        back = form.get("back", "/approvals")
+        if not BACK.fullmatch(back):
+            back = "/approvals"
+        reply = FORM_REPLIES.get(form.get("action", ""))
+        if reply is None:
+            return self.message(
+                "Nothing decided", "Unknown action.", HTTPStatus.BAD_REQUEST, back=back
+            )
+        given = self._decide(request_id, reply, form, client, "web", back)
+        if isinstance(given, Response):
+            return given
+        return Response(HTTPStatus.SEE_OTHER, headers={"Location": f"{back}?answered={request_id}"})
+
+    def link_page(self, request_id: str, action: str, token: str) -> Response:
+        """A notification's link: what it would decide, and a button to decide it."""
+        found = self._linked(request_id, action, token)
+        if isinstance(found, Response):
+            return found
+        titles = {"approve": "Approve?", "deny": "Deny?", "answer": "Answer the agent"}
+        return self._page(
+            "link.html", title=titles[action], request=found, action=action, token=token
+        )
+
+    def link_decide(
+        self, request_id: str, action: str, form: dict[str, str], client: str
+    ) -> Response:
+        found = self._linked(request_id, action, form.get("token", ""))
+        if isinstance(found, Response):
+            return found
+        given = self._decide(request_id, REPLIES[action], form, client, "link", None)
+        if isinstance(given, Response):
+            return given
+        return self.message(
+            "Recorded", f"Recorded: {approvals.describe_answer(given)}.", HTTPStatus.OK
+        )
+
+    def _linked(self, request_id: str, action: str, token: str) -> approvals.Request | Response:
+        if action not in REPLIES or not REQUEST_ID.fullmatch(request_id):
+            return self.message("Not found", "There is no such link.", HTTPStatus.NOT_FOUND)
+        try:
+            request, store = approvals.find(self.home, request_id)
+        except RequestError as exc:
+            return self.message("Not found", str(exc), HTTPStatus.NOT_FOUND)
+        try:
+            approvals.check_link(request, action, token)
+        except RequestError as exc:
+            return self.message("Link refused", str(exc), HTTPStatus.FORBIDDEN)
+        if (answer := store.answer_of(request.id)) is not None:
+            return self.message(
+                "Already answered",
+                str(approvals.Answered(request, answer)),
+                HTTPStatus.CONFLICT,
+            )
+        return request
+
+    def _decide(
+        self,
+        request_id: str,
+        reply: Reply,
+        form: dict[str, str],
+        client: str,
+        channel: str,
+        back: str | None,
+    ) -> approvals.Answer | Response:
+        text = form.get("text", "").strip()
+        try:
+            request, _ = approvals.find(self.home, request_id)
+        except RequestError as exc:
+            return self.message("Nothing decided", str(exc), HTTPStatus.NOT_FOUND, back=back)
+        if reply in (Reply.ANSWER, Reply.FEEDBACK) and not text:
+            empty = "The answer is empty." if reply is Reply.ANSWER else "The feedback is empty."
+            return self.message("Nothing decided", empty, HTTPStatus.BAD_REQUEST, back=back)
+        if request.kind is Kind.APPROVAL and reply is Reply.APPROVE:
+            text = ""
+        try:
+            return approvals.decide(
+                self.home,
+                request.id,
+                reply,
+                text=text,
+                by=client,
+                channel=channel,
+                shown_digest=form.get("digest", ""),
+            )
+        except RequestError as exc:
+            return self.message("Nothing decided", str(exc), HTTPStatus.CONFLICT, back=back)
+
+    # Helpers.
+
+    def _requests_context(self, back: str, *, run_id: str | None) -> dict[str, Any]:
+        if run_id is None:
+            requests = [item.request for item in approvals.pending(self.home)]
+            url = "/approvals/requests"
+        else:
+            requests = pending_of(approvals.RequestStore(self._journal_dir(run_id)))
+            url = f"/runs/{run_id}/requests"
+        return {
+            "requests": requests,
+            "requests_url": url,
+            "csrf": self.csrf,
+            "back": back,
+            "show_run": run_id is None,
+        }
+
+    def _journal_dir(self, run_id: str) -> Path:
+        return RunJournal.open(self.home, run_id).run_dir
+
+    def _journal(self, run_id: str) -> RunJournal | Response:
+        if not RUN_ID.fullmatch(run_id):
+            return self.message("No such run", "There is no such run.", HTTPStatus.NOT_FOUND)
+        try:
+            return RunJournal.open(self.home, run_id)
+        except JournalError as exc:
+            return self.message("No such run", str(exc), HTTPStatus.NOT_FOUND)
+
+    def _timeline(self, journal: RunJournal) -> Timeline | Response:
+        try:
+            return load_timeline(journal)
+        except JournalError as exc:
+            return self.message("This run cannot be shown", str(exc), HTTPStatus.CONFLICT)
+
+    def _flash(self, query: dict[str, str]) -> tuple[str, bool]:
+        """After a decision: what was recorded, read back from the request's answer."""
+        request_id = query.get("answered", "")
+        if not REQUEST_ID.fullmatch(request_id):
+            return "", False
+        try:
+            request, store = approvals.find(self.home, request_id)
+        except RequestError as exc:
+            return str(exc), True
+        answer = store.answer_of(request.id)
+        if answer is None:
+            return f"Request {request.id} has no answer yet.", True
+        return f"Request {request.id}: {approvals.describe_answer(answer)}.", False
+
+    def _page(self, template: str, **context: Any) -> Response:
+        return Response(HTTPStatus.OK, render(template, **context).encode("utf-8"))
+
+    def message(
+        self, title: str, message: str, status: int, *, back: str | None = None
+    ) -> Response:
+        error = status >= 400
+        body = render("message.html", title=title, message=message, back=back, error=error)
+        return Response(status, body.encode("utf-8"))
+
+
+def forbidden() -> Response:
+    text = "Forbidden: open the console with the URL `autoagent serve` printed; it holds the token."
+    body = render("message.html", title="Forbidden", message=text, back=None, error=True)
+    return Response(HTTPStatus.FORBIDDEN, body.encode("utf-8"))
+
+
+def _cookies(header: str | None) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for part in (header or "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name not in found:
+            found[name] = value
+    return found
+
+
+def _form(body: bytes) -> dict[str, str]:
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "autoagent-console"
+        sys_version = ""
+        timeout = 30  # seconds a connection may stay idle before it is closed
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s %s", self.address_string(), format % args)
+
+        def do_GET(self) -> None:
+            self._respond(self._get)
+
+        def do_HEAD(self) -> None:
+            self._respond(self._get, body=False)
+
+        def do_POST(self) -> None:
+            self._respond(self._post)
+
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            """http.server's own errors (a method it does not serve, a bad request line) carry
+            the console's security headers too."""
+            self._security_headers_due = True
+            super().send_error(code, message, explain)
+
+        def end_headers(self) -> None:
+            if getattr(self, "_security_headers_due", False):
+                self._security_headers_due = False
+                for name, value in SECURITY_HEADERS.items():
+                    self.send_header(name, value)
+            super().end_headers()
+
+        def _respond(self, route: Callable[[], Response], *, body: bool = True) -> None:
+            if not console.host_ok(self.headers.get("Host", "")):
+                response = Response(
+                    HTTPStatus.MISDIRECTED_REQUEST, b"Unknown host.\n", "text/plain"
+                )
+            else:
+                try:
+                    response = route()
+                except Exception:  # one page failing must not stop the console
+                    log.exception("the console failed on %s %s", self.command, self.path)
+                    response = Response(
+                        HTTPStatus.INTERNAL_SERVER_ERROR, b"The console failed; see its log.\n"
+                    )
+            self.send_response(response.status)
+            headers = {**SECURITY_HEADERS, **response.headers}
+            headers["Content-Type"] = response.content_type
+            headers["Content-Length"] = str(len(response.body))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            try:
+                self.end_headers()
+                if body:
+                    self.wfile.write(response.body)
+            except (BrokenPipeError, ConnectionResetError):  # the client left: nothing to say
+                log.debug("%s left before the response was sent", self.address_string())
+
+        def _get(self) -> Response:
+            url = urlsplit(self.path)
+            query = {name: values[0] for name, values in parse_qs(url.query).items()}
+            parts = [part for part in url.path.split("/") if part]
+            if len(parts) == 3 and parts[0] == "link":
+                return console.link_page(parts[1], parts[2], query.get("token", ""))
+            if "token" in query:
+                if not console.token_ok(query["token"]):
+                    return forbidden()
+                rest = urlencode({k: v for k, v in query.items() if k != "token"})
+                path = url.path if BACK.fullmatch(url.path) else "/"  # stays on this site
+                location = path + (f"?{rest}" if rest else "")
+                return Response(
+                    HTTPStatus.SEE_OTHER,
+                    headers={"Location": location, "Set-Cookie": console.session_cookie()},
+                )
+            if not console.has_session(_cookies(self.headers.get("Cookie"))):
+                return forbidden()
+            match parts:
+                case []:
+                    return console.runs_page()
+                case ["approvals"]:
+                    return console.approvals_page(query)
+                case ["approvals", "requests"]:
+                    return console.requests_fragment(None)
+                case ["runs", run_id]:
+                    return console.run_page(run_id, query)
+                case ["runs", run_id, "timeline"]:
+                    return console.timeline_fragment(run_id)
+                case ["runs", run_id, "requests"]:
+                    return console.requests_fragment(run_id)
+                case ["static", name]:
+                    return console.static(name)
+            return console.message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
+
+        def _post(self) -> Response:
+            parts = [part for part in urlsplit(self.path).path.split("/") if part]
+            if not console.same_origin(self.headers, self.headers.get("Host", "")):
+                return forbidden()
+            is_link = len(parts) == 3 and parts[0] == "link"
+            # Who may post is checked before the body is read (a link's token is in it).
+            if not is_link and not console.has_session(_cookies(self.headers.get("Cookie"))):
+                return forbidden()
+            length_header = self.headers.get("Content-Length") or "0"
+            if not length_header.isdigit():
+                return Response(HTTPStatus.BAD_REQUEST, b"Bad Content-Length.\n", "text/plain")
+            if int(length_header) > MAX_BODY:
+                return Response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"Too large.\n", "text/plain")
+            form = _form(self.rfile.read(int(length_header)))
+            client = self.client_address[0]
+            if is_link:
+                return console.link_decide(parts[1], parts[2], form, client)
+            if not hmac.compare_digest(form.get("csrf", "").encode(), console.csrf.encode()):
+                return forbidden()
+            if len(parts) == 2 and parts[0] == "requests":
+                return console.decide(parts[1], form, client)
+            return console.message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
+
+    return Handler
+
+
+class ConsoleServer(ThreadingHTTPServer):
+    """The console, bound; ConfigError when the port is taken."""
+
+    daemon_threads = True
+
+    def __init__(self, home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            super().__init__((host, port), BaseHTTPRequestHandler)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"Port {port} on {host} is in use (another console?): "
+                    f"`autoagent serve --port {free_port(host, port)}` is free."
+                ) from exc
+            raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from exc
+        # The rules need the port, known once bound (--port 0).
+        bound = int(self.server_address[1])
+        self.console = Console(home, secrets.token_urlsafe(32), bound, _is_loopback(host))
+        self.RequestHandlerClass = _handler(self.console)
+
+
+def console_url(server: ConsoleServer, host: str) -> str:
+    """The address to open, with the token."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{server.console.port}/?token={server.console.token}"
+
+
+def free_port(host: str, near: int) -> int:
+    """A port that is free on `host` now: one of the next few, or one the system picks."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for candidate in [*range(near + 1, min(near + 20, 65536)), 0]:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,429 @@
+"""The terminal: rich rendering of the loop's events, and the human at the keyboard.
+
+Text from outside (the model, the endpoint, pages, files, programs, a saved run) reaches the
+screen through one path, `outside`: escape sequences and control characters are removed, and
+the result is a rich Text, which is never read as markup. What the agent proposes and what its
+commands return is shown `Quoted`, behind a margin on every screen line, so that nothing in it
+can pass for the approval prompt, which always starts a line of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment
+from rich.status import Status
+from rich.style import Style
+from rich.text import Text
+
+from ..agent.events import (
+    Authorized,
+    CommandDone,
+    CommandsWithdrawn,
+    Event,
+    Invalid,
+    LoopWarning,
+    Proposed,
+    RunEnded,
+    RunStarted,
+    StepFinished,
+    StepRecovered,
+    TasksChanged,
+    Thinking,
+)
+from ..agent.record import DecisionKind, StepStatus
+from ..base.text import strip_terminal_escapes, trim_middle
+from ..human.approvals import Answer, Kind, Request, describe_answer
+from ..human.authorize import PROMPT
+from ..model.pricing import Spend
+from ..tools.commands.base import Risk
+
+SCREEN_OUTPUT_CHARS = 1500
+ROLE_LABELS = {
+    "execution": "Thinking...",
+    "task-creation": "Creating tasks...",
+    "prioritization": "Prioritizing tasks...",
+}
+RISK_STYLES = {Risk.LOW: "green", Risk.MEDIUM: "yellow", Risk.HIGH: "bold red"}
+MARGIN = "│ "
+MARGIN_STYLE = Style(color="blue", bold=True)
+
+
+def outside(value: Any, style: str = "") -> Text:
+    """Text from outside, safe to show: no escape sequences, no control or invisible
+    characters, and never parsed as markup. Every such string goes through here."""
+    return Text(strip_terminal_escapes(str(value)), style=style)
+
+
+def one_line(value: Any, style: str = "") -> Text:
+    """`outside`, on one line: every run of white space becomes one space."""
+    return Text(" ".join(outside(value).plain.split()), style=style)
+
+
+def labelled(label: str, style: str, *values: Text | str | tuple[str, str]) -> Text:
+    """Our own label in its style, then values (Text from `outside`, or our own words)."""
+    return Text.assemble((label, style), *values)
+
+
+class Quoted:
+    """Lines of untrusted text behind a margin on every screen line, wrapped ones included."""
+
+    def __init__(self, lines: Iterable[Text]) -> None:
+        self.lines = list(lines)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(options.max_width - len(MARGIN), 10)
+        body = Text("\n").join(self.lines)
+        for line in console.render_lines(body, options.update_width(width), pad=False):
+            yield Segment(MARGIN, MARGIN_STYLE)
+            yield from line
+            yield Segment.line()
+
+
+def format_spend(spend: Spend, budget: float | None) -> Text:
+    cost = f"${spend.cost:.4f}"
+    if budget is not None:
+        cost += f" of ${budget:.2f}"
+    text = Text(f"{spend.total_tokens:,} tokens · {cost}")
+    if spend.unpriced_models:
+        # Model names come from the endpoint's replies.
+        names = ", ".join(sorted(one_line(name).plain for name in spend.unpriced_models))
+        text.append(f" (tokens only for {names})")
+    return text
+
+
+def print_line(console: Console, text: Text) -> None:
+    """One screen line, cut rather than wrapped: for status lines holding outside words."""
+    console.print(text, no_wrap=True, overflow="ellipsis", crop=True)
+
+
+class Renderer:
+    """Shows events as they come; the only place, with TerminalHuman, that prints.
+
+    With `replay`, it shows a recorded run (`autoagent show`): no spinners, and every
+    decision is written out."""
+
+    def __init__(self, console: Console, *, replay: bool = False) -> None:
+        self.console = console
+        self.replay = replay
+        self._status: Status | None = None
+        self._label = ""
+
+    def show(self, event: Event) -> None:
+        self._stop_spinner()
+        handler = getattr(self, "_" + type(event).__name__, None)
+        if handler is not None:
+            handler(event)
+
+    def close(self) -> None:
+        self._stop_spinner()
+
+    def progress(self, tokens: int) -> None:
+        """While a reply streams in: how much of it has arrived."""
+        if self._status is not None:
+            self._status.update(Text(f"{self._label} {tokens} tokens"))
+
+    def _stop_spinner(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def _quote(self, *lines: Text) -> None:
+        self.console.print(Quoted(lines))
+
+    def _RunStarted(self, event: RunStarted) -> None:
+        verb = "Resuming" if event.resumed else "Starting"
+        if self.replay:
+            verb = "Resumed" if event.resumed else "Started"
+            self.console.rule(verb)
+        self.console.print(
+            Text(f"{verb} run {one_line(event.run_id).plain}", "bold"),
+            Text.assemble("  workspace: ", one_line(event.workspace)),
+        )
+        for notice in event.notices:
+            self._quote(labelled("NOTE: ", "bold yellow", outside(notice)))
+
+    def _Thinking(self, event: Thinking) -> None:
+        if self.replay or not self.console.is_terminal:
+            return  # a spinner is for someone watching a terminal, not for a log
+        self._label = ROLE_LABELS.get(event.role, "Working...")
+        self._status = self.console.status(Text(self._label))
+        self._status.start()
+
+    def _Proposed(self, event: Proposed) -> None:
+        proposal = event.record.proposal
+        t = proposal.thoughts
+        self.console.rule(Text(f"Step {event.record.step}"))
+        lines = [
+            labelled("TASK: ", "bold cyan", outside(proposal.task)),
+            labelled("THOUGHTS: ", "bold yellow", outside(t.text)),
+            labelled("REASONING: ", "bold yellow", outside(t.reasoning)),
+            labelled("PLAN:", "bold yellow"),
+            *(Text.assemble("  - ", outside(line)) for line in t.plan or ["(none)"]),
+            labelled("CRITICISM: ", "bold yellow", outside(t.criticism)),
+        ]
+        if t.speak:
+            lines.append(labelled("SPEAK: ", "bold yellow", outside(t.speak)))
+        args = json.dumps(proposal.args, ensure_ascii=False)
+        lines.append(
+            labelled(
+                "NEXT ACTION: ",
+                "bold magenta",
+                "COMMAND = ",
+                one_line(proposal.command, "cyan"),
+                " ARGUMENTS = ",
+                outside(trim_middle(args, SCREEN_OUTPUT_CHARS)),
+            )
+        )
+        self._quote(*lines)
+
+    def _Invalid(self, event: Invalid) -> None:
+        self._quote(labelled("NOT RUN: ", "bold red", outside(event.record.invalid)))
+
+    def _Authorized(self, event: Authorized) -> None:
+        verdict = event.record.verdict
+        if verdict is None:
+            return
+        if verdict.refusal:
+            self._quote(labelled("REFUSED: ", "bold red", outside(verdict.refusal)))
+        elif verdict.decision is DecisionKind.FEEDBACK:
+            self.console.print(Text("Feedback sent to the agent; the command was not run.", "bold"))
+            if self.replay:
+                self._quote(labelled("FEEDBACK: ", "bold", outside(verdict.feedback)))
+        elif verdict.by == "pre-approved" and not self.replay:
+            self.console.print(Text("-=-=-=- Authorised in advance (y -N) -=-=-=-", "dim"))
+        if self.replay:
+            line = Text.assemble(
+                "Decision: ",
+                one_line(verdict.decision.value),
+                " by ",
+                one_line(verdict.by.value),
+                " (",
+                one_line(verdict.channel),
+                *((", ", one_line(verdict.who)) if verdict.who else ()),
+                *((", request ", one_line(verdict.request)) if verdict.request else ()),
+                ")",
+            )
+            line.stylize("dim")
+            self.console.print(line)
+
+    def _CommandDone(self, event: CommandDone) -> None:
+        result = event.record.result
+        if result is None:
+            return
+        style = "bold green" if result.ok else "bold red"
+        text = trim_middle(result.output, SCREEN_OUTPUT_CHARS)
+        label = f"RESULT ({one_line(event.record.command).plain}):"
+        self._quote(labelled(label, style, " ", outside(text)))
+
+    def _StepRecovered(self, event: StepRecovered) -> None:
+        record = event.record
+        command = one_line(record.command)
+        if record.status is StepStatus.CUT:
+            self._quote(
+                labelled(
+                    "CUT: ",
+                    "bold yellow",
+                    f"step {record.step}'s ",
+                    command,
+                    " was running when the run stopped; its result is unknown.",
+                )
+            )
+        else:
+            self._quote(
+                labelled(
+                    "RECOVERED: ",
+                    "bold green",
+                    f"step {record.step}'s ",
+                    command,
+                    " result, saved before the run stopped.",
+                )
+            )
+            self._CommandDone(CommandDone(record))
+
+    def _TasksChanged(self, event: TasksChanged) -> None:
+        if event.added:
+            self._quote(
+                *(labelled("NEW TASK: ", "bold blue", outside(t.text)) for t in event.added)
+            )
+
+    def _StepFinished(self, event: StepFinished) -> None:
+        line = Text(f"Step {event.step} · ").append_text(format_spend(event.spend, event.budget))
+        line.stylize("dim")
+        print_line(self.console, line)
+
+    def _LoopWarning(self, event: LoopWarning) -> None:
+        if event.escalated:
+            self._quote(
+                labelled(
+                    "The agent is still looping: ",
+                    "bold red",
+                    outside(event.problem),
+                    ". You will be asked before every command.",
+                )
+            )
+        else:
+            self._quote(
+                labelled(
+                    "Loop noticed: ", "bold yellow", outside(event.problem), "; told the agent."
+                )
+            )
+
+    def _CommandsWithdrawn(self, event: CommandsWithdrawn) -> None:
+        self._quote(labelled("NOTE: ", "bold yellow", outside(event.message)))
+
+    def _RunEnded(self, event: RunEnded) -> None:
+        style = {"finished": "bold green", "failed": "bold red"}.get(event.status, "bold yellow")
+        c = self.console
+        c.rule()
+        lines = [labelled(f"Run {event.status}: ", style, outside(event.reason))]
+        lines += [Text.assemble("  - ", outside(line)) for line in event.goal_report]
+        if event.files:
+            shown = ", ".join(event.files[:20]) + (" ..." if len(event.files) > 20 else "")
+            lines.append(Text.assemble("Files made or changed: ", outside(shown)))
+        self._quote(*lines)
+        c.print(Text(f"Steps: {event.steps}"))
+        c.print(Text.assemble("Files: ", one_line(event.workspace)))
+        c.print(Text.assemble("Run record: ", one_line(event.run_dir)))
+        print_line(c, Text.assemble("Spent: ", format_spend(event.spend, None)))
+
+
+class TerminalScreen:
+    """The terminal as the desk (approvals.Desk) uses it: shows each request and reads the
+    answer typed here, while the desk watches for an answer from another channel.
+
+    `interactive` is False in a continuous run: nobody is expected at the keyboard, so the
+    screen says how to answer from elsewhere and reads nothing."""
+
+    def __init__(
+        self, console: Console, spill_dir: Path | None = None, *, interactive: bool = True
+    ) -> None:
+        self.console = console
+        # Where arguments too long for the screen are saved in full, for the human to read.
+        self.spill_dir = spill_dir
+        self.interactive = interactive
+        self._typed = b""  # a line being typed, until its newline
+
+    def show_request(self, request: Request) -> None:
+        if request.kind is Kind.QUESTION:
+            self.console.print(
+                Quoted([labelled("The agent asks: ", "bold cyan", outside(request.question))])
+            )
+        else:
+            self._show_command(request)
+        if not self.interactive:
+            self._show_elsewhere(request)
+            return
+        hint = Text.assemble(
+            f"Request {request.id}: also `autoagent approve|deny {request.id}` from another shell,"
+            " or `autoagent serve`."
+            if request.kind is Kind.APPROVAL
+            else f"Request {request.id}: also `autoagent answer {request.id} TEXT`.",
+            style="dim",
+        )
+        self.console.print(hint)
+        if drop_typed_ahead():
+            self._typed = b""
+        prompt = PROMPT if request.kind is Kind.APPROVAL else "Your answer: "
+        self.console.print(Text(prompt), end="")
+
+    def _show_command(self, request: Request) -> None:
+        style = RISK_STYLES.get(Risk(request.risk), "bold")
+        args = json.dumps(request.args, ensure_ascii=False)
+        self.console.print(
+            Quoted(
+                [
+                    labelled(
+                        f"{request.risk} risk",
+                        style,
+                        ": ",
+                        one_line(request.command),
+                        " ",
+                        outside(trim_middle(args, SCREEN_OUTPUT_CHARS)),
+                    )
+                ]
+            )
+        )
+        if len(args) > SCREEN_OUTPUT_CHARS and self.spill_dir is not None:
+            path = self.spill_dir / f"step-{request.step}-{request.command}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(request.args, ensure_ascii=False, indent=1), "utf-8")
+            self.console.print(
+                labelled("Arguments cut for the screen; in full: ", "bold", one_line(path))
+            )
+        if request.note:
+            self.console.print(Text(request.note, "bold red"))
+
+    def _show_elsewhere(self, request: Request) -> None:
+        if request.kind is Kind.QUESTION:
+            how = f"`autoagent answer {request.id} TEXT`"
+        else:
+            how = (
+                f"`autoagent approve {request.id}` or `autoagent deny {request.id} --feedback TEXT`"
+            )
+        until = (
+            time.strftime(" until %H:%M:%S (then denied)", time.localtime(request.expires))
+            if request.expires is not None
+            else ""
+        )
+        self.console.print(
+            Text.assemble(
+                ("Waiting for a human", "bold yellow"),
+                f"{until}: {how} from any shell, or the web console (`autoagent serve`).",
+            )
+        )
+
+    def read(self, seconds: float) -> str | None:
+        if not self.interactive:
+            time.sleep(seconds)
+            return None
+        if b"\n" not in self._typed:  # else a line piped in with the one before is waiting
+            fd = sys.stdin.fileno()
+            ready, _, _ = select.select([fd], [], [], seconds)
+            if not ready:
+                return None
+            data = os.read(fd, 4096)
+            if not data and not self._typed:
+                self.console.print()
+                raise EOFError
+            self._typed += data or b"\n"  # the input's last line may have no newline
+            if b"\n" not in self._typed:
+                return None
+        line, _, self._typed = self._typed.partition(b"\n")
+        return line.decode("utf-8", errors="replace")
+
+    def show_answer(self, request: Request, answer: Answer) -> None:
+        if self.interactive:
+            self.console.print()  # end the prompt's line
+        self.console.print(
+            labelled(
+                "Answered elsewhere: " if answer.channel != "timeout" else "Timed out: ",
+                "bold",
+                outside(describe_answer(answer)),
+            )
+        )
+
+
+def drop_typed_ahead() -> bool:
+    """Forget what was typed before the question was shown: it answered something else
+    (perhaps a lookalike prompt printed by a file or a page). True when the input is a
+    terminal; answers piped in are all meant as answers, in order, and are kept."""
+    try:
+        import termios
+    except ImportError:  # not a POSIX terminal
+        return False
+    try:
+        if sys.stdin.isatty():
+            termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
+            return True
+    except (OSError, ValueError, termios.error):  # stdin closed or not a terminal after all
+        pass
+    return False

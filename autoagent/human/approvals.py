@@ -1,0 +1,669 @@
+"""Every decision a run needs from a human, as a record that any channel can answer.
+
+A request is a file in its run's folder (`requests/ID.json`): the step, the command, its exact
+arguments and their digest. Its answer is a second file (`requests/ID.answer.json`), put in
+place with a hard link, which fails when one is already there: the first answer wins, and an
+answer is whole when seen. The run waits on the answer file, so a human can decide from the
+terminal, another shell, the web console or a notification's link, and a run killed while it
+waits finds its request, and any answer given meanwhile, when it is resumed. Every answer is
+also appended to the audit log, `AUTOAGENT_HOME/audit.jsonl`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..base.errors import AutoAgentError, CommandError, InputEnded
+from ..store.journal import CHECKPOINT, runs_dir, sync_folder
+from ..tools.commands.base import Risk
+from .authorize import Approve, Decision, Deny, Feedback, Proposal, Stop, parse_answer
+
+log = logging.getLogger(__name__)
+
+REQUESTS = "requests"
+AUDIT_LOG = "audit.jsonl"
+ANSWER_SUFFIX = ".answer.json"
+LINK_LIFETIME = 24 * 3600.0  # a notification's links work this long, at most
+POLL_SECONDS = 0.25
+ID_PATTERN = r"^[0-9a-f]{12}$"
+
+
+class RequestError(AutoAgentError):
+    """A request that cannot be answered as asked: unknown, answered, expired, changed."""
+
+
+class Kind(StrEnum):
+    APPROVAL = "approval"  # may this command run?
+    QUESTION = "question"  # the agent's ask_user
+
+
+class Reply(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"  # the command does not run; the run goes on
+    FEEDBACK = "feedback"  # not run; the text goes to the agent (the terminal's free text)
+    STOP = "stop"  # the run stops (the terminal's 'n', Ctrl-C)
+    ANSWER = "answer"  # to a question
+    EXPIRED = "expired"  # no one decided in time: a deny
+
+
+Time = Annotated[float, Field(allow_inf_nan=False, ge=0, lt=1e11)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(pattern=ID_PATTERN)
+    run_id: str
+    agent: str
+    step: int
+    kind: Kind
+    command: str
+    args: dict[str, Any]
+    digest: str
+    risk: Risk
+    note: str = ""
+    created: Time
+    expires: Time | None = None
+    links_expire: Time
+    link_hashes: dict[str, str] = Field(default_factory=dict)  # action -> its token's sha256
+
+    @model_validator(mode="after")
+    def _bound_to_its_arguments(self) -> Request:
+        """A request whose digest is not that of its own command and arguments was changed
+        after it was made: it is not a request of this run's."""
+        if not hmac.compare_digest(self.digest.encode(), digest(self.command, self.args).encode()):
+            raise ValueError("its digest is not that of its command and arguments")
+        return self
+
+    @property
+    def question(self) -> str:
+        return str(self.args.get("question", "")) if self.kind is Kind.QUESTION else ""
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires is not None and (now or time.time()) >= self.expires
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    reply: Reply
+    text: str = ""  # the feedback, the reason, or the answer to a question
+    count: int = 1  # for approve: this command and the next count-1 ('y -N')
+    digest: str  # of the arguments the human was shown
+    by: str  # an OS user, or a web client's address
+    channel: str  # terminal, cli, web, link, timeout
+    at: Time = Field(default_factory=time.time)
+
+
+def digest(command: str, args: dict[str, Any]) -> str:
+    """What an answer is bound to: the command and its exact arguments."""
+    canonical = json.dumps({"command": command, "args": args}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", errors="replace")).hexdigest()
+
+
+class RequestStore:
+    """The requests of one run, in its folder."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.folder = run_dir / REQUESTS
+
+    @property
+    def home(self) -> Path:
+        return self.run_dir.parent.parent
+
+    def open(
+        self,
+        *,
+        kind: Kind,
+        run_id: str,
+        agent: str,
+        step: int,
+        command: str,
+        args: dict[str, Any],
+        risk: Risk,
+        note: str = "",
+        timeout: float | None = None,
+    ) -> tuple[Request, dict[str, str]]:
+        """The request for this step and these arguments: the one already made (a resumed
+        run), or a new one. The links' tokens are returned only for a new request."""
+        for request in self.requests():
+            same = (request.step, request.kind, request.command) == (step, kind, command)
+            if same and request.args == args:
+                return request, {}
+        now = time.time()
+        actions = ("approve", "deny") if kind is Kind.APPROVAL else ("answer",)
+        tokens = {action: secrets.token_urlsafe(24) for action in actions}
+        expires = now + timeout if timeout else None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        while True:  # an id already taken (in this run) is drawn again
+            request = Request(
+                id=secrets.token_hex(6),
+                run_id=run_id,
+                agent=agent,
+                step=step,
+                kind=kind,
+                command=command,
+                args=args,
+                digest=digest(command, args),
+                risk=risk,
+                note=note,
+                created=now,
+                expires=expires,
+                links_expire=min(expires or now + LINK_LIFETIME, now + LINK_LIFETIME),
+                link_hashes={action: _hash(token) for action, token in tokens.items()},
+            )
+            text = request.model_dump_json(indent=1)
+            if _write_new(self.folder / f"{request.id}.json", text):
+                return request, tokens
+
+    def requests(self) -> list[Request]:
+        """This run's requests, oldest first; unreadable files are skipped (and logged)."""
+        found = []
+        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+            if path.name.endswith(ANSWER_SUFFIX):
+                continue
+            try:
+                found.append(Request.model_validate_json(path.read_bytes()))
+            except (OSError, ValidationError) as exc:
+                log.warning("skipped the unreadable request %s: %s", path, exc)
+        return sorted(found, key=lambda r: r.created)
+
+    def get(self, request_id: str) -> Request | None:
+        path = self.folder / f"{request_id}.json"
+        try:
+            return Request.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):
+            return None
+
+    def answer_of(self, request_id: str) -> Answer | None:
+        """The request's answer, None while it has none; UnreadableAnswer when its answer
+        file cannot be read (damaged, or written by another version)."""
+        path = self.folder / f"{request_id}{ANSWER_SUFFIX}"
+        try:
+            answer = Answer.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValidationError) as exc:
+            raise UnreadableAnswer(
+                f"Request {request_id} has an answer that cannot be read ({path}: "
+                f"{type(exc).__name__}); the run treats it as a deny."
+            ) from exc
+        if answer.request_id != request_id:
+            raise UnreadableAnswer(
+                f"The answer file of request {request_id} answers request "
+                f"{answer.request_id}; the run treats it as a deny."
+            )
+        return answer
+
+    def waiting(self) -> tuple[int, str] | None:
+        """The step the run's checkpoint says is in flight, and its status; None if none."""
+        try:
+            current = json.loads((self.run_dir / CHECKPOINT).read_bytes()).get("current") or {}
+            return int(current["step"]), str(current["status"])
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            return None
+
+    def waits_for(self, request: Request, waiting: tuple[int, str] | None = None) -> bool:
+        """Whether the run's saved step is the one that made `request` (`waiting`, when the
+        caller read it already): false once the run went on without it (say, resumed in a
+        mode that decided without a human). A command waits for approval before it runs; a
+        question is asked while ask_user runs."""
+        status = "awaiting" if request.kind is Kind.APPROVAL else "running"
+        return (waiting or self.waiting()) == (request.step, status)
+
+    def answer(self, request: Request, answer: Answer) -> Answer:
+        """Record `answer` unless the request has one: then raise Answered with it."""
+        path = self.folder / f"{request.id}{ANSWER_SUFFIX}"
+        if not _write_new(path, answer.model_dump_json(indent=1)):
+            existing = self.answer_of(request.id)  # UnreadableAnswer if it cannot be read
+            if existing is None:  # removed in between: nothing to stand against
+                return self.answer(request, answer)
+            raise Answered(request, existing)
+        _audit(self.home, request, answer)
+        return answer
+
+
+class UnreadableAnswer(RequestError):
+    """A request's answer file exists but cannot be read: answered, but not usably."""
+
+
+class Answered(RequestError):
+    """The request already has an answer; the first one stands."""
+
+    def __init__(self, request: Request, answer: Answer) -> None:
+        super().__init__(
+            f"Request {request.id} was already answered: {describe_answer(answer)}. "
+            "The first answer stands."
+        )
+        self.request = request
+        self.answer = answer
+
+
+def describe_answer(answer: Answer) -> str:
+    who = f" by {answer.by}" if answer.by else ""
+    when = time.strftime("%H:%M:%S", time.localtime(answer.at))
+    text = f' ("{answer.text}")' if answer.text else ""
+    return f"{answer.reply.value}{text}{who} through the {answer.channel} at {when}"
+
+
+def _write_new(path: Path, text: str) -> bool:
+    """Create `path` with `text`, durably and whole, unless it exists (then False)."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        sync_folder(path.parent)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+
+
+def _audit(home: Path, request: Request, answer: Answer) -> None:
+    """Append one line to the audit log; a log that cannot be written is logged, not fatal:
+    the answer itself is on disk beside its request."""
+    entry = {
+        "at": answer.at,
+        "request": request.id,
+        "run_id": request.run_id,
+        "agent": request.agent,
+        "step": request.step,
+        "kind": request.kind.value,
+        "command": request.command,
+        "args": request.args,
+        "digest": request.digest,
+        "reply": answer.reply.value,
+        "text": answer.text,
+        "count": answer.count,
+        "by": answer.by,
+        "channel": answer.channel,
+    }
+    line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+    try:
+        fd = os.open(home / AUDIT_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.warning("could not append to the audit log in %s: %s", home, exc)
+
+
+# Across runs: what the other channels see.
+
+
+@dataclass(frozen=True)
+class Pending:
+    request: Request
+    store: RequestStore
+
+
+def _stores(home: Path) -> Iterator[RequestStore]:
+    folder = runs_dir(home)
+    if folder.is_dir():
+        for run_dir in sorted(folder.iterdir()):
+            if run_dir.is_dir() and not run_dir.name.startswith("."):
+                yield RequestStore(run_dir)
+
+
+def all_requests(home: Path) -> Iterator[tuple[Request, RequestStore]]:
+    for store in _stores(home):
+        for request in store.requests():
+            yield request, store
+
+
+def pending(home: Path) -> list[Pending]:
+    """Requests of every run that no one has answered yet and that their run still waits
+    for (also a run killed while waiting: its resume waits again), oldest first. Only the
+    requests of runs whose checkpoint has a step in flight are read."""
+    found = []
+    for store in _stores(home):
+        if (waiting := store.waiting()) is None:
+            continue
+        found += [
+            Pending(request, store)
+            for request in store.requests()
+            if store.waits_for(request, waiting)
+            and not request.expired()
+            and _unanswered(store, request)
+        ]
+    return sorted(found, key=lambda p: p.request.created)
+
+
+def _unanswered(store: RequestStore, request: Request) -> bool:
+    try:
+        return store.answer_of(request.id) is None
+    except UnreadableAnswer:
+        return False  # answered, badly: the run treats it as a deny
+
+
+def find(home: Path, request_id: str) -> tuple[Request, RequestStore]:
+    request_id = request_id.strip()
+    found = []
+    if re.fullmatch(ID_PATTERN, request_id):
+        found = [(r, store) for r, store in all_requests(home) if r.id == request_id]
+    if len(found) > 1:  # never guess which one the human meant
+        runs = ", ".join(r.run_id for r, _ in found)
+        raise RequestError(f"Request {request_id} names requests of several runs ({runs}).")
+    if not found:
+        raise RequestError(
+            f"No request {request_id!r} in {runs_dir(home)}: `autoagent approvals` lists the "
+            "pending ones."
+        )
+    return found[0]
+
+
+def decide(
+    home: Path,
+    request_id: str,
+    reply: Reply,
+    *,
+    text: str = "",
+    by: str,
+    channel: str,
+    shown_digest: str | None = None,
+) -> Answer:
+    """Answer a request from another channel than the run's terminal.
+
+    `shown_digest` is the digest of the arguments the human was shown; when it is not the
+    request's, nothing is decided."""
+    request, store = find(home, request_id)
+    if (existing := store.answer_of(request.id)) is not None:
+        raise Answered(request, existing)
+    if not store.waits_for(request):
+        raise RequestError(
+            f"Request {request.id} is no longer waited for: its run went on without it."
+        )
+    if request.expired():
+        at = time.strftime("%H:%M:%S", time.localtime(request.expires))
+        raise RequestError(f"Request {request.id} expired at {at}; the run treats it as denied.")
+    shown = (shown_digest or "").encode("utf-8", errors="replace")
+    if shown_digest is not None and not hmac.compare_digest(shown, request.digest.encode()):
+        raise RequestError(
+            f"Request {request.id}'s arguments are not the ones you were shown; "
+            "nothing was decided."
+        )
+    if request.kind is Kind.QUESTION and reply is Reply.APPROVE:
+        raise RequestError(
+            f"Request {request.id} is a question: answer it with "
+            f"`autoagent answer {request.id} TEXT`."
+        )
+    if request.kind is Kind.APPROVAL and reply is Reply.ANSWER:
+        raise RequestError(
+            f"Request {request.id} asks for an approval: `autoagent approve {request.id}` or "
+            f"`autoagent deny {request.id}`."
+        )
+    answer = Answer(
+        request_id=request.id,
+        reply=reply,
+        text=text,
+        digest=request.digest,
+        by=by,
+        channel=channel,
+    )
+    return store.answer(request, answer)
+
+
+def check_link(request: Request, action: str, token: str, now: float | None = None) -> None:
+    """Refuse a notification link whose token is wrong, used up or expired."""
+    expected = request.link_hashes.get(action, "")
+    if not expected or not hmac.compare_digest(expected.encode(), _hash(token).encode()):
+        raise RequestError("This link is not valid for this request.")
+    if (now or time.time()) >= request.links_expire:
+        raise RequestError("This link has expired; nothing was decided.")
+
+
+# The run's side: asking, and waiting for the first answer.
+
+
+class Screen(Protocol):
+    """The terminal, as the desk uses it; ui.py implements it."""
+
+    interactive: bool  # someone may type an answer here
+
+    def show_request(self, request: Request) -> None: ...
+
+    def read(self, seconds: float) -> str | None:
+        """A line typed within `seconds`, or None; EOFError when the input has ended."""
+        ...
+
+    def show_answer(self, request: Request, answer: Answer) -> None:
+        """Show an answer that came through another channel, or a timeout."""
+        ...
+
+
+class Desk:
+    """The run's human: each decision becomes a request; the first answer from any channel
+    is the decision. Implements authorize.Human."""
+
+    def __init__(
+        self,
+        store: RequestStore,
+        screen: Screen,
+        *,
+        run_id: str,
+        agent: str,
+        can_answer: bool,
+        timeout: float | None = None,
+        notify: Callable[[Request, dict[str, str]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.screen = screen
+        self.run_id = run_id
+        self.agent = agent
+        self.can_answer = can_answer
+        self.timeout = timeout
+        self.notify = notify
+
+    def authorize(self, proposal: Proposal) -> Decision:
+        request = self._open(
+            Kind.APPROVAL,
+            proposal.step,
+            proposal.name,
+            proposal.args,
+            proposal.risk,
+            proposal.note,
+        )
+        try:
+            answer = self._wait(request)
+        except EOFError:
+            answer = self._typed(request, Reply.STOP)
+        except KeyboardInterrupt:
+            if not self.screen.interactive:
+                raise  # the run is interrupted; the request stays pending for its resume
+            answer = self._typed(request, Reply.STOP)  # Ctrl-C at the prompt: stop
+        return decision_of(answer)
+
+    def ask(self, question: str, step: int) -> str:
+        request = self._open(Kind.QUESTION, step, "ask_user", {"question": question}, Risk.LOW)
+        try:
+            answer = self._wait(request)
+        except EOFError:  # nobody will ever answer here; Ctrl-C goes up and stops the run
+            raise InputEnded(
+                "The input ended while the agent asked a question; "
+                "`autoagent resume` continues the run."
+            ) from None
+        if answer.reply is Reply.ANSWER:
+            return answer.text
+        if answer.reply is Reply.EXPIRED:
+            raise CommandError(f"{answer.text} Decide for yourself and say what you assumed.")
+        reason = f": {answer.text}" if answer.text else "."
+        raise CommandError(f"The human declined to answer{reason}")
+
+    def _open(
+        self,
+        kind: Kind,
+        step: int,
+        command: str,
+        args: dict[str, Any],
+        risk: Risk,
+        note: str = "",
+    ) -> Request:
+        request, tokens = self.store.open(
+            kind=kind,
+            run_id=self.run_id,
+            agent=self.agent,
+            step=step,
+            command=command,
+            args=args,
+            risk=risk,
+            note=note,
+            timeout=self.timeout,
+        )
+        if tokens and self.notify is not None:
+            self.notify(request, tokens)
+        return request
+
+    def _wait(self, request: Request) -> Answer:
+        self.screen.show_request(request)
+        while True:
+            if (answer := self._answer_elsewhere(request)) is not None:
+                self.screen.show_answer(request, answer)
+                return answer
+            if request.expired():
+                return self._expire(request)
+            line = self.screen.read(POLL_SECONDS)
+            if line is None:
+                continue
+            answer = self._from_terminal(request, line)
+            if answer is not None:
+                return answer
+
+    def _answer_elsewhere(self, request: Request) -> Answer | None:
+        """The answer on disk, if any; one that cannot be read, or that was given for other
+        arguments than the ones this run holds, counts as a deny."""
+        try:
+            answer = self.store.answer_of(request.id)
+        except UnreadableAnswer as exc:
+            return self._refused(request, str(exc))
+        if answer is not None and not hmac.compare_digest(
+            answer.digest.encode(), request.digest.encode()
+        ):
+            return self._refused(
+                request,
+                f"The answer to request {request.id} was given for other arguments than these; "
+                "the run treats it as a deny.",
+            )
+        return answer
+
+    def _refused(self, request: Request, reason: str) -> Answer:
+        log.warning("%s", reason)
+        return Answer(
+            request_id=request.id,
+            reply=Reply.DENY,
+            text=reason,
+            digest=request.digest,
+            by="autoagent",
+            channel="harness",
+        )
+
+    def _from_terminal(self, request: Request, line: str) -> Answer | None:
+        if request.kind is Kind.QUESTION:
+            if not line.strip():  # an empty answer: ask again, as the other channels do
+                self.screen.show_request(request)
+                return None
+            return self._typed(request, Reply.ANSWER, text=line.strip())
+        decision = parse_answer(line)
+        if decision is None:  # an empty line: ask again
+            self.screen.show_request(request)
+            return None
+        if isinstance(decision, Approve):
+            return self._typed(request, Reply.APPROVE, count=decision.count)
+        if isinstance(decision, Feedback):
+            return self._typed(request, Reply.FEEDBACK, text=decision.text)
+        return self._typed(request, Reply.STOP)
+
+    def _typed(self, request: Request, reply: Reply, *, text: str = "", count: int = 1) -> Answer:
+        answer = Answer(
+            request_id=request.id,
+            reply=reply,
+            text=text,
+            count=count,
+            digest=request.digest,
+            by=os_user(),
+            channel="terminal",
+        )
+        return self._record(request, answer)
+
+    def _expire(self, request: Request) -> Answer:
+        what = "answered" if request.kind is Kind.QUESTION else "decided"
+        seconds = (request.expires or request.created) - request.created
+        answer = Answer(
+            request_id=request.id,
+            reply=Reply.EXPIRED,
+            text=f"No one {what} within {seconds:g} seconds (--approval-timeout).",
+            digest=request.digest,
+            by="autoagent",
+            channel="timeout",
+        )
+        answer = self._record(request, answer)
+        self.screen.show_answer(request, answer)
+        return answer
+
+    def _record(self, request: Request, answer: Answer) -> Answer:
+        try:
+            return self.store.answer(request, answer)
+        except Answered:  # another channel was first, by a hair
+            first = self._answer_elsewhere(request) or answer
+            self.screen.show_answer(request, first)
+            return first
+
+
+def decision_of(answer: Answer) -> Decision:
+    """The gate's decision for an answer to an approval request."""
+    signed = {"channel": answer.channel, "by": answer.by, "request": answer.request_id}
+    match answer.reply:
+        case Reply.APPROVE:
+            return Approve(answer.count, **signed)
+        case Reply.FEEDBACK:
+            return Feedback(answer.text, **signed)
+        case Reply.DENY:
+            reason = f" and said: {answer.text}" if answer.text else ", giving no reason"
+            return Deny(
+                f"Denied: the human did not allow this command{reason}. Try another way.",
+                **signed,
+            )
+        case Reply.EXPIRED:
+            return Deny(
+                f"Denied: {answer.text} Try another way, or finish and say what needs a human.",
+                **signed,
+            )
+        case _:
+            return Stop(**signed)

@@ -1,0 +1,2 @@
+"""What outlives a process: a run's journal and checkpoint, the vector memory, its embedders,
+locks."""

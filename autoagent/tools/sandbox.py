@@ -1,0 +1,330 @@
+"""The OS sandbox every program the agent starts runs in.
+
+What a confined program sees: the whole system read-only; the workspace read-write; a private,
+empty /tmp; empty folders over the agent's data folder and the user's home, /dev/null over the
+project's `.env` (unless a path is allowed explicitly); a fresh /proc showing only its own
+processes; no network unless it is allowed; resource limits. Everything it starts dies with it,
+and with the agent, even on `kill -9`.
+
+Mechanisms, best first: bubblewrap (`bwrap`); else Landlock with user, mount, PID and network
+namespaces (see confine.py). A mechanism is used only after a probe ran a program under it.
+When none works, code is refused unless the human chose to run without a sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..base.errors import ConfigError, RefusedError
+from .cgroups import pids_base
+
+if TYPE_CHECKING:
+    from ..base.settings import Settings
+
+LAUNCHER = Path(__file__).with_name("confine.py")
+# The files of a fresh /proc that reach beyond the sandbox (sysctls, the magic SysRq key, IRQ
+# and bus settings): root's uid may write them even without capabilities.
+PROC_HOST_WIDE = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
+PROBE_SECONDS = 10.0
+FIX = (
+    "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; on Ubuntu 24.04 also "
+    "allow unprivileged user namespaces for it through its AppArmor profile), or use a kernel "
+    ">= 5.13 with Landlock and user namespaces enabled. Or, knowing the risk, start the run with "
+    "--no-sandbox."
+)
+
+
+class Mechanism(StrEnum):
+    BWRAP = "bwrap"
+    LANDLOCK = "landlock"
+    NONE = "none"  # unconfined: only with --no-sandbox
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of each confined program (None: no limit)."""
+
+    memory: int | None = 2 << 30  # bytes of address space
+    cpu_seconds: int | None = 600
+    file_size: int | None = 1 << 30  # bytes, the largest file it may write
+    processes: int | None = 256
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            memory=settings.sandbox_memory or None,
+            cpu_seconds=settings.sandbox_cpu_seconds or None,
+            file_size=settings.sandbox_file_size or None,
+            processes=settings.sandbox_processes or None,
+        )
+
+    def describe(self) -> str:
+        def show(value: int | None, text: str) -> str:
+            return "none" if value is None else text
+
+        return (
+            f"memory {show(self.memory, size(self.memory or 0))}, "
+            f"CPU time {show(self.cpu_seconds, f'{self.cpu_seconds} s')}, "
+            f"file size {show(self.file_size, size(self.file_size or 0))}, "
+            f"processes {show(self.processes, str(self.processes))}"
+        )
+
+
+def size(count: int) -> str:
+    """2147483648 -> '2 GiB'."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start one program: the argv to run, and limits to set in the child first."""
+
+    argv: list[str]
+    limits: Limits | None  # set by the child before exec (the launcher sets its own)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """What a confined program may reach, and the mechanism that enforces it."""
+
+    mechanism: Mechanism
+    workspace: Path
+    hidden: tuple[Path, ...] = ()
+    readable: tuple[Path, ...] = ()  # shown read-only even inside a hidden folder
+    network: bool = False
+    limits: Limits = field(default_factory=Limits)
+    unconfined_by_choice: bool = False  # --no-sandbox
+    problem: str = ""  # why no mechanism works, when none does
+
+    @property
+    def confined(self) -> bool:
+        return self.mechanism is not Mechanism.NONE
+
+    def check_can_run(self) -> None:
+        """Raise RefusedError unless programs may run: confined, or unconfined by choice."""
+        if not self.confined and not self.unconfined_by_choice:
+            raise RefusedError(
+                f"Refused: no sandbox works on this machine ({self.problem}), so no code runs. "
+                "The human can fix it: " + FIX
+            )
+
+    def label(self) -> str:
+        """One line for the model and the audit log: which mode ran."""
+        if not self.confined:
+            return "UNSANDBOXED (--no-sandbox): it could reach everything the user can"
+        network = "network on" if self.network else "network off"
+        return f"sandboxed ({self.mechanism.value}; {network})"
+
+    def wrap(self, argv: Sequence[str], cwd: Path) -> Launch:
+        """The argv that runs `argv` confined in `cwd`; RefusedError when it may not run."""
+        self.check_can_run()
+        if self.mechanism is Mechanism.BWRAP:
+            # The process limit is set inside, where the user namespace counts only the
+            # sandbox's processes (set outside, it would count every process of the user).
+            limits, inner = replace(self.limits, processes=None), list(argv)
+            if self.limits.processes is not None:
+                count = self.limits.processes
+                ulimit = f'ulimit -p {count} 2>/dev/null || ulimit -u {count}; exec "$@"'
+                inner = ["/bin/sh", "-c", ulimit, "sh", *argv]
+            return Launch([*self._bwrap_argv(cwd), "--", *inner], limits)
+        if self.mechanism is Mechanism.LANDLOCK:
+            spec = {
+                "parent": os.getpid(),
+                "argv": list(argv),
+                "cwd": str(cwd),
+                "workspace": str(self.workspace),
+                "hidden": [str(p) for p in self.hidden],
+                "readable": [str(p) for p in self.readable],
+                "network": self.network,
+                "limits": {
+                    "memory": self.limits.memory,
+                    "cpu_seconds": self.limits.cpu_seconds,
+                    "file_size": self.limits.file_size,
+                    "processes": self.limits.processes,
+                },
+            }
+            launcher = [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(spec)]
+            return Launch(launcher, None)
+        # Unconfined: a process limit would count every process of the user; left off.
+        return Launch(list(argv), replace(self.limits, processes=None))
+
+    def _bwrap_argv(self, cwd: Path) -> list[str]:
+        # As root, bwrap keeps every capability inside unless told: the program could unmount
+        # what hides a path, remount a read-only bind read-write and write sysctls. So: no
+        # capabilities, no nested user namespace, and /proc's host-wide files read-only.
+        args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-all", "--unshare-user"]
+        args += ["--disable-userns", "--cap-drop", "ALL"]
+        if self.network:
+            args.append("--share-net")
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        for proc_file in PROC_HOST_WIDE:
+            args += ["--ro-bind-try", proc_file, proc_file]
+        args += ["--tmpfs", "/tmp"]
+        covered = [Path("/tmp")]
+        inside: list[Path] = []
+        for path in sorted(self.hidden, key=lambda p: len(p.parts)):
+            if path.is_relative_to(self.workspace):
+                inside.append(path)
+            elif path.exists() and not any(path.is_relative_to(c) for c in covered):
+                if path.is_dir():
+                    args += ["--tmpfs", str(path)]
+                    covered.append(path)
+                else:
+                    args += ["--ro-bind", "/dev/null", str(path)]
+        for path in self.readable:
+            if path.exists() and any(path.is_relative_to(c) for c in covered):
+                args += ["--ro-bind", str(path), str(path)]
+        args += ["--bind", str(self.workspace), str(self.workspace)]
+        for path in inside:
+            if path.is_file():
+                args += ["--ro-bind", "/dev/null", str(path)]
+            elif path.is_dir():
+                args += ["--tmpfs", str(path)]
+        return [*args, "--chdir", str(cwd)]
+
+    def describe(self) -> list[str]:
+        """What `autoagent sandbox` and the start of a run show."""
+        if not self.confined:
+            lines = [
+                "Sandbox: NONE. "
+                + (
+                    "--no-sandbox: programs run with everything the user can reach."
+                    if self.unconfined_by_choice
+                    else f"No mechanism works here ({self.problem}); code-running commands "
+                    f"are refused. {FIX}"
+                )
+            ]
+        else:
+            lines = [
+                f"Sandbox: {self.mechanism.value}",
+                f"Writable: {self.workspace}, a private /tmp (emptied after each command)",
+                "Hidden: " + (", ".join(str(p) for p in self.hidden) or "nothing"),
+                "Network: " + ("on (--allow-network)" if self.network else "off"),
+            ]
+            if self.readable:
+                lines.append("Also readable: " + ", ".join(str(p) for p in self.readable))
+        lines.append(f"Limits: {self.limits.describe()}")
+        if self.confined and self.limits.processes and os.geteuid() == 0 and pids_base() is None:
+            lines.append(
+                "The process limit is not enforced: the agent runs as root and can make no pids "
+                "cgroup (RLIMIT_NPROC never binds root)."
+            )
+        return lines
+
+    def explain(self, exit_code: int, output: str) -> str | None:
+        """Which limit a program hit, judged from how it ended; None when none."""
+        limits = self.limits
+        if exit_code == -signal.SIGXCPU and limits.cpu_seconds:
+            return f"killed: CPU time limit {limits.cpu_seconds} s"
+        tail = output[-3000:]
+        if limits.file_size and (exit_code == -signal.SIGXFSZ or "File too large" in tail):
+            return f"stopped: file size limit {size(limits.file_size)}"
+        if limits.memory and (
+            "MemoryError" in tail
+            or "Cannot allocate memory" in tail
+            or "out of memory" in tail.lower()
+            or "bad_alloc" in tail
+        ):
+            return f"killed: memory limit {size(limits.memory)}"
+        if limits.processes and (
+            "Resource temporarily unavailable" in tail or "fork: retry" in tail
+        ):
+            return f"stopped: process limit {limits.processes}"
+        return None
+
+
+def python_paths(hidden: Iterable[Path] = ()) -> list[Path]:
+    """The folders of the Python that runs the agent (and its snippets) that a sandbox would
+    not show: inside a hidden folder, or under /tmp, which the sandbox replaces with a private
+    one (a project cloned under /tmp)."""
+    out_of_sight = [*hidden, Path("/tmp")]
+    prefixes = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    paths = [Path(os.path.realpath(prefix)) for prefix in sorted(prefixes)]
+    return [p for p in paths if any(p.is_relative_to(h) for h in out_of_sight)]
+
+
+def build_sandbox(settings: Settings, workspace: Path, dotenv: Path = Path(".env")) -> Sandbox:
+    """The sandbox the settings ask for, probed. ConfigError when a named mechanism fails."""
+    from ..base.settings import user_homes
+
+    home = Path(os.path.realpath(settings.home.expanduser()))
+    hidden = [home, *user_homes()]
+    # The folder the agent was started in (the project: .env, ai_settings.yaml, whatever lies
+    # beside the workspace), unless it is the workspace or the root.
+    here = Path(os.path.realpath("."))
+    if here != Path("/") and not here.is_relative_to(os.path.realpath(workspace)):
+        hidden.append(here)
+    if dotenv.is_file():
+        hidden.append(Path(os.path.realpath(dotenv)))
+    readable = [Path(os.path.realpath(p.expanduser())) for p in settings.sandbox_readable]
+    readable += python_paths(hidden)
+    readable = [p for p in readable if not any(p != q and p.is_relative_to(q) for q in readable)]
+    sandbox = Sandbox(
+        mechanism=Mechanism.NONE,
+        workspace=Path(os.path.realpath(workspace)),
+        hidden=tuple(dict.fromkeys(hidden)),
+        readable=tuple(dict.fromkeys(readable)),
+        network=settings.allow_network,
+        limits=Limits.from_settings(settings),
+    )
+    choice = settings.sandbox
+    if choice == "none":
+        return replace(sandbox, unconfined_by_choice=True)
+    wanted = [Mechanism(choice)] if choice != "auto" else [Mechanism.BWRAP, Mechanism.LANDLOCK]
+    problems = []
+    for mechanism in wanted:
+        problem = probe(mechanism)
+        if problem is None:
+            return replace(sandbox, mechanism=mechanism)
+        problems.append(f"{mechanism.value}: {problem}")
+    if choice != "auto":
+        raise ConfigError(
+            f"AUTOAGENT_SANDBOX={choice}, but it does not work here ({problems[0]}). Use "
+            "AUTOAGENT_SANDBOX=auto to take the best mechanism that works. " + FIX
+        )
+    return replace(sandbox, problem="; ".join(problems))
+
+
+@cache
+def probe(mechanism: Mechanism) -> str | None:
+    """None when `mechanism` confines a program on this machine, else what went wrong."""
+    if mechanism is Mechanism.BWRAP and shutil.which("bwrap") is None:
+        return "bwrap is not installed"
+    if mechanism is Mechanism.LANDLOCK:
+        from .confine import landlock_abi
+
+        if landlock_abi() < 1:
+            return "the kernel has no Landlock (5.13 or later, enabled in the LSM list)"
+    with tempfile.TemporaryDirectory(prefix="autoagent-probe-") as folder:
+        trial = Sandbox(mechanism=mechanism, workspace=Path(os.path.realpath(folder)))
+        launch = trial.wrap(["/bin/sh", "-c", "echo ok > probe"], trial.workspace)
+        try:
+            done = subprocess.run(
+                launch.argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=PROBE_SECONDS,
+                env={"PATH": os.defpath},
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"the probe could not run ({exc})"
+        written = (trial.workspace / "probe").is_file()
+        if done.returncode != 0 or not written:
+            said = done.stderr.decode(errors="replace").strip().splitlines()
+            return said[-1] if said else f"the probe failed (exit code {done.returncode})"
+    return None
