@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from autoagent.base.errors import CommandError
+from autoagent.base.risk import Risk
 from autoagent.human.approvals import (
     AUDIT_LOG,
     Answer,
@@ -28,7 +29,6 @@ from autoagent.human.approvals import (
     pending,
 )
 from autoagent.human.authorize import Approve, Deny, Feedback, Proposal, Stop
-from autoagent.tools.commands.base import Risk
 
 
 def store_in(home: Path, run_id: str = "20261122-000000-abcd") -> RequestStore:

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from autoagent.base.errors import ConfigError
+from autoagent.base.risk import Risk
 from autoagent.human.authorize import (
     PROMPT,
     Approve,
@@ -16,7 +17,6 @@ from autoagent.human.authorize import (
     Stop,
     parse_answer,
 )
-from autoagent.tools.commands.base import Risk
 
 
 @pytest.mark.parametrize(

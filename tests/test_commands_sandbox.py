@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from autoagent.base.errors import CommandError, RefusedError
+from autoagent.base.risk import Risk
 from autoagent.base.settings import Settings
-from autoagent.tools.commands.base import CommandContext, Registry, Risk
+from autoagent.tools.commands.base import CommandContext, Registry
 from autoagent.tools.commands.execute import EXECUTE_COMMANDS
 from autoagent.tools.commands.files import FILE_COMMANDS
 from autoagent.tools.workspace import Workspace

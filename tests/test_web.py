@@ -14,6 +14,7 @@ import pytest
 
 from autoagent.base.errors import CommandError, ModelError, RefusedError
 from autoagent.base.settings import Settings
+from autoagent.model import prompts
 from autoagent.tools.commands.base import CommandContext
 from autoagent.tools.commands.web import browse_website, safe_name, web_search
 from autoagent.tools.search import DDGSBackend, SearchResult
@@ -392,6 +393,17 @@ class FakeSearch:
         return self.results
 
 
+def browse_prompt_to(ask_model: Callable[[str], str]) -> Callable[[str, str, str], str]:
+    """The fast model as the runner wires it in: the page question in its prompt template."""
+
+    def ask(url: str, question: str, excerpts: str) -> str:
+        return ask_model(
+            prompts.render("browse_question", url=url, question=question, excerpts=excerpts)
+        )
+
+    return ask
+
+
 def context(
     run_dir: Path, *, ask_model: Callable[[str], str] | None = None, **extras: Any
 ) -> CommandContext:
@@ -406,7 +418,7 @@ def context(
         workspace=None,  # type: ignore[arg-type]  # web commands never use the workspace
         settings=settings,
         run_dir=run_dir,
-        ask_model=ask_model,
+        ask_about_page=None if ask_model is None else browse_prompt_to(ask_model),
         extras=extras,
     )
 

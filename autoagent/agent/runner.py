@@ -13,6 +13,7 @@ from ..base.settings import Settings
 from ..human.approvals import Desk, RequestStore, Screen
 from ..human.authorize import Gate, Human, Policy
 from ..human.notify import Notifier
+from ..model import prompts
 from ..model.llm import ChatModel, OpenAIChatModel, OpenAIEmbedder
 from ..model.pricing import PRICES, price_of
 from ..store.embeddings import Embedder, LocalEmbedder, WordEmbedder, transformer_runs_here
@@ -217,7 +218,11 @@ def prepare_run(
             run_dir=journal.run_dir,
             sandbox=sandbox,
             ask_human=human.ask,
-            ask_model=lambda prompt: caller.say("browse", prompt, settings.fast_model),
+            ask_about_page=lambda url, question, excerpts: caller.say(
+                "browse",
+                prompts.render("browse_question", url=url, question=question, excerpts=excerpts),
+                settings.fast_model,
+            ),
         )
         gate = Gate(
             human,

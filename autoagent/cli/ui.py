@@ -40,11 +40,11 @@ from ..agent.events import (
     Thinking,
 )
 from ..agent.record import DecisionKind, StepStatus
+from ..base.risk import Risk
 from ..base.text import strip_terminal_escapes, trim_middle
 from ..human.approvals import Answer, Kind, Request, describe_answer
 from ..human.authorize import PROMPT
 from ..model.pricing import Spend
-from ..tools.commands.base import Risk
 
 SCREEN_OUTPUT_CHARS = 1500
 ROLE_LABELS = {

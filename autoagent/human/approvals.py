@@ -31,8 +31,8 @@ from typing import Annotated, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..base.errors import AutoAgentError, CommandError, InputEnded
+from ..base.risk import Risk
 from ..store.journal import CHECKPOINT, runs_dir, sync_folder
-from ..tools.commands.base import Risk
 from .authorize import Approve, Decision, Deny, Feedback, Proposal, Stop, parse_answer
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import yaml
 
 from ..base.errors import ConfigError, not_utf8
-from ..tools.commands.base import Risk
+from ..base.risk import Risk
 
 PROMPT = (
     "Enter 'y' to authorise, 'y -N' to run N commands without asking, "

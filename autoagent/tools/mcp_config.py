@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..base.errors import ConfigError, describe_validation
-from .commands.base import Risk
+from ..base.risk import Risk
 
 DEFAULT_FILE = Path(".mcp.json")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -5,24 +5,18 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from ...base.errors import CommandError, describe_validation
+from ...base.risk import Risk
 
 if TYPE_CHECKING:
     from ...base.settings import Settings
     from ..sandbox import Sandbox
     from ..workspace import Workspace
-
-
-class Risk(StrEnum):
-    LOW = "low"  # read, list, search, browse, memory
-    MEDIUM = "medium"  # write, append
-    HIGH = "high"  # delete, execute code or shell, downloads
 
 
 @dataclass
@@ -35,9 +29,9 @@ class CommandContext:
     # Asks the human a question for the step given; see authorize.Human.ask.
     ask_human: Callable[[str, int], str] = lambda question, step: "No human can answer."
     step: int = 0  # the step whose command runs
-    # Calls the fast model with one prompt and returns its text (used to answer questions
-    # about long pages); None when no model is wired in.
-    ask_model: Callable[[str], str] | None = None
+    # Asks the fast model a question about a long page: (url, question, the page's relevant
+    # excerpts, marked as untrusted data) -> its answer; None when no model is wired in.
+    ask_about_page: Callable[[str, str, str], str] | None = None
     # Where programs run; built from the settings on first use when not given.
     sandbox: Sandbox | None = None
     extras: dict[str, Any] = field(default_factory=dict)

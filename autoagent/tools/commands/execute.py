@@ -10,11 +10,12 @@ import sys
 from datetime import datetime
 
 from ...base.errors import CommandError
+from ...base.risk import Risk
 from ...base.text import mark_untrusted, strip_terminal_escapes
 from ..process import child_environment, run_process
 from ..sandbox import Sandbox, build_sandbox
 from ..shell import ShellPolicy, shell_argv
-from .base import CommandContext, Risk, command
+from .base import CommandContext, command
 
 SNIPPETS = "scripts"  # snippets stay in the workspace so the human can see what ran
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ...base.risk import Risk
 from ...base.text import mark_untrusted, trim_middle
-from .base import CommandContext, Risk, command
+from .base import CommandContext, command
 
 READ_CHARS = 8000  # what the model sees of a file; the rest stays on disk
 LIST_ENTRIES = 300

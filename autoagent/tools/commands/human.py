@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import CommandContext, Risk, command
+from ...base.risk import Risk
+from .base import CommandContext, command
 
 
 @command(Risk.LOW, needs_approval=False)

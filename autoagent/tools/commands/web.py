@@ -12,12 +12,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ...base.errors import AutoAgentError, CommandError
+from ...base.risk import Risk
 from ...base.text import mark_untrusted, strip_terminal_escapes, trim_middle
-from ...model import prompts
 from ..chunking import relevant_chunks, split_chunks
 from ..search import DDGSBackend, SearchBackend
 from ..web import Page, fetch, page_from
-from .base import CommandContext, Risk, command
+from .base import CommandContext, command
 
 OBSERVATION_CHARS = 6000  # what browse_website returns, at most (head and tail kept)
 SHORT_PAGE_CHARS = 5000  # a page this short is returned whole, no question answering
@@ -107,17 +107,12 @@ def _content(ctx: CommandContext, text: str, question: str, url: str) -> str:
     if len(text) <= SHORT_PAGE_CHARS:
         return text
     heading = f"The parts of the page most relevant to {question!r}:"
-    if ctx.ask_model is None or not question.strip():
+    if ctx.ask_about_page is None or not question.strip():
         return f"{heading}\n\n{_excerpt(text, question, OBSERVATION_CHARS - 1500)}"
     picked = relevant_chunks(split_chunks(text, CHUNK_CHARS), question, CHUNKS_FOR_MODEL)
-    prompt = prompts.render(
-        "browse_question",
-        url=url,
-        question=_one_line(question),
-        excerpts=mark_untrusted(url, "\n\n[...]\n\n".join(picked)),
-    )
+    excerpts = mark_untrusted(url, "\n\n[...]\n\n".join(picked))
     try:
-        answer = plain_text(ctx.ask_model(prompt)).strip()
+        answer = plain_text(ctx.ask_about_page(url, _one_line(question), excerpts)).strip()
     except AutoAgentError as exc:
         excerpt = _excerpt(text, question, OBSERVATION_CHARS - 1500)
         return f"(The fast model could not answer: {exc}.)\n{heading}\n\n{excerpt}"
