@@ -13,6 +13,7 @@ import pytest
 
 from autoagent.base.errors import CommandError
 from autoagent.base.risk import Risk
+from autoagent.cli.inbox import decide, find, pending
 from autoagent.human.approvals import (
     AUDIT_LOG,
     Answer,
@@ -24,9 +25,6 @@ from autoagent.human.approvals import (
     RequestError,
     RequestStore,
     check_link,
-    decide,
-    find,
-    pending,
 )
 from autoagent.human.authorize import Approve, Deny, Feedback, Proposal, Stop
 
@@ -40,7 +38,8 @@ def store_in(home: Path, run_id: str = "20261122-000000-abcd") -> RequestStore:
 def waiting_at(store: RequestStore, step: int, status: str = "awaiting") -> None:
     """The run's checkpoint, as the loop saves it while a step waits for a human."""
     current = {"step": step, "status": status}
-    (store.run_dir / "checkpoint.json").write_text(json.dumps({"current": current}))
+    checkpoint = {"run_id": store.run_dir.name, "status": "running", "current": current}
+    (store.run_dir / "checkpoint.json").write_text(json.dumps(checkpoint))
 
 
 def open_request(store: RequestStore, step: int = 3, **args: object) -> tuple[Request, dict]:

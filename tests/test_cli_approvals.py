@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, urlparse
 import pexpect
 import pytest
 
-from autoagent.human.approvals import AUDIT_LOG, check_link, find
+from autoagent.cli.inbox import find
+from autoagent.human.approvals import AUDIT_LOG, check_link
 from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
 from .cli_helpers import PROFILE, PROMPT, checkpoints, cli_env, finish, spawn

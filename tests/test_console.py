@@ -37,8 +37,8 @@ from autoagent.agent.record import (
     StepVerdict,
 )
 from autoagent.agent.tasks import Task
+from autoagent.cli import inbox
 from autoagent.cli.console import ConsoleServer
-from autoagent.human import approvals
 from autoagent.human.approvals import Kind, RequestStore
 from autoagent.human.authorize import Actor
 from autoagent.model.pricing import Spend
@@ -394,7 +394,7 @@ def test_a_question_is_answered_with_text(console: ConsoleServer, home: Path) ->
     assert empty.status_code == 400
     response = client.post(f"/requests/{request.id}", data={**form, "text": "Blue"})
     assert response.status_code == 303
-    answer = approvals.find(home, request.id)[1].answer_of(request.id)
+    answer = inbox.find(home, request.id)[1].answer_of(request.id)
     assert answer is not None and answer.text == "Blue"
     assert tokens.keys() == {"answer"}
 

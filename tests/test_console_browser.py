@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from autoagent.human.approvals import pending
+from autoagent.cli.inbox import pending
 from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
 from .cli_helpers import PROFILE, cli_env, finish, spawn

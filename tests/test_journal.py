@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from autoagent.base.errors import JournalError
-from autoagent.store.journal import RunJournal, list_runs
+from autoagent.store.journal import RunJournal
+from autoagent.store.runs import read_runs
 
 
 def new_run(home: Path) -> RunJournal:
@@ -31,7 +32,7 @@ def test_checkpoint_is_replaced_atomically_and_listed(tmp_path: Path) -> None:
     journal.save_checkpoint({**state, "step": 4})
     assert journal.load_checkpoint()["step"] == 4
     assert sorted(p.name for p in journal.run_dir.iterdir()) == ["checkpoint.json", "run.lock"]
-    [summary] = list_runs(tmp_path)
+    [summary] = read_runs(tmp_path)
     assert (summary.name, summary.status, summary.steps, summary.cost) == (
         "Scout",
         "running",
@@ -41,14 +42,14 @@ def test_checkpoint_is_replaced_atomically_and_listed(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="running in another process"):
         RunJournal.open(tmp_path, journal.run_id).acquire()
     journal.release()  # as if its process had died
-    assert list_runs(tmp_path)[0].status == "interrupted"
+    assert read_runs(tmp_path)[0].status == "interrupted"
 
 
 def test_a_new_run_is_hidden_until_published_and_discarded_if_it_cannot_start(
     tmp_path: Path,
 ) -> None:
     journal = RunJournal.create(tmp_path)
-    assert journal.run_dir.name.startswith(".new-") and list_runs(tmp_path) == []
+    assert journal.run_dir.name.startswith(".new-") and read_runs(tmp_path) == []
     journal.discard()
     assert list(journal.run_dir.parent.iterdir()) == []
     killed = RunJournal.create(tmp_path)  # its process dies before the run can start
@@ -65,7 +66,7 @@ def test_corrupt_checkpoint_refuses_and_is_left_alone(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="cannot be read"):
         journal.load_checkpoint()
     assert (journal.run_dir / "checkpoint.json").read_text() == '{"run_id": "x", "step": '
-    assert list_runs(tmp_path)[0].status == "corrupt"
+    assert read_runs(tmp_path)[0].label == "corrupt"
 
 
 def test_a_missing_checkpoint_is_named_as_such(tmp_path: Path) -> None:
@@ -74,8 +75,8 @@ def test_a_missing_checkpoint_is_named_as_such(tmp_path: Path) -> None:
     (journal.run_dir / "checkpoint.json").unlink()
     with pytest.raises(JournalError, match=r"no checkpoint\.json.*autoagent show"):
         journal.load_checkpoint()
-    [summary] = list_runs(tmp_path)
-    assert summary.status == "no checkpoint" and "event log is intact" in summary.problem
+    [summary] = read_runs(tmp_path)
+    assert summary.label == "no checkpoint" and "event log is intact" in summary.problem
 
 
 def test_events_survive_a_torn_last_line_but_not_a_corrupt_middle(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..base.errors import AutoAgentError, CommandError, InputEnded
 from ..base.settings import Settings
+from ..base.status import RunStatus
 from ..base.text import trim_middle
 from ..human.authorize import Gate, Proposal
 from ..store.journal import RunJournal
@@ -56,7 +57,7 @@ from .record import (
     StepStatus,
     StepVerdict,
 )
-from .state import RunState, RunStatus
+from .state import RunState
 from .tasks import Task
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..base.status import StepStatus
 from ..base.text import trim_middle
 from ..human.authorize import Actor, Approve, Feedback, Stop, Verdict
 from ..model.replies import Thoughts
@@ -23,20 +24,6 @@ from .tasks import Task
 RESULT_CHARS_IN_PROMPT = 1500
 RESULT_CHARS_IN_MEMORY = 3000
 ARGS_CHARS = 500
-
-
-class StepStatus(StrEnum):
-    PROPOSED = "proposed"  # the model proposed a command; nothing decided yet
-    AWAITING = "awaiting"  # a human is asked whether it may run (a request is pending)
-    INVALID = "invalid"  # unknown command or bad arguments: nothing ran
-    REFUSED = "refused"  # the policy, continuous mode or a human's deny refused it: nothing ran
-    FEEDBACK = "feedback"  # the human answered with feedback instead: nothing ran
-    STOPPED = "stopped"  # the human stopped the run here: nothing ran
-    RUNNING = "running"  # approved and started; its result is not recorded yet
-    RAN = "ran"  # its result is recorded; planning from it may not be done
-    CUT = "cut"  # it was running when the run died: whether it took effect is unknown
-    DONE = "done"  # complete: result remembered, tasks planned
-    FINISHED = "finished"  # the finish command: the run ends with it
 
 
 class DecisionKind(StrEnum):

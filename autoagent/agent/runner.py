@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from ..base.errors import ConfigError, JournalError, describe_validation
 from ..base.settings import Settings
+from ..base.status import RunStatus
 from ..human.approvals import Desk, RequestStore, Screen
 from ..human.authorize import Gate, Human, Policy
 from ..human.notify import Notifier
@@ -17,8 +18,9 @@ from ..model import prompts
 from ..model.llm import ChatModel, OpenAIChatModel, OpenAIEmbedder
 from ..model.pricing import PRICES, price_of
 from ..store.embeddings import Embedder, LocalEmbedder, WordEmbedder, transformer_runs_here
-from ..store.journal import UNFINISHED, RunJournal, is_live, list_runs
+from ..store.journal import RunJournal, is_live
 from ..store.memory import Memory
+from ..store.runs import read_runs
 from ..tools.commands import builtin_commands, default_registry
 from ..tools.commands.base import CommandContext
 from ..tools.commands.mcp import attach_servers, configured_servers
@@ -27,7 +29,7 @@ from ..tools.workspace import Workspace
 from .agents import ModelCaller, execution_system_prompt
 from .loop import AgentLoop
 from .profile import AgentProfile
-from .state import CHECKPOINT_VERSION, RunConfig, RunState, RunStatus, resumed_settings
+from .state import CHECKPOINT_VERSION, RunConfig, RunState, resumed_settings
 
 log = logging.getLogger(__name__)
 
@@ -337,10 +339,10 @@ def check_budget_prices(settings: Settings, prices: dict[str, tuple[float, float
 def latest_unfinished(home: Path) -> tuple[str, list[str]]:
     """The newest unfinished run, and what is wrong with newer runs that cannot be read."""
     skipped: list[str] = []
-    for run in list_runs(home):
+    for run in read_runs(home):
         if not run.readable:
             skipped.append(run.problem)
-        elif run.status in UNFINISHED:
+        elif run.status is not None and run.status.resumable:
             return run.run_id, skipped
     raise JournalError(
         " ".join(

@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..base.settings import Settings
+from ..base.status import RunStatus, StepStatus
 from ..model.pricing import Spend
 from .profile import AgentProfile
-from .record import StepRecord, StepStatus
+from .record import StepRecord
 from .repetition import LoopDetector
 from .tasks import TaskList
 
 CHECKPOINT_VERSION = 2
 EARLIER_STEPS_KEPT = 5  # one-line summaries of the steps before the recent window
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    FINISHED = "finished"
-    STOPPED = "stopped"  # a limit, the budget, or the human said stop
-    INTERRUPTED = "interrupted"  # Ctrl-C, or the process died
-    FAILED = "failed"
 
 
 class RunConfig(BaseModel):

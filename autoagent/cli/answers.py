@@ -47,7 +47,7 @@ def approvals(
     from rich.table import Table
     from rich.text import Text
 
-    from ..human.approvals import pending
+    from .inbox import pending
     from .ui import one_line, outside
 
     found = pending(_home())
@@ -121,7 +121,8 @@ def answer(
 def _decide(request_id: str, reply: Reply, text: str) -> None:
     from rich.text import Text
 
-    from ..human.approvals import decide, describe_answer, find, os_user
+    from ..human.approvals import describe_answer, os_user
+    from .inbox import decide, find
     from .ui import labelled, one_line, outside
 
     console = _console()

@@ -415,12 +415,12 @@ def runs() -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from ..store.journal import list_runs
+    from ..store.runs import read_runs
     from .ui import one_line, outside
 
     console = _console()
     settings = _settings()
-    found = list_runs(settings.home)
+    found = read_runs(settings.home)
     if not found:
         console.print(Text.assemble("No runs yet in ", one_line(settings.home / "runs"), "."))
         return
@@ -430,7 +430,7 @@ def runs() -> None:
         table.add_row(
             one_line(r.run_id),
             one_line(r.name),
-            one_line(r.status),
+            one_line(r.label),
             Text(str(r.steps)),
             Text(f"${r.cost:.4f}"),
             Text(started),

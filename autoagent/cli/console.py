@@ -1,7 +1,7 @@
 """`autoagent serve`: a local web console to watch runs and answer their requests.
 
 It only reads runs (from AUTOAGENT_HOME, at each request) and records answers through
-approvals.decide; it never runs anything. Every request needs the secret token printed at
+inbox.decide; it never runs anything. Every request needs the secret token printed at
 start: its first use in a URL sets a cookie (HttpOnly, SameSite=Strict) and the page is
 reloaded without it. A POST needs the cookie, a form field derived from the token (CSRF), and
 an Origin or Referer, when the browser sends one, naming this console. The links of a
@@ -32,7 +32,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from ..base.errors import ConfigError, JournalError
 from ..human import approvals
 from ..human.approvals import Kind, Reply, RequestError
-from ..store.journal import RunJournal, list_runs
+from ..store.journal import RunJournal
+from ..store.runs import read_runs
+from . import inbox
 from .pages import render
 from .timeline import Timeline, load_timeline, pending_of
 
@@ -121,12 +123,12 @@ class Console:
 
     def runs_page(self) -> Response:
         waiting: dict[str, int] = {}
-        for item in approvals.pending(self.home):
+        for item in inbox.pending(self.home):
             waiting[item.request.run_id] = waiting.get(item.request.run_id, 0) + 1
         return self._page(
             "runs.html",
             title="Runs",
-            runs=list_runs(self.home),
+            runs=read_runs(self.home),
             waiting=waiting,
             pending_total=sum(waiting.values()),
             home=str(self.home),
@@ -225,7 +227,7 @@ class Console:
         if action not in REPLIES or not REQUEST_ID.fullmatch(request_id):
             return self.message("Not found", "There is no such link.", HTTPStatus.NOT_FOUND)
         try:
-            request, store = approvals.find(self.home, request_id)
+            request, store = inbox.find(self.home, request_id)
         except RequestError as exc:
             return self.message("Not found", str(exc), HTTPStatus.NOT_FOUND)
         try:
@@ -251,7 +253,7 @@ class Console:
     ) -> approvals.Answer | Response:
         text = form.get("text", "").strip()
         try:
-            request, _ = approvals.find(self.home, request_id)
+            request, _ = inbox.find(self.home, request_id)
         except RequestError as exc:
             return self.message("Nothing decided", str(exc), HTTPStatus.NOT_FOUND, back=back)
         if reply in (Reply.ANSWER, Reply.FEEDBACK) and not text:
@@ -260,7 +262,7 @@ class Console:
         if request.kind is Kind.APPROVAL and reply is Reply.APPROVE:
             text = ""
         try:
-            return approvals.decide(
+            return inbox.decide(
                 self.home,
                 request.id,
                 reply,
@@ -276,7 +278,7 @@ class Console:
 
     def _requests_context(self, back: str, *, run_id: str | None) -> dict[str, Any]:
         if run_id is None:
-            requests = [item.request for item in approvals.pending(self.home)]
+            requests = [item.request for item in inbox.pending(self.home)]
             url = "/approvals/requests"
         else:
             requests = pending_of(approvals.RequestStore(self._journal_dir(run_id)))
@@ -312,7 +314,7 @@ class Console:
         if not REQUEST_ID.fullmatch(request_id):
             return "", False
         try:
-            request, store = approvals.find(self.home, request_id)
+            request, store = inbox.find(self.home, request_id)
         except RequestError as exc:
             return str(exc), True
         answer = store.answer_of(request.id)

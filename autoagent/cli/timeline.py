@@ -31,12 +31,14 @@ from ..agent.events import (
     from_data,
 )
 from ..agent.profile import AgentProfile
-from ..agent.record import StepRecord, StepStatus
+from ..agent.record import StepRecord
 from ..agent.tasks import Task
 from ..base.errors import JournalError, describe_validation
+from ..base.status import StepStatus
 from ..human.approvals import Request, RequestStore
 from ..model.pricing import Spend
 from ..store.journal import RunJournal, is_live
+from .inbox import waited_for
 
 STEP_EVENTS = (
     Proposed,
@@ -259,13 +261,13 @@ def _amount(value: float, in_dollars: bool) -> str:
 
 def pending_of(store: RequestStore) -> list[Request]:
     """The run's requests no one has answered yet and that it still waits for, oldest first
-    (as approvals.pending finds them in every run)."""
+    (as inbox.pending finds them in every run)."""
     return [
         request
         for request in store.requests()
         if store.answer_of(request.id) is None
         and not request.expired()
-        and store.waits_for(request)
+        and waited_for(store, request)
     ]
 
 

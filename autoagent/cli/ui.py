@@ -39,8 +39,9 @@ from ..agent.events import (
     TasksChanged,
     Thinking,
 )
-from ..agent.record import DecisionKind, StepStatus
+from ..agent.record import DecisionKind
 from ..base.risk import Risk
+from ..base.status import StepStatus
 from ..base.text import strip_terminal_escapes, trim_middle
 from ..human.approvals import Answer, Kind, Request, describe_answer
 from ..human.authorize import PROMPT

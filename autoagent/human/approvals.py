@@ -18,12 +18,10 @@ import hmac
 import json
 import logging
 import os
-import re
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -31,8 +29,9 @@ from typing import Annotated, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..base.errors import AutoAgentError, CommandError, InputEnded
+from ..base.files import sync_folder
 from ..base.risk import Risk
-from ..store.journal import CHECKPOINT, runs_dir, sync_folder
+from ..base.status import StepInFlight, StepStatus
 from .authorize import Approve, Decision, Deny, Feedback, Proposal, Stop, parse_answer
 
 log = logging.getLogger(__name__)
@@ -225,21 +224,13 @@ class RequestStore:
             )
         return answer
 
-    def waiting(self) -> tuple[int, str] | None:
-        """The step the run's checkpoint says is in flight, and its status; None if none."""
-        try:
-            current = json.loads((self.run_dir / CHECKPOINT).read_bytes()).get("current") or {}
-            return int(current["step"]), str(current["status"])
-        except (OSError, ValueError, AttributeError, KeyError, TypeError):
-            return None
-
-    def waits_for(self, request: Request, waiting: tuple[int, str] | None = None) -> bool:
-        """Whether the run's saved step is the one that made `request` (`waiting`, when the
-        caller read it already): false once the run went on without it (say, resumed in a
-        mode that decided without a human). A command waits for approval before it runs; a
+    def waits_for(self, request: Request, in_flight: StepInFlight | None) -> bool:
+        """Whether `in_flight`, the run's step under way as its checkpoint says, is the one
+        that made `request`: false once the run went on without it (say, resumed in a mode
+        that decided without a human). A command waits for approval before it runs; a
         question is asked while ask_user runs."""
-        status = "awaiting" if request.kind is Kind.APPROVAL else "running"
-        return (waiting or self.waiting()) == (request.step, status)
+        status = StepStatus.AWAITING if request.kind is Kind.APPROVAL else StepStatus.RUNNING
+        return in_flight == StepInFlight(request.step, status)
 
     def answer(self, request: Request, answer: Answer) -> Answer:
         """Record `answer` unless the request has one: then raise Answered with it."""
@@ -324,121 +315,6 @@ def _audit(home: Path, request: Request, answer: Answer) -> None:
             os.close(fd)
     except OSError as exc:
         log.warning("could not append to the audit log in %s: %s", home, exc)
-
-
-# Across runs: what the other channels see.
-
-
-@dataclass(frozen=True)
-class Pending:
-    request: Request
-    store: RequestStore
-
-
-def _stores(home: Path) -> Iterator[RequestStore]:
-    folder = runs_dir(home)
-    if folder.is_dir():
-        for run_dir in sorted(folder.iterdir()):
-            if run_dir.is_dir() and not run_dir.name.startswith("."):
-                yield RequestStore(run_dir)
-
-
-def all_requests(home: Path) -> Iterator[tuple[Request, RequestStore]]:
-    for store in _stores(home):
-        for request in store.requests():
-            yield request, store
-
-
-def pending(home: Path) -> list[Pending]:
-    """Requests of every run that no one has answered yet and that their run still waits
-    for (also a run killed while waiting: its resume waits again), oldest first. Only the
-    requests of runs whose checkpoint has a step in flight are read."""
-    found = []
-    for store in _stores(home):
-        if (waiting := store.waiting()) is None:
-            continue
-        found += [
-            Pending(request, store)
-            for request in store.requests()
-            if store.waits_for(request, waiting)
-            and not request.expired()
-            and _unanswered(store, request)
-        ]
-    return sorted(found, key=lambda p: p.request.created)
-
-
-def _unanswered(store: RequestStore, request: Request) -> bool:
-    try:
-        return store.answer_of(request.id) is None
-    except UnreadableAnswer:
-        return False  # answered, badly: the run treats it as a deny
-
-
-def find(home: Path, request_id: str) -> tuple[Request, RequestStore]:
-    request_id = request_id.strip()
-    found = []
-    if re.fullmatch(ID_PATTERN, request_id):
-        found = [(r, store) for r, store in all_requests(home) if r.id == request_id]
-    if len(found) > 1:  # never guess which one the human meant
-        runs = ", ".join(r.run_id for r, _ in found)
-        raise RequestError(f"Request {request_id} names requests of several runs ({runs}).")
-    if not found:
-        raise RequestError(
-            f"No request {request_id!r} in {runs_dir(home)}: `autoagent approvals` lists the "
-            "pending ones."
-        )
-    return found[0]
-
-
-def decide(
-    home: Path,
-    request_id: str,
-    reply: Reply,
-    *,
-    text: str = "",
-    by: str,
-    channel: str,
-    shown_digest: str | None = None,
-) -> Answer:
-    """Answer a request from another channel than the run's terminal.
-
-    `shown_digest` is the digest of the arguments the human was shown; when it is not the
-    request's, nothing is decided."""
-    request, store = find(home, request_id)
-    if (existing := store.answer_of(request.id)) is not None:
-        raise Answered(request, existing)
-    if not store.waits_for(request):
-        raise RequestError(
-            f"Request {request.id} is no longer waited for: its run went on without it."
-        )
-    if request.expired():
-        at = time.strftime("%H:%M:%S", time.localtime(request.expires))
-        raise RequestError(f"Request {request.id} expired at {at}; the run treats it as denied.")
-    shown = (shown_digest or "").encode("utf-8", errors="replace")
-    if shown_digest is not None and not hmac.compare_digest(shown, request.digest.encode()):
-        raise RequestError(
-            f"Request {request.id}'s arguments are not the ones you were shown; "
-            "nothing was decided."
-        )
-    if request.kind is Kind.QUESTION and reply is Reply.APPROVE:
-        raise RequestError(
-            f"Request {request.id} is a question: answer it with "
-            f"`autoagent answer {request.id} TEXT`."
-        )
-    if request.kind is Kind.APPROVAL and reply is Reply.ANSWER:
-        raise RequestError(
-            f"Request {request.id} asks for an approval: `autoagent approve {request.id}` or "
-            f"`autoagent deny {request.id}`."
-        )
-    answer = Answer(
-        request_id=request.id,
-        reply=reply,
-        text=text,
-        digest=request.digest,
-        by=by,
-        channel=channel,
-    )
-    return store.answer(request, answer)
 
 
 def check_link(request: Request, action: str, token: str, now: float | None = None) -> None:

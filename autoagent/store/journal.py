@@ -11,11 +11,11 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..base.errors import JournalError
+from ..base.files import runs_dir, sync_folder
 from .locks import is_locked, try_lock
 
 CHECKPOINT = "checkpoint.json"
@@ -23,17 +23,12 @@ LOCK = "run.lock"
 EVENTS = "events.jsonl"
 TORN = "events.torn"  # a torn last line cut from the log, kept for the record
 NEW_PREFIX = ".new-"  # a run folder being made; renamed to the run id once the run can start
-UNFINISHED = {"running", "interrupted", "stopped", "failed"}
 
 log = logging.getLogger(__name__)
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-
-
-def runs_dir(home: Path) -> Path:
-    return home / "runs"
 
 
 class RunJournal:
@@ -287,73 +282,11 @@ def _after_last_newline(log: Any, size: int) -> int:
     return 0
 
 
-def sync_folder(folder: Path) -> None:
-    """Make a folder's entries (a file created, renamed or linked in it) durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _remove_abandoned(folder: Path) -> None:
     """Remove new-run folders whose process died before the run could start."""
     for entry in folder.glob(f"{NEW_PREFIX}*"):
         if entry.is_dir() and not is_live(entry):
             shutil.rmtree(entry, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    run_id: str
-    name: str
-    status: str
-    steps: int
-    cost: float
-    started: float
-    readable: bool = True
-    problem: str = ""  # what is wrong with an unreadable run
-
-
-def list_runs(home: Path) -> list[RunSummary]:
-    """Every run under `home`, newest first; unreadable ones are listed as such."""
-    folder = runs_dir(home)
-    if not folder.is_dir():
-        return []
-    runs = []
-    for run_dir in sorted(folder.iterdir(), reverse=True):
-        if not run_dir.is_dir() or run_dir.name.startswith("."):
-            continue
-        journal = RunJournal(run_dir)
-        try:
-            runs.append(_summary(run_dir, journal.load_checkpoint()))
-        except JournalError as exc:
-            status = "no checkpoint" if not journal.has_checkpoint else "corrupt"
-            runs.append(
-                RunSummary(run_dir.name, "?", status, 0, 0.0, 0.0, readable=False, problem=str(exc))
-            )
-        except (TypeError, ValueError, AttributeError) as exc:
-            problem = f"The checkpoint of run {run_dir.name} is damaged ({exc})."
-            runs.append(
-                RunSummary(
-                    run_dir.name, "?", "corrupt", 0, 0.0, 0.0, readable=False, problem=problem
-                )
-            )
-    return runs
-
-
-def _summary(run_dir: Path, state: dict[str, Any]) -> RunSummary:
-    status = str(state.get("status", "?"))
-    if status == "running" and not is_live(run_dir):
-        status = "interrupted"  # its process died without saying so (a crash, kill -9)
-    return RunSummary(
-        run_id=run_dir.name,
-        name=str((state.get("profile") or {}).get("name", "?")),
-        status=status,
-        steps=int(state.get("step", 0)),
-        cost=float((state.get("spend") or {}).get("cost", 0.0)),
-        started=float(state.get("started", 0.0)),
-    )
 
 
 def is_live(run_dir: Path) -> bool:

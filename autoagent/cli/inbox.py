@@ -1,0 +1,136 @@
+"""The requests of every run, as the channels other than a run's own terminal see them: the
+`approvals`/`approve`/`deny`/`answer` commands and the web console."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..base.files import runs_dir
+from ..human.approvals import (
+    ID_PATTERN,
+    Answer,
+    Answered,
+    Kind,
+    Reply,
+    Request,
+    RequestError,
+    RequestStore,
+    UnreadableAnswer,
+)
+from ..store.runs import read_run, read_runs
+
+
+@dataclass(frozen=True)
+class Pending:
+    request: Request
+    store: RequestStore
+
+
+def all_requests(home: Path) -> Iterator[tuple[Request, RequestStore]]:
+    for run in sorted(read_runs(home), key=lambda run: run.run_id):
+        store = RequestStore(run.folder)
+        for request in store.requests():
+            yield request, store
+
+
+def waited_for(store: RequestStore, request: Request) -> bool:
+    """Whether the request's run still waits for it, as its checkpoint says now."""
+    return store.waits_for(request, read_run(store.run_dir).current)
+
+
+def pending(home: Path) -> list[Pending]:
+    """Requests of every run that no one has answered yet and that their run still waits
+    for (also a run killed while waiting: its resume waits again), oldest first. Only the
+    requests of runs whose checkpoint has a step in flight are read."""
+    found = []
+    for run in read_runs(home):
+        if run.current is None:
+            continue
+        store = RequestStore(run.folder)
+        found += [
+            Pending(request, store)
+            for request in store.requests()
+            if store.waits_for(request, run.current)
+            and not request.expired()
+            and _unanswered(store, request)
+        ]
+    return sorted(found, key=lambda p: p.request.created)
+
+
+def _unanswered(store: RequestStore, request: Request) -> bool:
+    try:
+        return store.answer_of(request.id) is None
+    except UnreadableAnswer:
+        return False  # answered, badly: the run treats it as a deny
+
+
+def find(home: Path, request_id: str) -> tuple[Request, RequestStore]:
+    request_id = request_id.strip()
+    found = []
+    if re.fullmatch(ID_PATTERN, request_id):
+        found = [(r, store) for r, store in all_requests(home) if r.id == request_id]
+    if len(found) > 1:  # never guess which one the human meant
+        runs = ", ".join(r.run_id for r, _ in found)
+        raise RequestError(f"Request {request_id} names requests of several runs ({runs}).")
+    if not found:
+        raise RequestError(
+            f"No request {request_id!r} in {runs_dir(home)}: `autoagent approvals` lists the "
+            "pending ones."
+        )
+    return found[0]
+
+
+def decide(
+    home: Path,
+    request_id: str,
+    reply: Reply,
+    *,
+    text: str = "",
+    by: str,
+    channel: str,
+    shown_digest: str | None = None,
+) -> Answer:
+    """Answer a request from another channel than the run's terminal.
+
+    `shown_digest` is the digest of the arguments the human was shown; when it is not the
+    request's, nothing is decided."""
+    request, store = find(home, request_id)
+    if (existing := store.answer_of(request.id)) is not None:
+        raise Answered(request, existing)
+    if not waited_for(store, request):
+        raise RequestError(
+            f"Request {request.id} is no longer waited for: its run went on without it."
+        )
+    if request.expired():
+        at = time.strftime("%H:%M:%S", time.localtime(request.expires))
+        raise RequestError(f"Request {request.id} expired at {at}; the run treats it as denied.")
+    shown = (shown_digest or "").encode("utf-8", errors="replace")
+    if shown_digest is not None and not hmac.compare_digest(shown, request.digest.encode()):
+        raise RequestError(
+            f"Request {request.id}'s arguments are not the ones you were shown; "
+            "nothing was decided."
+        )
+    if request.kind is Kind.QUESTION and reply is Reply.APPROVE:
+        raise RequestError(
+            f"Request {request.id} is a question: answer it with "
+            f"`autoagent answer {request.id} TEXT`."
+        )
+    if request.kind is Kind.APPROVAL and reply is Reply.ANSWER:
+        raise RequestError(
+            f"Request {request.id} asks for an approval: `autoagent approve {request.id}` or "
+            f"`autoagent deny {request.id}`."
+        )
+    answer = Answer(
+        request_id=request.id,
+        reply=reply,
+        text=text,
+        digest=request.digest,
+        by=by,
+        channel=channel,
+    )
+    return store.answer(request, answer)
