@@ -7,4 +7,5 @@ scripts/install.sh dev
 .venv/bin/ruff check autoagent tests bench
 .venv/bin/ruff format --check autoagent tests bench
 .venv/bin/mypy autoagent
+.venv/bin/lint-imports --no-cache --no-logo  # the layers contract in pyproject.toml
 .venv/bin/python -m pytest "$@"
