@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -30,12 +31,12 @@ WAIT = "Waiting for a human"
 ANSWERED_APPROVE = r"Answered elsewhere: (\x1b\[[0-9;]*m)*approve by \S+ through the cli"
 
 
-def shell(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def shell(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Another shell's autoagent command, on the same data folder."""
     return subprocess.run(
         [sys.executable, "-m", "autoagent", *args],
         cwd=tmp_path,
-        env=cli_env(tmp_path, None, NO_COLOR="1", COLUMNS="200"),
+        env=cli_env(tmp_path, None, NO_COLOR="1", COLUMNS="200", **env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -212,6 +213,46 @@ def test_the_terminal_prompt_gives_way_to_an_answer_from_another_shell(
     child.expect_exact("Run finished:")
     assert finish(child) == 0
     assert not (tmp_path / "ws" / "old.txt").exists()
+
+
+def test_the_audit_trail_names_the_effective_user_whatever_USER_says(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "old.txt").write_text("x")
+    server.script(
+        "execution",
+        execution_reply("delete_file", path="old.txt"),
+        execution_reply("write_file", path="new.txt", content="fresh"),
+    )
+    # The run's own terminal, in a shell that claims to be ana's, under sudo from ana.
+    child = spawn(tmp_path, server, "run", *PROFILE, USER="ana", LOGNAME="ana", SUDO_USER="ana")
+    child.expect_exact(PROMPT)
+    child.sendline("y")
+    child.expect_exact("write_file")
+    child.expect_exact(PROMPT)
+    second = one_pending(tmp_path)
+    # Another shell that claims to be ana's, not under sudo.
+    approved = shell(tmp_path, "approve", second["id"], USER="ana", LOGNAME="ana", SUDO_USER="")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert f"approve by {me} through the cli" in approved.stdout, approved.stdout
+    child.expect_exact(PROMPT)  # finish
+    child.sendline("y")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+
+    entries = [json.loads(x) for x in (tmp_path / "home" / AUDIT_LOG).read_text().splitlines()]
+    assert [(e["channel"], e["by"]) for e in entries[:2]] == [
+        ("terminal", f"{me} (sudo from ana)"),
+        ("cli", me),
+    ]
+    shown = shell(tmp_path, "show", second["run_id"])
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert f"by human (terminal, {me} (sudo from ana), request" in text, text
+    assert f"by human (cli, {me}, request {second['id']})" in text, text
+    assert "ana," not in text.replace("(sudo from ana)", "")
 
 
 class Webhook:

@@ -12,12 +12,13 @@ also appended to the audit log, `AUTOAGENT_HOME/audit.jsonl`.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
 import hmac
 import json
 import logging
 import os
+import pwd
+import re
 import secrets
 import tempfile
 import time
@@ -42,6 +43,7 @@ ANSWER_SUFFIX = ".answer.json"
 LINK_LIFETIME = 24 * 3600.0  # a notification's links work this long, at most
 POLL_SECONDS = 0.25
 ID_PATTERN = r"^[0-9a-f]{12}$"
+USER_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}\$?")  # as useradd takes them
 
 
 class RequestError(AutoAgentError):
@@ -119,10 +121,18 @@ def digest(command: str, args: dict[str, Any]) -> str:
 
 
 def os_user() -> str:
+    """Who answers from this process, for the audit trail: the name of its effective user,
+    never $USER or $LOGNAME (anyone sets those). Under sudo, also the user sudo says it came
+    from: "root (sudo from ana)"."""
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid with no name on this system (a container's)
+        name = f"uid {uid}"
+    sudo_from = os.environ.get("SUDO_USER", "")
+    if sudo_from != name and USER_NAME.fullmatch(sudo_from):
+        return f"{name} (sudo from {sudo_from})"
+    return name
 
 
 def _hash(token: str) -> str:
