@@ -317,6 +317,38 @@ def test_each_request_is_posted_to_the_webhook_with_single_use_links(
     assert finish(child) == 0
 
 
+def test_the_webhooks_secrets_never_reach_the_debug_log(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    hook = Webhook()
+    secret_url = (
+        hook.url.replace("http://", "http://bot:pa55-word@") + "?key=s3cret-query#s3cret-frag"
+    )
+    try:
+        child = start(
+            tmp_path, server, "-c", "--wait-for-approval", "--debug", "--notify", secret_url
+        )
+        request = one_pending(tmp_path)
+        deadline = time.monotonic() + 30
+        while len(hook.bodies) < 2:  # the first delivery failed (and httpx logged it)
+            assert time.monotonic() < deadline, "the webhook was not retried"
+            time.sleep(0.1)
+        assert shell(tmp_path, "approve", request["id"]).returncode == 0
+        child.expect_exact("Run finished:")
+        assert finish(child) == 0
+    finally:
+        hook.close()
+    links = [hook.bodies[-1]["approve_url"], hook.bodies[-1]["deny_url"]]
+    tokens = [parse_qs(urlparse(link).query)["token"][0] for link in links]
+    [run_dir] = (tmp_path / "home" / "runs").iterdir()
+    debug = (run_dir / "debug.log").read_text()
+    port = hook.server.server_address[1]
+    assert f"POST http://***@127.0.0.1:{port}/***?key=***#***" in debug  # httpx's line
+    for secret in ("pa55-word", "s3cret", *tokens):
+        for log in ("debug.log", "notify.log"):
+            assert secret not in (run_dir / log).read_text(), (secret, log)
+
+
 def test_answers_piped_on_stdin_answer_the_requests_in_order(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:

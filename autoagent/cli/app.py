@@ -151,7 +151,8 @@ class _ScreenFormatter(logging.Formatter):
 
 def _configure_logging(settings: Settings) -> None:
     """Warnings to the terminal; with --debug, everything to the run's debug.log as well
-    (`_log_to_file`, once the run has a folder). Done once per process."""
+    (`_log_to_file`, once the run has a folder). Done once per process. Every record, also a
+    library's, is rid of the secrets it may quote (redact.py) before either sees it."""
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if settings.debug else logging.WARNING)
     for noisy in ("httpx", "httpcore", "openai", "chromadb", "urllib3", "primp"):
@@ -162,13 +163,22 @@ def _configure_logging(settings: Settings) -> None:
     screen.set_name("autoagent-screen")
     screen.setLevel(logging.WARNING)
     screen.setFormatter(_ScreenFormatter("%(levelname)s %(name)s: %(message)s"))
+    screen.addFilter(_redacting(settings))
     root.addHandler(screen)
 
 
-def _log_to_file(log_file: Path) -> None:
+def _redacting(settings: Settings) -> logging.Filter:
+    from ..base.redact import RedactingFilter
+
+    # The webhook's whole path may be its secret (an ntfy topic).
+    return RedactingFilter([settings.notify_url] if settings.notify_url else [])
+
+
+def _log_to_file(log_file: Path, settings: Settings) -> None:
     handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_redacting(settings))
     logging.getLogger().addHandler(handler)
 
 
@@ -248,7 +258,7 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
         loop.on_progress(renderer.progress)
         if settings.debug:
             log_file = loop.run_dir / "debug.log"
-            _log_to_file(log_file)
+            _log_to_file(log_file, settings)
             console.print(Text.assemble("Debug log: ", one_line(log_file)))
         if settings.continuous:
             if prepare.get("allow_high_risk"):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..base.redact import redact
 from .approvals import Request
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,8 @@ class Notifier:
                     self._note(f"request {request_id}: delivered (HTTP {response.status_code})")
                     return
                 problem = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+            except httpx.HTTPError as exc:  # its text may quote the URL, and its secret
+                problem = f"{type(exc).__name__}: {redact(str(exc), [self.url])}"
             self._note(f"request {request_id}: attempt {attempt} of {ATTEMPTS} failed ({problem})")
             if attempt < ATTEMPTS:
                 time.sleep(delay)
