@@ -561,3 +561,39 @@ def test_head_and_unserved_methods_carry_the_security_headers(console: ConsoleSe
     assert put.status_code == 501
     assert put.headers["X-Content-Type-Options"] == "nosniff"
     assert put.headers["Content-Security-Policy"].startswith("default-src 'self'")
+
+
+def test_a_link_to_a_request_whose_answer_is_damaged_says_so_and_logs_no_token(
+    tmp_path: Path, home: Path
+) -> None:
+    journal = make_run(home, status="running")
+    request, tokens = open_request(journal)
+    answer_file = journal.run_dir / "requests" / f"{request.id}{approvals.ANSWER_SUFFIX}"
+    answer_file.write_text('{"request_id": "' + request.id + '", "reply": "appr')
+    process = serve(tmp_path, "--port", "0")
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=([\w-]+)", line)
+        assert match, line
+        url, console_token = match.groups()
+        link = f"{url}/link/{request.id}/approve"
+        page = httpx.get(link, params={"token": tokens["approve"]})
+        assert page.status_code == 409, page.text
+        assert "This request&#39;s answer cannot be read" in page.text
+        assert "treats that answer as a deny" in page.text
+        assert f"autoagent show {journal.run_id}" in page.text
+        posted = httpx.post(link, data={"token": tokens["approve"], "digest": request.digest})
+        assert posted.status_code == 409 and "cannot be read" in posted.text
+        # The console's own pages show the run, and the failed answer as one sentence.
+        client = httpx.Client(base_url=url)
+        assert client.get(f"/?token={console_token}").status_code == 303
+        assert client.get(f"/runs/{journal.run_id}").status_code == 200
+        flash = client.get("/approvals", params={"answered": request.id})
+        assert flash.status_code == 200 and "cannot be read" in flash.text
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    for secret in tokens.values():
+        assert secret not in output
+    assert "Traceback" not in output

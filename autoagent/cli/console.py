@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from ..base.errors import ConfigError, JournalError
+from ..base.redact import redact
 from ..human import approvals
 from ..human.approvals import Kind, Reply, RequestError
 from ..store.journal import RunJournal
@@ -234,7 +235,19 @@ class Console:
             approvals.check_link(request, action, token)
         except RequestError as exc:
             return self.message("Link refused", str(exc), HTTPStatus.FORBIDDEN)
-        if (answer := store.answer_of(request.id)) is not None:
+        try:
+            answer = store.answer_of(request.id)
+        except approvals.UnreadableAnswer:
+            return self.message(
+                "This request's answer cannot be read",
+                f"Request {request.id} of run {request.run_id} has an answer whose file is "
+                "damaged (or written by another version of autoagent), so this link can decide "
+                "nothing. The run treats that answer as a deny: the command does not run and "
+                f"the agent is told. `autoagent show {request.run_id}` tells what the run did "
+                "next; if the agent asks again, a new request comes with new links.",
+                HTTPStatus.CONFLICT,
+            )
+        if answer is not None:
             return self.message(
                 "Already answered",
                 str(approvals.Answered(request, answer)),
@@ -317,7 +330,10 @@ class Console:
             request, store = inbox.find(self.home, request_id)
         except RequestError as exc:
             return str(exc), True
-        answer = store.answer_of(request.id)
+        try:
+            answer = store.answer_of(request.id)
+        except RequestError as exc:
+            return str(exc), True
         if answer is None:
             return f"Request {request.id} has no answer yet.", True
         return f"Request {request.id}: {approvals.describe_answer(answer)}.", False
@@ -360,7 +376,8 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
         timeout = 30  # seconds a connection may stay idle before it is closed
 
         def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s %s", self.address_string(), format % args)
+            # The request line holds a link's token, or the console's, in its query.
+            log.debug("%s %s", self.address_string(), redact(format % args))
 
         def do_GET(self) -> None:
             self._respond(self._get)
@@ -395,7 +412,7 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 try:
                     response = route()
                 except Exception:  # one page failing must not stop the console
-                    log.exception("the console failed on %s %s", self.command, self.path)
+                    log.exception("the console failed on %s %s", self.command, redact(self.path))
                     response = Response(
                         HTTPStatus.INTERNAL_SERVER_ERROR, b"The console failed; see its log.\n"
                     )

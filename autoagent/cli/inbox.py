@@ -20,7 +20,7 @@ from ..human.approvals import (
     Request,
     RequestError,
     RequestStore,
-    UnreadableAnswer,
+    unanswered,
 )
 from ..store.runs import read_run, read_runs
 
@@ -57,16 +57,9 @@ def pending(home: Path) -> list[Pending]:
             for request in store.requests()
             if store.waits_for(request, run.current)
             and not request.expired()
-            and _unanswered(store, request)
+            and unanswered(store, request)
         ]
     return sorted(found, key=lambda p: p.request.created)
-
-
-def _unanswered(store: RequestStore, request: Request) -> bool:
-    try:
-        return store.answer_of(request.id) is None
-    except UnreadableAnswer:
-        return False  # answered, badly: the run treats it as a deny
 
 
 def find(home: Path, request_id: str) -> tuple[Request, RequestStore]:

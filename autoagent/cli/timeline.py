@@ -35,7 +35,7 @@ from ..agent.record import StepRecord
 from ..agent.tasks import Task
 from ..base.errors import JournalError, describe_validation
 from ..base.status import StepStatus
-from ..human.approvals import Request, RequestStore
+from ..human.approvals import Request, RequestStore, unanswered
 from ..model.pricing import Spend
 from ..store.journal import RunJournal, is_live
 from .inbox import waited_for
@@ -265,9 +265,7 @@ def pending_of(store: RequestStore) -> list[Request]:
     return [
         request
         for request in store.requests()
-        if store.answer_of(request.id) is None
-        and not request.expired()
-        and waited_for(store, request)
+        if unanswered(store, request) and not request.expired() and waited_for(store, request)
     ]
 
 

@@ -327,6 +327,14 @@ def _audit(home: Path, request: Request, answer: Answer) -> None:
         log.warning("could not append to the audit log in %s: %s", home, exc)
 
 
+def unanswered(store: RequestStore, request: Request) -> bool:
+    """Whether `request` has no answer yet; one that cannot be read is an answer (a deny)."""
+    try:
+        return store.answer_of(request.id) is None
+    except UnreadableAnswer:
+        return False  # answered, badly: the run treats it as a deny
+
+
 def check_link(request: Request, action: str, token: str, now: float | None = None) -> None:
     """Refuse a notification link whose token is wrong, used up or expired."""
     expected = request.link_hashes.get(action, "")
