@@ -28,7 +28,9 @@ from .cli_helpers import PROFILE, PROMPT, checkpoints, cli_env, finish, spawn
 pytestmark = pytest.mark.slow
 
 WAIT = "Waiting for a human"
-ANSWERED_APPROVE = r"Answered elsewhere: (\x1b\[[0-9;]*m)*approve by \S+ through the cli"
+ANSWERED_APPROVE = (
+    r"Answered elsewhere: (\x1b\[[0-9;]*m)*approve by \S+( \(sudo from \S+\))? through the cli"
+)
 
 
 def shell(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
