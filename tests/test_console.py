@@ -39,6 +39,7 @@ from autoagent.agent.record import (
 from autoagent.agent.tasks import Task
 from autoagent.cli import inbox
 from autoagent.cli.console import ConsoleServer
+from autoagent.human import approvals
 from autoagent.human.approvals import Kind, RequestStore
 from autoagent.human.authorize import Actor
 from autoagent.model.pricing import Spend
