@@ -1,14 +1,16 @@
-"""The loop's events: small dataclasses. The UI renders them; the journal records them.
+"""The loop's events: small dataclasses, each tagged with its name. The UI renders them; the
+journal records them.
 
 The events of a step carry its record (record.py) as it stands at that moment."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 
+from ..base.status import RunStatus, StopCause
 from ..model.pricing import Spend
 from .profile import AgentProfile
 from .record import StepRecord
@@ -25,47 +27,56 @@ class RunStarted:
     notices: list[str] = field(default_factory=list)
     profile: AgentProfile | None = None
     config: RunConfig | None = None
+    event: Literal["RunStarted"] = field(default="RunStarted", init=False)
 
 
 @dataclass(frozen=True)
 class Thinking:
     role: str  # which agent the model is working for
+    event: Literal["Thinking"] = field(default="Thinking", init=False)
 
 
 @dataclass(frozen=True)
 class Proposed:
     record: StepRecord
+    event: Literal["Proposed"] = field(default="Proposed", init=False)
 
 
 @dataclass(frozen=True)
 class Invalid:
     record: StepRecord  # record.invalid goes back to the model; nothing ran
+    event: Literal["Invalid"] = field(default="Invalid", init=False)
 
 
 @dataclass(frozen=True)
 class Authorized:
     record: StepRecord  # record.verdict: the decision, who made it, how and when
+    event: Literal["Authorized"] = field(default="Authorized", init=False)
 
 
 @dataclass(frozen=True)
 class CommandStarted:
     record: StepRecord  # saved before the command runs: pending
+    event: Literal["CommandStarted"] = field(default="CommandStarted", init=False)
 
 
 @dataclass(frozen=True)
 class CommandDone:
     record: StepRecord  # record.result, saved the moment the command returned
+    event: Literal["CommandDone"] = field(default="CommandDone", init=False)
 
 
 @dataclass(frozen=True)
 class StepRecovered:
     record: StepRecord  # a step cut short by the end of the last process, restored
+    event: Literal["StepRecovered"] = field(default="StepRecovered", init=False)
 
 
 @dataclass(frozen=True)
 class TasksChanged:
     open_tasks: list[Task]
     added: list[Task]
+    event: Literal["TasksChanged"] = field(default="TasksChanged", init=False)
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,7 @@ class StepFinished:
     # Seconds per phase of the step (model, prompt, parse, memory_query, memory_write,
     # command, journal, checkpoint), each second counted once.
     timings: dict[str, float] = field(default_factory=dict)
+    event: Literal["StepFinished"] = field(default="StepFinished", init=False)
 
     @property
     def step(self) -> int:
@@ -86,17 +98,19 @@ class StepFinished:
 class LoopWarning:
     problem: str
     escalated: bool  # it went on after the agent was told
+    event: Literal["LoopWarning"] = field(default="LoopWarning", init=False)
 
 
 @dataclass(frozen=True)
 class CommandsWithdrawn:
     message: str  # why, as the human and the agent are told
     commands: list[str]
+    event: Literal["CommandsWithdrawn"] = field(default="CommandsWithdrawn", init=False)
 
 
 @dataclass(frozen=True)
 class RunEnded:
-    status: str  # finished, stopped, interrupted, failed
+    status: RunStatus
     reason: str
     run_dir: str
     workspace: str
@@ -104,6 +118,8 @@ class RunEnded:
     steps: int = 0
     goal_report: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # made or changed in the workspace by this run
+    cause: StopCause | None = None  # None only in journals written before causes were kept
+    event: Literal["RunEnded"] = field(default="RunEnded", init=False)
 
 
 Event = (
@@ -122,45 +138,20 @@ Event = (
     | RunEnded
 )
 
-EVENT_TYPES: dict[str, type[Any]] = {
-    kind.__name__: kind
-    for kind in (
-        RunStarted,
-        Thinking,
-        Proposed,
-        Invalid,
-        Authorized,
-        CommandStarted,
-        CommandDone,
-        StepRecovered,
-        TasksChanged,
-        StepFinished,
-        LoopWarning,
-        RunEnded,
-    )
-}
-
-
-_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
-
-
-def _adapter(kind: type[Any]) -> TypeAdapter[Any]:
-    if kind not in _ADAPTERS:
-        _ADAPTERS[kind] = TypeAdapter(kind)
-    return _ADAPTERS[kind]
+# One discriminated union reads and writes them all: an event type is known by being in Event.
+_EVENTS: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="event")])
+TAGS = frozenset(kind.__dataclass_fields__["event"].default for kind in get_args(Event))
 
 
 def to_data(event: Event) -> dict[str, Any]:
-    """The event as JSON-ready data, for the journal."""
-    data: dict[str, Any] = _adapter(type(event)).dump_python(event, mode="json")
+    """The event as JSON-ready data, for the journal (which keeps its tag as `event`)."""
+    data: dict[str, Any] = _EVENTS.dump_python(event, mode="json", exclude={"event"})
     return data
 
 
 def from_data(kind: str, data: dict[str, Any]) -> Event | None:
     """An event read back from the journal; None for entries that are not loop events."""
-    event_type = EVENT_TYPES.get(kind)
-    if event_type is None:
+    if kind not in TAGS:
         return None
-    fields = {k: v for k, v in data.items() if k not in {"time", "event"}}
-    event: Event = _adapter(event_type).validate_python(fields)
-    return event
+    fields = {k: v for k, v in data.items() if k != "time"}
+    return _EVENTS.validate_python({**fields, "event": kind})

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..base.errors import AutoAgentError, CommandError, InputEnded
 from ..base.settings import Settings
-from ..base.status import RunStatus
+from ..base.status import RunStatus, StopCause
 from ..base.text import trim_middle
 from ..human.authorize import Gate, Proposal
 from ..store.journal import RunJournal
@@ -75,11 +75,11 @@ PREPARED_TASKS = 3  # the next tasks whose recall is embedded ahead
 
 
 class _RunOver(Exception):
-    """Raised inside the loop to end the run with a status and a reason."""
+    """Raised inside the loop to end the run, saying why."""
 
-    def __init__(self, status: RunStatus, reason: str) -> None:
+    def __init__(self, cause: StopCause, reason: str) -> None:
         super().__init__(reason)
-        self.status = status
+        self.cause = cause
         self.reason = reason
 
 
@@ -189,20 +189,20 @@ class AgentLoop:
                 self._check_limits()
                 yield from self._step()
         except _RunOver as over:
-            state.status, state.reason = over.status, over.reason
+            state.stop(over.cause, over.reason)
         except BudgetExceeded as exc:
-            state.status, state.reason = RunStatus.STOPPED, str(exc)
+            state.stop(StopCause.BUDGET, str(exc))
         except KeyboardInterrupt:
-            state.status, state.reason = RunStatus.INTERRUPTED, "Interrupted with Ctrl-C."
+            state.stop(StopCause.INTERRUPTED, "Interrupted with Ctrl-C.")
         except AutoAgentError as exc:
-            state.status, state.reason = RunStatus.FAILED, str(exc)
+            state.stop(StopCause.ERROR, str(exc))
         changed = changed_files(self._files_before, snapshot(self.context.workspace.root))
         state.files = sorted(set(state.files) | set(changed))
         self._record_calls()
         self._save()
         yield self._emit(
             RunEnded(
-                state.status.value,
+                state.status,
                 state.reason,
                 str(self.run_dir),
                 str(self.context.workspace.root),
@@ -210,6 +210,7 @@ class AgentLoop:
                 state.step,
                 state.goal_report,
                 state.files,
+                cause=state.cause,
             )
         )
 
@@ -367,9 +368,7 @@ class AgentLoop:
             return
         if verdict.decision is DecisionKind.STOP:
             yield self._emit(Authorized(record.advance(StepStatus.STOPPED, verdict=verdict)))
-            raise _RunOver(
-                RunStatus.STOPPED, f"Stopped by the human before running {command.name}."
-            )
+            raise _RunOver(StopCause.HUMAN, f"Stopped by the human before running {command.name}.")
         if verdict.decision is DecisionKind.FEEDBACK:
             record = record.advance(StepStatus.FEEDBACK, verdict=verdict)
             yield self._emit(Authorized(record))
@@ -379,7 +378,7 @@ class AgentLoop:
         if command.name == "finish":
             yield self._emit(Authorized(record.advance(StepStatus.FINISHED, verdict=verdict)))
             state.goal_report = [str(line) for line in args.get("goal_report") or []]
-            raise _RunOver(RunStatus.FINISHED, str(args.get("reason", "")))
+            raise _RunOver(StopCause.FINISHED, str(args.get("reason", "")))
         record = record.model_copy(update={"verdict": verdict})
         yield self._emit(Authorized(record))
 
@@ -401,7 +400,7 @@ class AgentLoop:
                 result = self._run_command(command, args)
         except InputEnded as exc:  # nothing was done: the step is not pending
             state.current = None
-            raise _RunOver(RunStatus.STOPPED, str(exc)) from exc
+            raise _RunOver(StopCause.INPUT_ENDED, str(exc)) from exc
         state.commands_run += 1
         record = record.advance(StepStatus.RAN, result=result)
         state.current = record
@@ -491,7 +490,7 @@ class AgentLoop:
             return
         if detector.warned:
             if self.settings.continuous:
-                raise _RunOver(RunStatus.STOPPED, f"Stopped: the agent is looping ({problem}).")
+                raise _RunOver(StopCause.LOOPING, f"Stopped: the agent is looping ({problem}).")
             self.gate.pre_approved = 0  # the human sees every command from now on
         yield self._emit(LoopWarning(problem, escalated=detector.warned))
         detector.warned = True
@@ -507,14 +506,14 @@ class AgentLoop:
         state, settings = self.state, self.settings
         if state.step >= settings.max_steps:
             raise _RunOver(
-                RunStatus.STOPPED,
+                StopCause.MAX_STEPS,
                 f"Reached the limit of {settings.max_steps} steps (--max-steps).",
             )
         limit = settings.continuous_limit
         ran = state.commands_run - self._commands_at_start
         if settings.continuous and limit is not None and ran >= limit:
             raise _RunOver(
-                RunStatus.STOPPED,
+                StopCause.CONTINUOUS_LIMIT,
                 f"Ran {limit} commands, the continuous limit (--continuous-limit).",
             )
 
@@ -580,14 +579,14 @@ class AgentLoop:
         power cut in the moment between the two can leave neither, and then the step counts
         as cut (its command is never run again)."""
         with self.timings.phase("journal"):
-            self.journal.record(type(event).__name__, **to_data(event))
+            self.journal.record(event.event, **to_data(event))
         self._record_calls()
         self._save(wait=wait)
         return event
 
     def _emit(self, event: Any) -> Any:
         with self.timings.phase("journal"):
-            self.journal.record(type(event).__name__, **to_data(event))
+            self.journal.record(event.event, **to_data(event))
         return event
 
 

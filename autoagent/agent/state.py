@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..base.settings import Settings
-from ..base.status import RunStatus, StepStatus
+from ..base.status import RunStatus, StepStatus, StopCause
 from ..model.pricing import Spend
 from .profile import AgentProfile
 from .record import StepRecord
@@ -96,6 +96,7 @@ class RunState(BaseModel):
     step: int = 0
     commands_run: int = 0
     status: RunStatus = RunStatus.RUNNING
+    cause: StopCause | None = None  # why it ended, once it has
     reason: str = ""
     started: float = Field(default_factory=time.time)
     updated: float = Field(default_factory=time.time)
@@ -132,6 +133,10 @@ class RunState(BaseModel):
         oldest, *self.recent = self.recent
         self.earlier = [*self.earlier, _summary(oldest)][-EARLIER_STEPS_KEPT:]
         return oldest
+
+    def stop(self, cause: StopCause, reason: str) -> None:
+        """End the run: its status follows from why."""
+        self.status, self.cause, self.reason = cause.status, cause, reason
 
     def unfinished_step(self) -> StepRecord | None:
         """The step in flight when the run stopped: waiting for a human, or started."""

@@ -33,6 +33,33 @@ class StepStatus(StrEnum):
     FINISHED = "finished"  # the finish command: the run ends with it
 
 
+class StopCause(StrEnum):
+    """Why a run ended: what the exit code, the styles and `show` go by."""
+
+    FINISHED = "finished"  # the agent's finish command: its goals are met, or cannot be
+    MAX_STEPS = "max-steps"  # --max-steps
+    CONTINUOUS_LIMIT = "continuous-limit"  # --continuous-limit
+    BUDGET = "budget"  # --budget
+    LOOPING = "looping"  # the agent went round in circles with no human to tell it
+    HUMAN = "human"  # a human said stop
+    INPUT_ENDED = "input-ended"  # the input ended while the human was asked a question
+    INTERRUPTED = "interrupted"  # Ctrl-C or a signal
+    ERROR = "error"  # the model, the harness or the disk failed
+
+    @property
+    def status(self) -> RunStatus:
+        """The run's status after a stop of this kind."""
+        match self:
+            case StopCause.FINISHED:
+                return RunStatus.FINISHED
+            case StopCause.INTERRUPTED:
+                return RunStatus.INTERRUPTED
+            case StopCause.ERROR:
+                return RunStatus.FAILED
+            case _:
+                return RunStatus.STOPPED
+
+
 @dataclass(frozen=True)
 class StepInFlight:
     """The step a run's checkpoint says is under way, and where it stands."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from ..base.status import StopCause
 from . import answers
 
 if TYPE_CHECKING:
@@ -244,6 +245,7 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
     """Run a loop to its end, rendering every event; exit 1 when the run failed."""
     from rich.text import Text
 
+    from ..agent.events import RunEnded
     from ..agent.runner import prepare_run
     from .ui import Renderer, TerminalScreen, one_line
 
@@ -252,7 +254,7 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
     renderer = Renderer(console)
     with console.status("Starting..."):
         loop = prepare_run(settings, screen=screen, **prepare)
-    status = "failed"
+    ended: RunEnded | None = None
     with loop:
         screen.spill_dir = loop.run_dir / "proposals"
         loop.on_progress(renderer.progress)
@@ -275,7 +277,8 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
         try:
             for event in loop.run():
                 renderer.show(event)
-                status = getattr(event, "status", status)
+                if isinstance(event, RunEnded):
+                    ended = event
         except KeyboardInterrupt:
             # A second Ctrl-C while the first one's clean-up runs: leave at once. The checkpoint
             # is replaced atomically, so the run on disk is the last consistent one.
@@ -285,7 +288,18 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
         finally:
             renderer.close()
     # The run is saved, its memory written and closed, its servers stopped.
-    _leave_now({"failed": 1, "interrupted": 130}.get(status, 0))
+    _leave_now(exit_code(ended.cause if ended else StopCause.ERROR))
+
+
+def exit_code(cause: StopCause | None) -> int:
+    """The exit status of a run that ended so: 1 when it failed, 130 when interrupted."""
+    match cause:
+        case StopCause.ERROR | None:
+            return 1
+        case StopCause.INTERRUPTED:
+            return 130
+        case _:
+            return 0
 
 
 def _leave_now(code: int) -> NoReturn:

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
@@ -27,6 +27,7 @@ from rich.text import Text
 from ..agent.events import (
     Authorized,
     CommandDone,
+    CommandStarted,
     CommandsWithdrawn,
     Event,
     Invalid,
@@ -41,7 +42,7 @@ from ..agent.events import (
 )
 from ..agent.record import DecisionKind
 from ..base.risk import Risk
-from ..base.status import StepStatus
+from ..base.status import RunStatus, StepStatus
 from ..base.text import strip_terminal_escapes, trim_middle
 from ..human.approvals import Answer, Kind, Request, describe_answer
 from ..human.authorize import PROMPT
@@ -106,6 +107,17 @@ def print_line(console: Console, text: Text) -> None:
     console.print(text, no_wrap=True, overflow="ellipsis", crop=True)
 
 
+def end_style(status: RunStatus) -> str:
+    """How the end of a run looks: finished, failed, or stopped (a limit, a human, Ctrl-C)."""
+    match status:
+        case RunStatus.FINISHED:
+            return "bold green"
+        case RunStatus.FAILED:
+            return "bold red"
+        case _:
+            return "bold yellow"
+
+
 class Renderer:
     """Shows events as they come; the only place, with TerminalHuman, that prints.
 
@@ -120,9 +132,35 @@ class Renderer:
 
     def show(self, event: Event) -> None:
         self._stop_spinner()
-        handler = getattr(self, "_" + type(event).__name__, None)
-        if handler is not None:
-            handler(event)
+        match event:
+            case RunStarted():
+                self._run_started(event)
+            case Thinking():
+                self._thinking(event)
+            case Proposed():
+                self._proposed(event)
+            case Invalid():
+                self._invalid(event)
+            case Authorized():
+                self._authorized(event)
+            case CommandDone():
+                self._command_done(event)
+            case StepRecovered():
+                self._step_recovered(event)
+            case TasksChanged():
+                self._tasks_changed(event)
+            case StepFinished():
+                self._step_finished(event)
+            case LoopWarning():
+                self._loop_warning(event)
+            case CommandsWithdrawn():
+                self._commands_withdrawn(event)
+            case RunEnded():
+                self._run_ended(event)
+            case CommandStarted():
+                pass  # its result is what is shown
+            case _:
+                assert_never(event)
 
     def close(self) -> None:
         self._stop_spinner()
@@ -140,7 +178,7 @@ class Renderer:
     def _quote(self, *lines: Text) -> None:
         self.console.print(Quoted(lines))
 
-    def _RunStarted(self, event: RunStarted) -> None:
+    def _run_started(self, event: RunStarted) -> None:
         verb = "Resuming" if event.resumed else "Starting"
         if self.replay:
             verb = "Resumed" if event.resumed else "Started"
@@ -152,14 +190,14 @@ class Renderer:
         for notice in event.notices:
             self._quote(labelled("NOTE: ", "bold yellow", outside(notice)))
 
-    def _Thinking(self, event: Thinking) -> None:
+    def _thinking(self, event: Thinking) -> None:
         if self.replay or not self.console.is_terminal:
             return  # a spinner is for someone watching a terminal, not for a log
         self._label = ROLE_LABELS.get(event.role, "Working...")
         self._status = self.console.status(Text(self._label))
         self._status.start()
 
-    def _Proposed(self, event: Proposed) -> None:
+    def _proposed(self, event: Proposed) -> None:
         proposal = event.record.proposal
         t = proposal.thoughts
         self.console.rule(Text(f"Step {event.record.step}"))
@@ -186,10 +224,10 @@ class Renderer:
         )
         self._quote(*lines)
 
-    def _Invalid(self, event: Invalid) -> None:
+    def _invalid(self, event: Invalid) -> None:
         self._quote(labelled("NOT RUN: ", "bold red", outside(event.record.invalid)))
 
-    def _Authorized(self, event: Authorized) -> None:
+    def _authorized(self, event: Authorized) -> None:
         verdict = event.record.verdict
         if verdict is None:
             return
@@ -216,7 +254,7 @@ class Renderer:
             line.stylize("dim")
             self.console.print(line)
 
-    def _CommandDone(self, event: CommandDone) -> None:
+    def _command_done(self, event: CommandDone) -> None:
         result = event.record.result
         if result is None:
             return
@@ -225,7 +263,7 @@ class Renderer:
         label = f"RESULT ({one_line(event.record.command).plain}):"
         self._quote(labelled(label, style, " ", outside(text)))
 
-    def _StepRecovered(self, event: StepRecovered) -> None:
+    def _step_recovered(self, event: StepRecovered) -> None:
         record = event.record
         command = one_line(record.command)
         if record.status is StepStatus.CUT:
@@ -248,20 +286,20 @@ class Renderer:
                     " result, saved before the run stopped.",
                 )
             )
-            self._CommandDone(CommandDone(record))
+            self._command_done(CommandDone(record))
 
-    def _TasksChanged(self, event: TasksChanged) -> None:
+    def _tasks_changed(self, event: TasksChanged) -> None:
         if event.added:
             self._quote(
                 *(labelled("NEW TASK: ", "bold blue", outside(t.text)) for t in event.added)
             )
 
-    def _StepFinished(self, event: StepFinished) -> None:
+    def _step_finished(self, event: StepFinished) -> None:
         line = Text(f"Step {event.step} · ").append_text(format_spend(event.spend, event.budget))
         line.stylize("dim")
         print_line(self.console, line)
 
-    def _LoopWarning(self, event: LoopWarning) -> None:
+    def _loop_warning(self, event: LoopWarning) -> None:
         if event.escalated:
             self._quote(
                 labelled(
@@ -278,11 +316,11 @@ class Renderer:
                 )
             )
 
-    def _CommandsWithdrawn(self, event: CommandsWithdrawn) -> None:
+    def _commands_withdrawn(self, event: CommandsWithdrawn) -> None:
         self._quote(labelled("NOTE: ", "bold yellow", outside(event.message)))
 
-    def _RunEnded(self, event: RunEnded) -> None:
-        style = {"finished": "bold green", "failed": "bold red"}.get(event.status, "bold yellow")
+    def _run_ended(self, event: RunEnded) -> None:
+        style = end_style(event.status)
         c = self.console
         c.rule()
         lines = [labelled(f"Run {event.status}: ", style, outside(event.reason))]
