@@ -170,6 +170,13 @@ def user_homes() -> list[Path]:
     return [home for home in dict.fromkeys(found) if home != Path("/")]
 
 
+def user_runtime_folder() -> Path | None:
+    """The user's runtime folder ($XDG_RUNTIME_DIR: the session bus, the keyring and ssh-agent
+    sockets), when it is set."""
+    folder = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(os.path.realpath(folder)) if folder else None
+
+
 def env_names() -> dict[str, str]:
     """Field name -> environment variable name, for every setting."""
     return {

@@ -4,17 +4,23 @@ Run as a script with the standard library only (`python -I -S confine.py SPEC`),
 JSON naming the program, its folder, the writable folders, the hidden paths and the network.
 It builds what bubblewrap would:
 
+- the host's keyrings out of reach (see isolate_from_host, which bubblewrap's runs use too);
 - new user, mount, PID, IPC and UTS namespaces (and a network one, with only loopback, unless
   the network is allowed), the caller's uid and gid mapped to themselves;
-- a fresh /proc for the new PID namespace, a minimal /dev, a private /tmp, empty folders over
-  the hidden ones and /dev/null over hidden files, the workspace bound back in place;
+- a fresh /proc for the new PID namespace, a minimal read-only /dev, a private /tmp and
+  /dev/shm of bounded size, empty folders over the hidden ones and /dev/null over hidden files
+  and over the host's unix sockets still in sight, the workspace bound back in place;
 - Landlock: everything readable and executable, only the workspace, /tmp and /dev writable
-  (Landlock also forbids the program to unmount or remount any of the above);
+  (Landlock also forbids the program to unmount or remount any of the above), and, from
+  Landlock ABI 6, no abstract unix socket made outside the sandbox reachable;
 - a small init as PID 1 that reaps orphans; when the program ends, it ends, and the kernel
   kills whatever is left in the namespace. Both it and this launcher die with their parent.
 
 Exit status: the program's, or the same signal that killed it; 125 when confinement failed
 (the reason goes to stderr).
+
+`python -I -S confine.py --isolated PROGRAM ARG...` only isolates from the host's keyrings and
+abstract sockets, then runs PROGRAM (bubblewrap, when nothing could do it before exec).
 """
 
 from __future__ import annotations
@@ -49,10 +55,26 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 
 PR_SET_PDEATHSIG = 1
+PR_SET_SECCOMP = 22
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
-SYS_CAPSET = {"x86_64": 126, "aarch64": 91}.get(os.uname().machine, -1)
+MACHINE = os.uname().machine
+SYS_CAPSET = {"x86_64": 126, "aarch64": 91}.get(MACHINE, -1)
+SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(MACHINE, -1)
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
+KEYCTL_JOIN_SESSION_KEYRING = 1
+ISOLATED = "--isolated"
+
+# The keyring calls (add_key, request_key, keyctl) of each ABI a process of this machine can
+# call the kernel through: (AUDIT_ARCH_*, syscall numbers, mask of the number's ABI bits).
+KEYRING_SYSCALLS = {
+    "x86_64": [(0xC000003E, (248, 249, 250), 0xBFFFFFFF), (0x40000003, (286, 287, 288), 0)],
+    "aarch64": [(0xC00000B7, (217, 218, 219), 0), (0x40000028, (309, 310, 311), 0)],
+}.get(MACHINE, [])
+SECCOMP_MODE_FILTER = 2
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_ERRNO = 0x00050000
+BPF_LD_ABS, BPF_AND, BPF_JEQ, BPF_RET = 0x20, 0x54, 0x15, 0x06
 
 # Landlock (the same syscall numbers on every architecture).
 SYS_LANDLOCK_CREATE_RULESET = 444
@@ -65,7 +87,10 @@ FS_READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
 # Every filesystem right of ABI 1 (bits 0-12), then REFER (2), TRUNCATE (3), IOCTL_DEV (5).
 FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
 FS_LATEST = (1 << 16) - 1
+SCOPE_ABSTRACT_UNIX_SOCKET = 1  # ABI 6
 
+# An empty folder over a hidden one (and the minimal /dev): too small to hold host memory.
+COVER = "mode=755,size=64k"
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 SIOCSIFFLAGS = 0x8914
 IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
@@ -76,6 +101,63 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 class ConfineError(Exception):
     pass
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def _keyring_filter() -> bytes:
+    """A seccomp program: the keyring calls fail with EPERM, everything else is allowed."""
+    code: list[tuple[int, int, int, int]] = [(BPF_LD_ABS, 0, 0, 4)]  # the call's ABI
+    deny_jumps = []
+    for arch, numbers, mask in KEYRING_SYSCALLS:
+        block = 2 + (1 if mask else 0) + len(numbers)  # what follows the ABI test
+        code.append((BPF_JEQ, 0, block, arch))
+        code.append((BPF_LD_ABS, 0, 0, 0))  # the call's number
+        if mask:
+            code.append((BPF_AND, 0, 0, mask))
+        for number in numbers:
+            deny_jumps.append(len(code))
+            code.append((BPF_JEQ, 0, 0, number))
+        code.append((BPF_RET, 0, 0, SECCOMP_RET_ALLOW))
+    code.append((BPF_RET, 0, 0, SECCOMP_RET_ALLOW))
+    deny = len(code)
+    code.append((BPF_RET, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM))
+    for at in deny_jumps:
+        op, _, false, k = code[at]
+        code[at] = (op, deny - at - 1, false, k)
+    return b"".join(struct.pack("HBBI", *insn) for insn in code)
+
+
+_KEYRING_FILTER = _keyring_filter()
+# Made before any fork, so that a child between fork and exec only makes system calls.
+_KEYRING_PROGRAM = ctypes.create_string_buffer(_KEYRING_FILTER, len(_KEYRING_FILTER))
+_KEYRING_FPROG = _SockFprog(
+    len(_KEYRING_FILTER) // 8, ctypes.cast(_KEYRING_PROGRAM, ctypes.c_char_p)
+)
+
+
+def isolate_from_host(abi: int | None = None) -> None:
+    """Keep the host's keyrings and abstract unix sockets out of reach of this process and
+    everything it starts (nothing here needs capabilities; call it before exec).
+
+    A new, empty session keyring replaces the agent's; then add_key, request_key and keyctl
+    fail with EPERM, since a keyring of the user's could otherwise be linked in again by its
+    number (the user's and user-session keyrings let their owner do so). From Landlock ABI 6
+    (`abi`, when known), no abstract unix socket made outside this process's descendants can be
+    connected to (with the network on, a new network namespace does not hide them).
+    """
+    if SYS_KEYCTL >= 0:
+        _libc.syscall(SYS_KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, None)
+    _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if KEYRING_SYSCALLS:
+        _check(
+            _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(_KEYRING_FPROG), 0, 0),
+            "seccomp (keeping the keyrings out of reach)",
+        )
+    if (abi if abi is not None else landlock_abi()) >= 6:
+        _landlock_self(0, SCOPE_ABSTRACT_UNIX_SOCKET, {})
 
 
 def _check(result: int, what: str) -> int:
@@ -101,30 +183,39 @@ def _restrict(readable: list[str], writable: list[str]) -> None:
             "Landlock is not available (kernel 5.13 or later, enabled in the LSM list)"
         )
     handled = FS_BY_ABI.get(abi, FS_LATEST)
-    attr = struct.pack("Q", handled)
+    scoped = SCOPE_ABSTRACT_UNIX_SOCKET if abi >= 6 else 0
+    rules = {path: FS_READ & handled for path in readable}
+    rules |= {path: handled for path in writable}
+    _landlock_self(handled, scoped, rules)
+
+
+def _landlock_self(handled: int, scoped: int, rules: dict[str, int]) -> None:
+    """Put this process under a new Landlock domain: the filesystem rights in `handled` only
+    where `rules` grant them (path -> rights beneath it), and the `scoped` IPC kept inside."""
+    # struct landlock_ruleset_attr: handled_access_fs, handled_access_net (ABI 4), scoped (ABI 6)
+    attr = struct.pack("QQQ", handled, 0, scoped) if scoped else struct.pack("Q", handled)
     buf = ctypes.create_string_buffer(attr, len(attr))
     ruleset = _check(
         _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, buf, ctypes.c_size_t(len(attr)), 0),
         "landlock_create_ruleset",
     )
     try:
-        for paths, access in ((readable, FS_READ & handled), (writable, handled)):
-            for path in paths:
-                try:
-                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-                except OSError:
-                    continue
-                try:
-                    rule = struct.pack("=Qi", access, fd)
-                    rbuf = ctypes.create_string_buffer(rule, len(rule))
-                    _check(
-                        _libc.syscall(
-                            SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH, rbuf, 0
-                        ),
-                        f"landlock_add_rule {path}",
-                    )
-                finally:
-                    os.close(fd)
+        for path, access in rules.items():
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                rule = struct.pack("=Qi", access, fd)
+                rbuf = ctypes.create_string_buffer(rule, len(rule))
+                _check(
+                    _libc.syscall(
+                        SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH, rbuf, 0
+                    ),
+                    f"landlock_add_rule {path}",
+                )
+            finally:
+                os.close(fd)
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
         _check(_libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0), "landlock_restrict_self")
     finally:
@@ -183,18 +274,20 @@ def _build_filesystem(spec: dict[str, Any]) -> None:
     devices = [(os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC), name) for name in DEVICES
                if os.path.exists(f"/dev/{name}")]  # fmt: skip
     covered: list[str] = ["/tmp"]
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    tmp = _tmpfs_options("1777", spec["tmp_size"])
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp)
     hidden_inside = []
     for path in sorted(spec["hidden"], key=len):
         if _under(path, workspace):
             hidden_inside.append(path)
         elif os.path.exists(path) and not any(_under(path, c) for c in covered):
             if os.path.isdir(path):
-                _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+                _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, COVER)
                 covered.append(path)
             else:
                 _mount("/dev/null", path, None, MS_BIND)
-    _mount("tmpfs", "/dev", "tmpfs", MS_NOSUID, "mode=755")
+    # Small, and read-only once made: only /dev/shm, of bounded size, is for files.
+    _mount("tmpfs", "/dev", "tmpfs", MS_NOSUID, COVER)
     for fd, name in devices:
         _make_target(f"/dev/{name}", False)
         _mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
@@ -203,15 +296,28 @@ def _build_filesystem(spec: dict[str, Any]) -> None:
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):  # fmt: skip
         os.symlink(target, f"/dev/{name}")
     os.mkdir("/dev/shm", 0o1777)
+    _mount(None, "/dev", None, MS_REMOUNT | MS_NOSUID | MS_RDONLY, COVER)
+    shm = _tmpfs_options("1777", spec["shm_size"])
+    _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, shm)
     for fd, path, is_dir, read_only in opened:
         _bind_back(fd, path, is_dir, read_only)
         os.close(fd)
+    for path in spec["sockets"]:
+        try:
+            _mount("/dev/null", path, None, MS_BIND)
+        except ConfineError:
+            if os.path.exists(path):  # else it went away since it was listed
+                raise
     for path in hidden_inside:
         if os.path.isfile(path):
             _mount("/dev/null", path, None, MS_BIND)
         elif os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, COVER)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _tmpfs_options(mode: str, size: int | None) -> str:
+    return f"mode={mode}" + (f",size={size}" if size else "")
 
 
 def _forbid_user_namespaces() -> None:
@@ -295,6 +401,7 @@ def _init(spec: dict[str, Any], status_fd: int, alive_fd: int) -> None:
 
 def main(spec: dict[str, Any]) -> int:
     _die_with_parent(spec["parent"])
+    isolate_from_host()
     uid, gid = os.getuid(), os.getgid()
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
     if not spec["network"]:
@@ -327,8 +434,15 @@ def main(spec: dict[str, Any]) -> int:
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else FAILED
 
 
+def run_isolated(argv: list[str]) -> int:
+    isolate_from_host()
+    os.execvp(argv[0], argv)
+
+
 if __name__ == "__main__":
     try:
+        if sys.argv[1] == ISOLATED:
+            sys.exit(run_isolated(sys.argv[2:]))
         sys.exit(main(json.loads(sys.argv[1])))
     except (ConfineError, OSError) as exc:
         sys.stderr.write(f"Sandbox (landlock) failed: {exc}\n")

@@ -29,6 +29,7 @@ from typing import BinaryIO
 from ..base.errors import CommandError
 from ..base.text import decode
 from .cgroups import PidsGroup
+from .confine import isolate_from_host, landlock_abi
 from .sandbox import Limits, Sandbox
 
 # What a child may inherit from the agent's environment; everything else stays behind.
@@ -177,11 +178,14 @@ def _start(
     streams: tuple[int, int, int],
 ) -> ToolProcess:
     group = None
+    isolate = False
     if sandbox is None:
         command, limits = list(argv), None
     else:
         launch = sandbox.wrap(argv, cwd)
         command, limits = launch.argv, launch.limits
+        if launch.direct is not None:  # the child isolates itself: no launcher to start
+            command, isolate = launch.direct, True
         if sandbox.confined and sandbox.limits.processes is not None:
             group = PidsGroup.create(sandbox.limits.processes)
     stdin, stdout, stderr = streams
@@ -198,7 +202,7 @@ def _start(
             bufsize=0,
             start_new_session=True,  # its own process group, killed as a whole
             close_fds=True,
-            preexec_fn=_child_setup(os.getpid(), limits, procs),
+            preexec_fn=_child_setup(os.getpid(), limits, procs, isolate),
         )
     except FileNotFoundError as exc:
         raise CommandError(f"Program not found: {argv[0]!r}.") from exc
@@ -206,6 +210,8 @@ def _start(
         raise CommandError(f"Program {argv[0]!r} cannot be run: permission denied.") from exc
     except OSError as exc:
         raise CommandError(f"Could not start {argv[0]!r}: {exc.strerror}.") from exc
+    except subprocess.SubprocessError as exc:  # raised in the child before exec
+        raise CommandError(f"Could not start {argv[0]!r}: the sandbox failed ({exc}).") from exc
     finally:
         if procs is not None:
             os.close(procs)
@@ -214,9 +220,12 @@ def _start(
     return ToolProcess(proc, group)
 
 
-def _child_setup(parent: int, limits: Limits | None, procs: int | None) -> Callable[[], None]:
+def _child_setup(
+    parent: int, limits: Limits | None, procs: int | None, isolate: bool = False
+) -> Callable[[], None]:
     """What the child does between fork and exec: die with the agent, join its pids cgroup,
-    take the limits."""
+    leave the host's keyrings behind (`isolate`), take the limits."""
+    abi = landlock_abi() if isolate else 0  # asked before the fork
 
     def setup() -> None:
         if _LIBC is not None:
@@ -225,6 +234,8 @@ def _child_setup(parent: int, limits: Limits | None, procs: int | None) -> Calla
             os._exit(137)  # the agent died before the line above
         if procs is not None:
             os.write(procs, str(os.getpid()).encode())
+        if isolate:
+            isolate_from_host(abi)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if limits is None:
             return

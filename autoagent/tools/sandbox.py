@@ -1,10 +1,12 @@
 """The OS sandbox every program the agent starts runs in.
 
 What a confined program sees: the whole system read-only; the workspace read-write; a private,
-empty /tmp; empty folders over the agent's data folder and the user's home, /dev/null over the
-project's `.env` (unless a path is allowed explicitly); a fresh /proc showing only its own
-processes; no network unless it is allowed; resource limits. Everything it starts dies with it,
-and with the agent, even on `kill -9`.
+empty /tmp and /dev/shm, within the memory limit; empty folders over the agent's data folder,
+the user's home and the runtime folders (/run, the user's $XDG_RUNTIME_DIR), /dev/null over the
+project's `.env` and over every other unix socket of the host in sight (unless a path is
+allowed explicitly); a fresh /proc showing only its own processes; no network unless it is
+allowed; a new, empty session keyring and no keyring calls; resource limits. Everything it
+starts dies with it, and with the agent, even on `kill -9`.
 
 Mechanisms, best first: bubblewrap (`bwrap`); else Landlock with user, mount, PID and network
 namespaces (see confine.py). A mechanism is used only after a probe ran a program under it.
@@ -17,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from ..base.errors import ConfigError, RefusedError
 from .cgroups import pids_base
+from .confine import ISOLATED
 
 if TYPE_CHECKING:
     from ..base.settings import Settings
@@ -37,6 +41,10 @@ LAUNCHER = Path(__file__).with_name("confine.py")
 # The files of a fresh /proc that reach beyond the sandbox (sysctls, the magic SysRq key, IRQ
 # and bus settings): root's uid may write them even without capabilities.
 PROC_HOST_WIDE = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
+# Where host services listen (the Docker, D-Bus and systemd sockets): hidden as a whole.
+RUNTIME_FOLDERS = (Path("/run"), Path("/var/run"))
+UNIX_SOCKETS = Path("/proc/net/unix")  # every unix socket bound in this network namespace
+COVER_SIZE = 64 << 10  # bytes: an empty folder over a hidden one cannot hold host memory
 PROBE_SECONDS = 10.0
 FIX = (
     "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; on Ubuntu 24.04 also "
@@ -70,6 +78,15 @@ class Limits:
             processes=settings.sandbox_processes or None,
         )
 
+    @property
+    def tmp_size(self) -> int | None:
+        """The size of the private /tmp: with /dev/shm, within the memory limit."""
+        return self.memory - self.memory // 4 if self.memory else None
+
+    @property
+    def shm_size(self) -> int | None:
+        return self.memory // 4 if self.memory else None
+
     def describe(self) -> str:
         def show(value: int | None, text: str) -> str:
             return "none" if value is None else text
@@ -94,8 +111,11 @@ def size(count: int) -> str:
 class Launch:
     """How to start one program: the argv to run, and limits to set in the child first."""
 
-    argv: list[str]
+    argv: list[str]  # runs it confined, whoever starts it
     limits: Limits | None  # set by the child before exec (the launcher sets its own)
+    # The same without the step that isolates it from the host's keyrings: for a parent whose
+    # child calls confine.isolate_from_host() itself before exec (no Python to start).
+    direct: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,7 +161,9 @@ class Sandbox:
                 count = self.limits.processes
                 ulimit = f'ulimit -p {count} 2>/dev/null || ulimit -u {count}; exec "$@"'
                 inner = ["/bin/sh", "-c", ulimit, "sh", *argv]
-            return Launch([*self._bwrap_argv(cwd), "--", *inner], limits)
+            direct = [*self._bwrap_argv(cwd), "--", *inner]
+            isolated = [sys.executable, "-I", "-S", str(LAUNCHER), ISOLATED]
+            return Launch([*isolated, *direct], limits, direct)
         if self.mechanism is Mechanism.LANDLOCK:
             spec = {
                 "parent": os.getpid(),
@@ -151,6 +173,9 @@ class Sandbox:
                 "hidden": [str(p) for p in self.hidden],
                 "readable": [str(p) for p in self.readable],
                 "network": self.network,
+                "sockets": [str(p) for p in self.exposed_sockets()],
+                "tmp_size": self.limits.tmp_size,
+                "shm_size": self.limits.shm_size,
                 "limits": {
                     "memory": self.limits.memory,
                     "cpu_seconds": self.limits.cpu_seconds,
@@ -171,31 +196,58 @@ class Sandbox:
         args += ["--disable-userns", "--cap-drop", "ALL"]
         if self.network:
             args.append("--share-net")
-        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        # /dev read-only: as root, its tmpfs would take files of any size; /dev/shm is sized.
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc"]
+        args += _sized_tmpfs(self.limits.shm_size, Path("/dev/shm"))
         for proc_file in PROC_HOST_WIDE:
             args += ["--ro-bind-try", proc_file, proc_file]
-        args += ["--tmpfs", "/tmp"]
-        covered = [Path("/tmp")]
+        args += _sized_tmpfs(self.limits.tmp_size, Path("/tmp"))
         inside: list[Path] = []
-        for path in sorted(self.hidden, key=lambda p: len(p.parts)):
+        for path in self._covers():
             if path.is_relative_to(self.workspace):
                 inside.append(path)
-            elif path.exists() and not any(path.is_relative_to(c) for c in covered):
-                if path.is_dir():
-                    args += ["--tmpfs", str(path)]
-                    covered.append(path)
-                else:
-                    args += ["--ro-bind", "/dev/null", str(path)]
+            elif path.is_dir():
+                args += _sized_tmpfs(COVER_SIZE, path)
+            else:
+                args += ["--ro-bind", "/dev/null", str(path)]
+        covered = self._covered_folders()
         for path in self.readable:
             if path.exists() and any(path.is_relative_to(c) for c in covered):
                 args += ["--ro-bind", str(path), str(path)]
+        for path in self.exposed_sockets():
+            args += ["--ro-bind", "/dev/null", str(path)]
         args += ["--bind", str(self.workspace), str(self.workspace)]
         for path in inside:
             if path.is_file():
                 args += ["--ro-bind", "/dev/null", str(path)]
             elif path.is_dir():
-                args += ["--tmpfs", str(path)]
+                args += _sized_tmpfs(COVER_SIZE, path)
         return [*args, "--chdir", str(cwd)]
+
+    def _covers(self) -> list[Path]:
+        """The hidden paths that get a cover of their own: inside the workspace, or existing
+        and not inside /tmp or another hidden folder."""
+        covers: list[Path] = []
+        for path in sorted(self.hidden, key=lambda p: len(p.parts)):
+            inside = path.is_relative_to(self.workspace)
+            if inside or (
+                path.exists()
+                and not any(path.is_relative_to(c) for c in [Path("/tmp"), *covers] if c.is_dir())
+            ):
+                covers.append(path)
+        return covers
+
+    def _covered_folders(self) -> list[Path]:
+        """The folders outside the workspace shown empty (or only with readable paths)."""
+        return [Path("/tmp")] + [
+            p for p in self._covers() if p.is_dir() and not p.is_relative_to(self.workspace)
+        ]
+
+    def exposed_sockets(self) -> list[Path]:
+        """The host's listening unix sockets a program would still see: not in the workspace,
+        not under a hidden folder, not named readable. Each gets /dev/null laid over it."""
+        covered = [self.workspace, *self.readable, *self._covered_folders()]
+        return [s for s in host_sockets() if not any(s.is_relative_to(c) for c in covered)]
 
     def describe(self) -> list[str]:
         """What `autoagent sandbox` and the start of a run show."""
@@ -210,11 +262,16 @@ class Sandbox:
                 )
             ]
         else:
+            tmp, shm = self.limits.tmp_size, self.limits.shm_size
+            within = f" ({size(tmp)} and {size(shm)})" if tmp and shm else ""
             lines = [
                 f"Sandbox: {self.mechanism.value}",
-                f"Writable: {self.workspace}, a private /tmp (emptied after each command)",
+                f"Writable: {self.workspace}, a private /tmp and /dev/shm{within}, emptied "
+                "after each command",
                 "Hidden: " + (", ".join(str(p) for p in self.hidden) or "nothing"),
-                "Network: " + ("on (--allow-network)" if self.network else "off"),
+                "Network: "
+                + ("on (--allow-network)" if self.network else "off")
+                + "; the host's unix sockets in sight are covered, its keyrings out of reach",
             ]
             if self.readable:
                 lines.append("Also readable: " + ", ".join(str(p) for p in self.readable))
@@ -248,6 +305,39 @@ class Sandbox:
         return None
 
 
+def _sized_tmpfs(size: int | None, path: Path) -> list[str]:
+    return [*(["--size", str(size)] if size else []), "--tmpfs", str(path)]
+
+
+def host_sockets() -> list[Path]:
+    """The unix socket files bound in this network namespace, by their real paths."""
+    try:
+        lines = UNIX_SOCKETS.read_text(errors="replace").splitlines()[1:]
+    except OSError:
+        return []
+    named = {fields[7] for fields in (line.split(None, 7) for line in lines) if len(fields) == 8}
+    found = set()
+    for name in named:
+        if not name.startswith("/"):
+            continue  # abstract (@name), or bound by a relative path
+        path = os.path.realpath(name)
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                found.add(Path(path))
+        except OSError:
+            continue  # removed since
+    return sorted(found)
+
+
+def runtime_folders() -> list[Path]:
+    """/run, /var/run and the user's runtime folder, as real paths, where they exist."""
+    from ..base.settings import user_runtime_folder
+
+    folders = [*RUNTIME_FOLDERS, user_runtime_folder()]
+    real = [Path(os.path.realpath(f)) for f in folders if f is not None and f.is_dir()]
+    return list(dict.fromkeys(real))
+
+
 def python_paths(hidden: Iterable[Path] = ()) -> list[Path]:
     """The folders of the Python that runs the agent (and its snippets) that a sandbox would
     not show: inside a hidden folder, or under /tmp, which the sandbox replaces with a private
@@ -271,8 +361,15 @@ def build_sandbox(settings: Settings, workspace: Path, dotenv: Path = Path(".env
         hidden.append(here)
     if dotenv.is_file():
         hidden.append(Path(os.path.realpath(dotenv)))
+    hidden += runtime_folders()
     readable = [Path(os.path.realpath(p.expanduser())) for p in settings.sandbox_readable]
     readable += python_paths(hidden)
+    if settings.allow_network:
+        # Name resolution reads /etc/resolv.conf, which may lead into /run (systemd-resolved,
+        # resolvconf): that one file stays, none of the sockets beside it.
+        resolv = Path(os.path.realpath("/etc/resolv.conf"))
+        if resolv.is_file() and any(resolv.is_relative_to(h) for h in hidden):
+            readable.append(resolv)
     readable = [p for p in readable if not any(p != q and p.is_relative_to(q) for q in readable)]
     sandbox = Sandbox(
         mechanism=Mechanism.NONE,
