@@ -15,15 +15,17 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 
 import pexpect
 import pytest
 
 from autoagent.model.testing import FakeOpenAIServer
-from autoagent.tools.sandbox import Mechanism, probe
+from autoagent.tools.doctor import probe_report
+from autoagent.tools.sandbox import Launch, Mechanism, Sandbox, probe
 
-from .cli_helpers import PROFILE, cli_env
+from .cli_helpers import PROFILE, cli_env, finish, spawn
 from .test_cli_confinement import (
     confined,
     python,
@@ -185,3 +187,63 @@ def test_tmp_and_shm_hold_no_more_than_the_memory_limit(
     assert "No space left on device" in shm
     assert "Read-only file system" in dev
     assert "still going" in after
+
+
+def test_the_sandbox_command_probes_sockets_keyrings_and_tmp(
+    tmp_path: Path, mechanism: str
+) -> None:
+    child = spawn(tmp_path, None, "sandbox", AUTOAGENT_SANDBOX=mechanism)
+    child.expect_exact("a private /tmp and /dev/shm (1.5 GiB and 512 MiB)")
+    child.expect_exact("Probe (a shell inside the sandbox):")
+    for check in (
+        "/tmp holds no more than the memory limit",
+        "/dev/shm holds no more than the memory limit",
+        "/dev takes no files",
+        "no unix socket in /run",
+        "a host socket in /var/tmp is covered",
+        "a new session keyring; the agent's keyrings out of reach",
+    ):
+        child.expect_exact(f"ok   {check}")
+    assert finish(child) == 0
+
+
+class Unisolated(Sandbox):
+    """bubblewrap as it ran before: the agent's keyrings, /run and other sockets in sight,
+    /tmp and /dev/shm as large as the host lets them be."""
+
+    def wrap(self, argv: list[str], cwd: Path) -> Launch:  # type: ignore[override]
+        launch = super().wrap(argv, cwd)
+        assert launch.direct is not None
+        args, kept = launch.direct, []
+        skip = 0
+        for at, arg in enumerate(args):
+            if skip:
+                skip -= 1
+            elif arg == "--size" or (arg == "--tmpfs" and args[at + 1] == "/run"):
+                skip = 1
+            elif arg == "--ro-bind" and args[at + 1] == "/dev/null" and "probe" in args[at + 2]:
+                skip = 2
+            else:
+                kept.append(arg)
+        return Launch(kept, launch.limits)
+
+
+def test_the_probe_fails_loudly_when_sockets_keyrings_or_tmp_are_not_held(
+    tmp_path: Path,
+) -> None:
+    if os.geteuid() != 0 or not Path("/run").is_dir():
+        pytest.skip("only root can plant a socket in /run")
+    if probe(Mechanism.BWRAP) is not None:
+        pytest.skip("bwrap does not work here")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    box = Sandbox(Mechanism.BWRAP, workspace.resolve(), hidden=(Path("/run"),))
+    failed = {check for check, ok in probe_report(Unisolated(**vars(box))) if not ok}
+    assert {
+        "/tmp holds no more than the memory limit",
+        "/dev/shm holds no more than the memory limit",
+        "no unix socket in /run",
+        "a host socket in /var/tmp is covered",
+        "a new session keyring; the agent's keyrings out of reach",
+    } <= failed
+    assert all(ok for _, ok in probe_report(replace(box)))

@@ -21,7 +21,15 @@ from autoagent.tools.commands.base import CommandContext
 from autoagent.tools.commands.execute import execute_python_code
 from autoagent.tools.doctor import probe_report
 from autoagent.tools.process import start_process
-from autoagent.tools.sandbox import Limits, Mechanism, Sandbox, build_sandbox, probe, python_paths
+from autoagent.tools.sandbox import (
+    Limits,
+    Mechanism,
+    Sandbox,
+    build_sandbox,
+    probe,
+    python_paths,
+    runtime_folders,
+)
 from autoagent.tools.workspace import Workspace
 
 from .test_process import wait_dead
@@ -168,7 +176,7 @@ def test_the_probe_fails_loudly_when_root_keeps_its_capabilities(
     (hidden / "secret").write_text("x")
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    fields = {"workspace": workspace.resolve(), "hidden": (hidden.resolve(),)}
+    fields = {"workspace": workspace.resolve(), "hidden": (hidden.resolve(), *runtime_folders())}
     report = dict(probe_report(CapableBwrap(Mechanism.BWRAP, **fields)))
     failed = {check for check, ok in report.items() if not ok}
     assert {"no capabilities inside", "/proc/sys is read-only"} <= failed
