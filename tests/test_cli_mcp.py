@@ -14,6 +14,7 @@ import pytest
 from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
 from .cli_helpers import PROFILE, PROMPT, checkpoints, finish, spawn
+from .servers import recording_server
 
 pytestmark = pytest.mark.slow
 
@@ -224,3 +225,97 @@ def test_mcp_list_shows_each_server_whether_it_starts_and_its_tools(tmp_path: Pa
     child.expect_exact("did not start")
     assert finish(child) == 1
     assert servers_left(tmp_path) == []
+
+
+SCHEMA_SERVER = str(Path(__file__).with_name("mcp_schema_server.py"))
+
+
+def schema_entry(**tools: dict[str, Any]) -> dict[str, Any]:
+    """A server whose tools have exactly these input schemas."""
+    env = {"MCP_TEST_TOOLS": json.dumps(tools)}
+    return {"command": sys.executable, "args": [SCHEMA_SERVER], "env": env}
+
+
+def events(tmp_path: Path) -> str:
+    [run] = (tmp_path / "home" / "runs").iterdir()
+    return (run / "events.jsonl").read_text(encoding="utf-8")
+
+
+def test_a_remote_reference_in_a_tool_schema_is_never_fetched(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    with recording_server(b'{"type": "string"}') as (url, hits):
+        remote = {"type": "object", "properties": {"q": {"$ref": f"{url}/q.json"}}}
+        plain = {"type": "object", "properties": {"q": {"type": "string"}}}
+        config(tmp_path, s=schema_entry(lookup=remote, plain=plain))
+        server.script(
+            "execution",
+            execution_reply("mcp__s__lookup", q="x"),
+            execution_reply("mcp__s__plain", q="y"),
+            done(),
+        )
+        child = spawn(tmp_path, server, "run", *PROFILE, "-c", "--allow-high-risk")
+        left_out = (
+            "The MCP tool mcp__s__lookup is left out: its input schema cannot be used (the "
+            f"reference '{url}/q.json' points at nothing in the schema; references are never "
+            "fetched)."
+        )
+        child.expect_exact("MCP server 's': 1 tool, high risk.")
+        child.expect_exact(left_out)
+        child.expect_exact("mcp__s__lookup is not available: its input schema cannot be used")
+        child.expect_exact("RESULT (mcp__s__plain)")
+        child.expect_exact("mcp__s__plain answered.")
+        child.expect_exact("Run finished:")
+        assert finish(child) == 0
+        assert hits == []
+    told = server.requests_for("execution")[1]["messages"][1]["content"]
+    assert "mcp__s__lookup is not available: its input schema cannot be used" in told
+    assert "mcp__s__lookup" not in server.requests_for("execution")[0]["messages"][0]["content"]
+    assert events(tmp_path).count(left_out) == 1
+
+
+def test_bad_tool_schemas_leave_their_tools_out_and_a_runaway_pattern_is_cut_short(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    config(
+        tmp_path,
+        s=schema_entry(
+            loops={"type": "object", "$ref": "#"},
+            dangling={"type": "object", "properties": {"a": {"$ref": "#/$defs/gone"}}},
+            invalid={"type": "object", "properties": {"a": {"type": "nonsense"}}},
+            pattern={"type": "object", "properties": {"q": {"pattern": "^(a+)+$"}}},
+            fine={"type": "object", "properties": {"q": {"type": "string"}}},
+        ),
+    )
+    server.script(
+        "execution",
+        execution_reply("mcp__s__loops", a=1),
+        execution_reply("mcp__s__dangling", a=1),
+        execution_reply("mcp__s__pattern", q="a" * 40 + "!"),
+        execution_reply("mcp__s__fine", q="still here"),
+        done(),
+    )
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c", "--allow-high-risk")
+    child.expect_exact("MCP server 's': 2 tools, high risk.")
+    notes = {
+        "loops": "a reference loops back to itself, so a check would never end",
+        "dangling": "the reference '#/$defs/gone' points at nothing in the schema",
+        "invalid": "not a valid JSON schema:",
+    }
+    child.expect_exact("mcp__s__loops is not available")
+    child.expect_exact("mcp__s__dangling is not available")
+    started = time.monotonic()
+    child.expect_exact("took over 2 s (a pattern that backtracks without end?)")
+    assert time.monotonic() - started < 30
+    child.expect_exact("RESULT (mcp__s__fine)")
+    child.expect_exact("mcp__s__fine answered.")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    [state] = checkpoints(tmp_path)
+    assert state["status"] != "running"
+    log = events(tmp_path)
+    for tool, reason in notes.items():
+        note = f"The MCP tool mcp__s__{tool} is left out: its input schema cannot be used ({reason}"
+        assert log.count(note) == 1, note
+    told = server.requests_for("execution")[4]["messages"][1]["content"]
+    assert 'fine got {"q": "still here"}' in told

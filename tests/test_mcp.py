@@ -30,6 +30,7 @@ from autoagent.model.testing import FakeOpenAIServer, execution_reply
 from autoagent.tools.commands.base import (
     Command,
     CommandContext,
+    InvalidArguments,
     Registry,
     Risk,
     SchemaArguments,
@@ -41,7 +42,7 @@ from autoagent.tools.mcp_config import ServerConfig, load_servers
 from autoagent.tools.tool_process import tool_environment
 from autoagent.tools.workspace import Workspace
 
-from .servers import free_port, wait_until_up
+from .servers import free_port, recording_server, wait_until_up
 
 SCHEMA = {
     "type": "object",
@@ -77,6 +78,78 @@ def test_a_json_schema_command_checks_its_arguments_before_anything_runs() -> No
 def test_an_invalid_json_schema_is_refused() -> None:
     with pytest.raises(ValueError, match="not a valid JSON schema"):
         SchemaArguments({"type": "object", "properties": {"a": {"type": "nonsense"}}})
+
+
+def test_a_remote_reference_is_refused_and_never_fetched() -> None:
+    with recording_server(b'{"type": "integer"}') as (url, hits):
+        for ref in (f"{url}/a.json", f"{url}/a.json#/x", "//127.0.0.1:1/x"):
+            with pytest.raises(InvalidArguments, match="points at nothing in the schema"):
+                SchemaArguments({"type": "object", "properties": {"a": {"$ref": ref}}})
+        with pytest.raises(InvalidArguments, match="points at nothing"):
+            SchemaArguments({"$id": f"{url}/root", "type": "object", "$ref": "other"})
+    assert hits == []
+
+
+@pytest.mark.parametrize(
+    "schema, problem",
+    [
+        ({"type": "object", "$ref": "#"}, "loops back to itself"),
+        ({"type": "object", "anyOf": [{"not": {"$ref": "#"}}]}, "loops back to itself"),
+        (
+            {
+                "type": "object",
+                "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"allOf": [{"$ref": "#/$defs/a"}]}},
+            },
+            "loops back to itself",
+        ),
+        (
+            {"type": "object", "properties": {"a": {"$ref": "#/$defs/gone"}}},
+            "'#/$defs/gone' points",
+        ),
+        ({"type": "object", "properties": {"a": {"$ref": "#nowhere"}}}, "'#nowhere' points"),
+        ({"type": "object", "$schema": {"not": "a string"}}, "not a valid JSON schema"),
+    ],
+)
+def test_a_schema_whose_references_loop_or_point_nowhere_is_refused(
+    schema: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(InvalidArguments, match=re.escape(problem)):
+        SchemaArguments(schema)
+
+
+def test_references_within_the_schema_still_check_arguments() -> None:
+    tree = {
+        "$id": "https://tools.test/tree",
+        "type": "object",
+        "properties": {"root": {"$ref": "node"}},
+        "$defs": {
+            "node": {
+                "$id": "node",
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "kids": {"items": {"$ref": "#"}}},
+            }
+        },
+    }
+    arguments = SchemaArguments(tree)
+    assert arguments.check({"root": {"name": "a", "kids": [{"name": "b"}]}})
+    with pytest.raises(InvalidArguments, match="1 is not of type 'string'"):
+        arguments.check({"root": {"kids": [{"name": 1}]}})
+    deep: dict[str, Any] = {}
+    for _ in range(3000):
+        deep = {"kids": [deep]}
+    with pytest.raises(InvalidArguments, match="nested too deeply"):
+        arguments.check({"root": deep})
+
+
+def test_a_runaway_pattern_is_cut_short() -> None:
+    arguments = SchemaArguments({"type": "object", "properties": {"q": {"pattern": "^(a+)+$"}}})
+    assert arguments.check({"q": "aaa"}) == {"q": "aaa"}
+    started = time.monotonic()
+    with pytest.raises(InvalidArguments, match="took over 2 s"):
+        arguments.check({"q": "a" * 40 + "!"})
+    assert time.monotonic() - started < 5
+    with pytest.raises(InvalidArguments, match="does not match"):
+        arguments.check({"q": "b"})
 
 
 class OneShot:

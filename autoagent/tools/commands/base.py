@@ -70,29 +70,33 @@ class ModelArguments:
 class SchemaArguments:
     """Arguments declared by a JSON schema from elsewhere (e.g. an MCP tool's input schema).
 
-    Raises InvalidArguments at once if the schema itself is not valid JSON schema."""
+    Raises InvalidArguments at once if the schema cannot be used (see tool_schema.py)."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
-        from jsonschema import SchemaError, validators
+        from .tool_schema import UnusableSchema, checked_validator
 
-        cls = validators.validator_for(schema, default=validators.Draft202012Validator)
         try:
-            cls.check_schema(schema)
-        except SchemaError as exc:
-            raise InvalidArguments(f"not a valid JSON schema: {exc.message}") from exc
+            self._validator = checked_validator(schema)
+        except UnusableSchema as exc:
+            raise InvalidArguments(str(exc)) from exc
         if schema.get("type", "object") != "object":
             raise InvalidArguments("the arguments must be an object")
         self._schema = schema
-        self._validator = cls(schema)
 
     def schema(self) -> dict[str, Any]:
         return self._schema
 
     def check(self, args: dict[str, Any]) -> dict[str, Any]:
-        errors = sorted(self._validator.iter_errors(args), key=lambda e: list(map(str, e.path)))
-        if errors:
+        from .tool_schema import UnusableSchema, errors
+
+        try:
+            found = errors(self._validator, args)
+        except UnusableSchema as exc:
+            raise InvalidArguments(f"they could not be checked: {exc}") from exc
+        if found:
             problems = "; ".join(
-                f"{'.'.join(map(str, e.path)) or 'arguments'}: {e.message}" for e in errors
+                f"{'.'.join(map(str, e.path)) or 'arguments'}: {e.message}"
+                for e in sorted(found, key=lambda e: list(map(str, e.path)))
             )
             raise InvalidArguments(problems)
         return dict(args)
@@ -198,6 +202,7 @@ class Registry:
         self._commands: dict[str, Command] = {}
         self._sources: list[CommandSource] = []
         self._gone: dict[str, str] = {}  # withdrawn command -> why
+        self._left_out: dict[str, str] = {}  # a command offered but not usable -> why
         for cmd in commands:
             self.add(cmd)
 
@@ -211,6 +216,12 @@ class Registry:
         self._sources.append(source)
         for cmd in commands:
             self.add(cmd)
+
+    def leave_out(self, name: str, reason: str) -> None:
+        """Note that `name` was offered (by an MCP server) but is not usable, and why: a call
+        to it is told so."""
+        if name not in self._commands:
+            self._left_out[name] = reason
 
     def refresh(self) -> list[Withdrawal]:
         """Drop the commands their sources withdrew since the last refresh; return why."""
@@ -239,6 +250,8 @@ class Registry:
         except KeyError:
             if name in self._gone:
                 raise CommandError(f"{name} is no longer available: {self._gone[name]}") from None
+            if name in self._left_out:
+                raise CommandError(f"{name} is not available: {self._left_out[name]}.") from None
             known = ", ".join(sorted(self._commands))
             raise CommandError(f"Unknown command {name!r}. Use one of: {known}.") from None
 

@@ -101,7 +101,9 @@ def attach_servers(registry: Registry, servers: McpServers, log_dir: Path) -> li
                 registry.add(cmd)
         risk = state.config.risk
         notes.append(f"MCP server {state.name!r}: {tools(len(commands))}, {risk} risk.")
-        notes.extend(f"The MCP tool {s.command} is left out: {s.reason}." for s in skipped)
+        for left_out in skipped:
+            registry.leave_out(left_out.command, left_out.reason)
+            notes.append(f"The MCP tool {left_out.command} is left out: {left_out.reason}.")
     return notes
 
 
@@ -125,7 +127,7 @@ def tool_commands(state: ServerState, servers: McpServers) -> tuple[list[Command
         try:
             arguments = SchemaArguments(tool.input_schema)
         except InvalidArguments as exc:
-            skipped.append(Skipped(name, f"its input schema is {exc}"))
+            skipped.append(Skipped(name, f"its input schema cannot be used ({exc})"))
             continue
         seen.add(name)
         commands.append(
