@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from autoagent.model.testing import FakeOpenAIServer, execution_reply
+from autoagent.tools.sandbox import Mechanism, probe
 
 from .cli_helpers import PROFILE, PROMPT, checkpoints, finish, spawn
 from .servers import recording_server
@@ -319,3 +321,59 @@ def test_bad_tool_schemas_leave_their_tools_out_and_a_runaway_pattern_is_cut_sho
         assert log.count(note) == 1, note
     told = server.requests_for("execution")[4]["messages"][1]["content"]
     assert 'fine got {"q": "still here"}' in told
+
+
+LIMITS_SERVER = str(Path(__file__).with_name("mcp_limits_server.py"))
+
+
+@pytest.fixture(params=[Mechanism.BWRAP, Mechanism.LANDLOCK], ids=["bwrap", "landlock"])
+def mechanism(request: pytest.FixtureRequest) -> str:
+    problem = probe(request.param)
+    if problem is not None:
+        pytest.skip(f"{request.param.value} does not work here: {problem}")
+    return str(request.param.value)
+
+
+def limit(limits: str, name: str) -> list[str]:
+    """The soft and hard values of one line of /proc/self/limits."""
+    [line] = [line for line in limits.splitlines() if line.startswith(name)]
+    return line[len(name) :].split()[:2]
+
+
+@pytest.mark.sandbox
+def test_an_mcp_server_runs_with_the_sandbox_limits(
+    tmp_path: Path, server: FakeOpenAIServer, mechanism: str
+) -> None:
+    config(tmp_path, lim={"command": sys.executable, "args": [LIMITS_SERVER]})
+    server.script(
+        "execution",
+        execution_reply("mcp__lim__limits"),
+        execution_reply("mcp__lim__spawn", count=400),
+        done(),
+    )
+    child = spawn(
+        tmp_path,
+        server,
+        "run",
+        *PROFILE,
+        "-c",
+        "--allow-high-risk",
+        AUTOAGENT_SANDBOX=mechanism,
+        AUTOAGENT_SANDBOX_MEMORY="1536M",
+        AUTOAGENT_SANDBOX_FILE_SIZE="64M",
+        AUTOAGENT_SANDBOX_CPU_SECONDS="321",
+        AUTOAGENT_SANDBOX_PROCESSES="40",
+    )
+    child.expect_exact("RESULT (mcp__lim__limits)")
+    child.expect_exact("RESULT (mcp__lim__spawn)")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    told = [r["messages"][1]["content"] for r in server.requests_for("execution")[1:]]
+    limits = told[0]
+    assert limit(limits, "Max address space") == [str(1536 << 20)] * 2
+    assert limit(limits, "Max file size") == [str(64 << 20)] * 2
+    assert limit(limits, "Max cpu time") == ["321", "322"]
+    started = re.search(r"started (\d+) of 400", told[1])
+    assert started, told[1]
+    assert int(started.group(1)) < 40
+    assert servers_left(tmp_path, LIMITS_SERVER) == []

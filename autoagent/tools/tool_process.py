@@ -5,27 +5,33 @@
 group, which is killed when it stops.
 
 The SDK starts the program and holds its pipes, so the sandbox confines it through its command
-line (bubblewrap, or the Landlock launcher); the limits a child sets for itself before exec are
-not applied, and a server that runs for the whole run has no CPU time limit.
+line (bubblewrap, or the Landlock launcher), in front of which limits_launcher.py sets the same
+limits as for the commands' programs (memory, file size, CPU time, processes: as root, through
+a pids cgroup), the CPU time counted over the server's whole life.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..base.errors import ConfigError
+from .cgroups import PidsGroup
 from .process import child_environment
 
 if TYPE_CHECKING:
     from mcp.client._transport import TransportStreams
 
-    from .sandbox import Sandbox
+    from .sandbox import Launch, Sandbox
+
+LIMITS_LAUNCHER = Path(__file__).with_name("limits_launcher.py")
 
 
 def tool_environment(
@@ -74,11 +80,30 @@ async def start_tool_process(
 
     `env` is the whole environment (see tool_environment); stderr goes to `errlog`. Raises
     RefusedError when the sandbox lets nothing run."""
+    import anyio
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
+    group = None
     if sandbox is not None:
-        box = replace(sandbox, limits=replace(sandbox.limits, cpu_seconds=None))
-        argv = box.wrap(argv, cwd).argv
+        launch = sandbox.wrap(argv, cwd)
+        if sandbox.confined and sandbox.limits.processes is not None:
+            group = PidsGroup.create(sandbox.limits.processes)
+        argv = limited(launch, group)
     params = StdioServerParameters(command=argv[0], args=list(argv[1:]), env=dict(env), cwd=cwd)
-    async with stdio_client(params, errlog=errlog) as streams:
-        yield streams
+    try:
+        async with stdio_client(params, errlog=errlog) as streams:
+            yield streams
+    finally:
+        if group is not None:  # whatever the server left running is killed with the group
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(group.remove)
+
+
+def limited(launch: Launch, group: PidsGroup | None) -> list[str]:
+    """The command line that runs `launch` with its limits and in `group`."""
+    spec = {
+        "parent": os.getpid(),
+        "procs": str(group.path / "cgroup.procs") if group is not None else None,
+        "limits": asdict(launch.limits) if launch.limits is not None else None,
+    }
+    return [sys.executable, "-I", "-S", str(LIMITS_LAUNCHER), json.dumps(spec), *launch.argv]
