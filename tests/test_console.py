@@ -37,6 +37,7 @@ from autoagent.agent.record import (
     StepVerdict,
 )
 from autoagent.agent.tasks import Task
+from autoagent.base.status import RunStatus
 from autoagent.cli import inbox
 from autoagent.cli.console import ConsoleServer
 from autoagent.human import approvals
@@ -112,7 +113,9 @@ def make_run(home: Path, *, thoughts: str = EVIL, status: str = "finished") -> R
         record(TasksChanged([Task(id=3, text="Check <em>it</em>")], [Task(id=3, text="Check")]))
         record(StepFinished(step_record, Spend(cost=cost, calls=step), None))
     if status == "finished":
-        record(RunEnded("finished", "All <b>done</b>", str(journal.run_dir), "/ws", spend, 2))
+        record(
+            RunEnded(RunStatus.FINISHED, "All <b>done</b>", str(journal.run_dir), "/ws", spend, 2)
+        )
     journal.release()
     return journal
 
