@@ -1,0 +1,336 @@
+"""The web console's answers: what each page and form of `autoagent serve` gets, and the
+rules a request must meet first (its token, its host, its origin). console.py serves them over
+HTTP; nothing here reads a socket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import re
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..base.errors import JournalError
+from ..human import approvals
+from ..human.approvals import Kind, Reply, RequestError
+from ..store.journal import RunJournal
+from ..store.runs import read_runs
+from . import inbox
+from .pages import render
+from .timeline import Timeline, load_timeline, pending_of
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8765
+MAX_BODY = 64 * 1024
+STATIC = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+REQUEST_ID = re.compile(r"[0-9a-f]{1,64}")
+BACK = re.compile(r"/(?!/)[A-Za-z0-9_./-]*")  # a path of this console to return to
+REPLIES = {"approve": Reply.APPROVE, "deny": Reply.DENY, "answer": Reply.ANSWER}  # links too
+# The console's forms also send feedback: not run, the text goes to the agent (as typed at the
+# terminal).
+FORM_REPLIES = {**REPLIES, "feedback": Reply.FEEDBACK}
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Console:
+    """The console's pages and rules, apart from the HTTP plumbing (so tests can call it)."""
+
+    def __init__(self, home: Path, token: str, port: int, loopback: bool) -> None:
+        self.home = home
+        self.token = token
+        self.port = port
+        self.loopback = loopback
+        self.cookie = f"autoagent_console_{port}"  # cookies are shared across ports
+        self.csrf = hmac.new(token.encode(), b"autoagent-console-csrf", hashlib.sha256).hexdigest()
+
+    # Who may ask.
+
+    def has_session(self, cookies: dict[str, str]) -> bool:
+        given = cookies.get(self.cookie, "").encode("utf-8", errors="replace")
+        return hmac.compare_digest(given, self.token.encode())
+
+    def token_ok(self, token: str) -> bool:
+        return hmac.compare_digest(token.encode(), self.token.encode())
+
+    def host_ok(self, host: str) -> bool:
+        """A console on loopback answers only to loopback names: a page whose own name was
+        made to point at 127.0.0.1 (DNS rebinding) is refused."""
+        if not self.loopback:
+            return True
+        name, _, port = host.rpartition(":")
+        if port != str(self.port):
+            return False
+        name = name.strip("[]")
+        if name == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
+
+    @staticmethod
+    def same_origin(headers: Any, host: str) -> bool:
+        """An Origin or Referer, when the browser sends one, must name this console.
+        `Origin: null` carries no host: a page under Referrer-Policy no-referrer (this
+        console's) sends it, and the cookie and the CSRF field decide then."""
+        origin = headers.get("Origin")
+        if origin and origin != "null":
+            return urlsplit(origin).netloc == host
+        referer = headers.get("Referer")
+        if referer:
+            return urlsplit(referer).netloc == host
+        return True
+
+    def session_cookie(self) -> str:
+        return f"{self.cookie}={self.token}; HttpOnly; SameSite=Strict; Path=/"
+
+    # Pages.
+
+    def runs_page(self) -> Response:
+        waiting: dict[str, int] = {}
+        for item in inbox.pending(self.home):
+            waiting[item.request.run_id] = waiting.get(item.request.run_id, 0) + 1
+        return self._page(
+            "runs.html",
+            title="Runs",
+            runs=read_runs(self.home),
+            waiting=waiting,
+            pending_total=sum(waiting.values()),
+            home=str(self.home),
+        )
+
+    def run_page(self, run_id: str, query: dict[str, str]) -> Response:
+        journal = self._journal(run_id)
+        if isinstance(journal, Response):
+            return journal
+        flash, flash_error = self._flash(query)
+        timeline = self._timeline(journal)
+        if isinstance(timeline, Response):
+            return timeline
+        return self._page(
+            "run.html",
+            title=f"Run {run_id}",
+            timeline=timeline,
+            live_url=f"/runs/{run_id}/timeline",
+            flash=flash,
+            flash_error=flash_error,
+            **self._requests_context(f"/runs/{run_id}", run_id=run_id),
+        )
+
+    def timeline_fragment(self, run_id: str) -> Response:
+        journal = self._journal(run_id)
+        if isinstance(journal, Response):
+            return journal
+        timeline = self._timeline(journal)
+        if isinstance(timeline, Response):
+            return timeline
+        return self._page("_timeline.html", timeline=timeline, live_url=f"/runs/{run_id}/timeline")
+
+    def requests_fragment(self, run_id: str | None) -> Response:
+        back = f"/runs/{run_id}" if run_id else "/approvals"
+        if run_id is not None and isinstance(self._journal(run_id), Response):
+            return self.message("No such run", f"No run {run_id!r}.", HTTPStatus.NOT_FOUND)
+        return self._page("_requests.html", **self._requests_context(back, run_id=run_id))
+
+    def approvals_page(self, query: dict[str, str]) -> Response:
+        flash, flash_error = self._flash(query)
+        return self._page(
+            "approvals.html",
+            title="Waiting for you",
+            flash=flash,
+            flash_error=flash_error,
+            **self._requests_context("/approvals", run_id=None),
+        )
+
+    def static(self, name: str) -> Response:
+        if name not in STATIC:
+            return self.message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
+        body = resources.files("autoagent.cli").joinpath(f"static/{name}").read_bytes()
+        return Response(HTTPStatus.OK, body, STATIC[name])
+
+    # Decisions.
+
+    def decide(self, request_id: str, form: dict[str, str], client: str) -> Response:
+        """A POST from the console's own forms; the caller checked the session and CSRF."""
+        back = form.get("back", "/approvals")
+        if not BACK.fullmatch(back):
+            back = "/approvals"
+        reply = FORM_REPLIES.get(form.get("action", ""))
+        if reply is None:
+            return self.message(
+                "Nothing decided", "Unknown action.", HTTPStatus.BAD_REQUEST, back=back
+            )
+        given = self._decide(request_id, reply, form, client, "web", back)
+        if isinstance(given, Response):
+            return given
+        return Response(HTTPStatus.SEE_OTHER, headers={"Location": f"{back}?answered={request_id}"})
+
+    def link_page(self, request_id: str, action: str, token: str) -> Response:
+        """A notification's link: what it would decide, and a button to decide it."""
+        found = self._linked(request_id, action, token)
+        if isinstance(found, Response):
+            return found
+        titles = {"approve": "Approve?", "deny": "Deny?", "answer": "Answer the agent"}
+        return self._page(
+            "link.html", title=titles[action], request=found, action=action, token=token
+        )
+
+    def link_decide(
+        self, request_id: str, action: str, form: dict[str, str], client: str
+    ) -> Response:
+        found = self._linked(request_id, action, form.get("token", ""))
+        if isinstance(found, Response):
+            return found
+        given = self._decide(request_id, REPLIES[action], form, client, "link", None)
+        if isinstance(given, Response):
+            return given
+        return self.message(
+            "Recorded", f"Recorded: {approvals.describe_answer(given)}.", HTTPStatus.OK
+        )
+
+    def _linked(self, request_id: str, action: str, token: str) -> approvals.Request | Response:
+        if action not in REPLIES or not REQUEST_ID.fullmatch(request_id):
+            return self.message("Not found", "There is no such link.", HTTPStatus.NOT_FOUND)
+        try:
+            request, store = inbox.find(self.home, request_id)
+        except RequestError as exc:
+            return self.message("Not found", str(exc), HTTPStatus.NOT_FOUND)
+        try:
+            approvals.check_link(request, action, token)
+        except RequestError as exc:
+            return self.message("Link refused", str(exc), HTTPStatus.FORBIDDEN)
+        try:
+            answer = store.answer_of(request.id)
+        except approvals.UnreadableAnswer:
+            return self.message(
+                "This request's answer cannot be read",
+                f"Request {request.id} of run {request.run_id} has an answer whose file is "
+                "damaged (or written by another version of autoagent), so this link can decide "
+                "nothing. The run treats that answer as a deny: the command does not run and "
+                f"the agent is told. `autoagent show {request.run_id}` tells what the run did "
+                "next; if the agent asks again, a new request comes with new links.",
+                HTTPStatus.CONFLICT,
+            )
+        if answer is not None:
+            return self.message(
+                "Already answered",
+                str(approvals.Answered(request, answer)),
+                HTTPStatus.CONFLICT,
+            )
+        return request
+
+    def _decide(
+        self,
+        request_id: str,
+        reply: Reply,
+        form: dict[str, str],
+        client: str,
+        channel: str,
+        back: str | None,
+    ) -> approvals.Answer | Response:
+        text = form.get("text", "").strip()
+        try:
+            request, _ = inbox.find(self.home, request_id)
+        except RequestError as exc:
+            return self.message("Nothing decided", str(exc), HTTPStatus.NOT_FOUND, back=back)
+        if reply in (Reply.ANSWER, Reply.FEEDBACK) and not text:
+            empty = "The answer is empty." if reply is Reply.ANSWER else "The feedback is empty."
+            return self.message("Nothing decided", empty, HTTPStatus.BAD_REQUEST, back=back)
+        if request.kind is Kind.APPROVAL and reply is Reply.APPROVE:
+            text = ""
+        try:
+            return inbox.decide(
+                self.home,
+                request.id,
+                reply,
+                text=text,
+                by=client,
+                channel=channel,
+                shown_digest=form.get("digest", ""),
+            )
+        except RequestError as exc:
+            return self.message("Nothing decided", str(exc), HTTPStatus.CONFLICT, back=back)
+
+    # Helpers.
+
+    def _requests_context(self, back: str, *, run_id: str | None) -> dict[str, Any]:
+        if run_id is None:
+            requests = [item.request for item in inbox.pending(self.home)]
+            url = "/approvals/requests"
+        else:
+            requests = pending_of(approvals.RequestStore(self._journal_dir(run_id)))
+            url = f"/runs/{run_id}/requests"
+        return {
+            "requests": requests,
+            "requests_url": url,
+            "csrf": self.csrf,
+            "back": back,
+            "show_run": run_id is None,
+        }
+
+    def _journal_dir(self, run_id: str) -> Path:
+        return RunJournal.open(self.home, run_id).run_dir
+
+    def _journal(self, run_id: str) -> RunJournal | Response:
+        if not RUN_ID.fullmatch(run_id):
+            return self.message("No such run", "There is no such run.", HTTPStatus.NOT_FOUND)
+        try:
+            return RunJournal.open(self.home, run_id)
+        except JournalError as exc:
+            return self.message("No such run", str(exc), HTTPStatus.NOT_FOUND)
+
+    def _timeline(self, journal: RunJournal) -> Timeline | Response:
+        try:
+            return load_timeline(journal)
+        except JournalError as exc:
+            return self.message("This run cannot be shown", str(exc), HTTPStatus.CONFLICT)
+
+    def _flash(self, query: dict[str, str]) -> tuple[str, bool]:
+        """After a decision: what was recorded, read back from the request's answer."""
+        request_id = query.get("answered", "")
+        if not REQUEST_ID.fullmatch(request_id):
+            return "", False
+        try:
+            request, store = inbox.find(self.home, request_id)
+        except RequestError as exc:
+            return str(exc), True
+        try:
+            answer = store.answer_of(request.id)
+        except RequestError as exc:
+            return str(exc), True
+        if answer is None:
+            return f"Request {request.id} has no answer yet.", True
+        return f"Request {request.id}: {approvals.describe_answer(answer)}.", False
+
+    def _page(self, template: str, **context: Any) -> Response:
+        return Response(HTTPStatus.OK, render(template, **context).encode("utf-8"))
+
+    def message(
+        self, title: str, message: str, status: int, *, back: str | None = None
+    ) -> Response:
+        error = status >= 400
+        body = render("message.html", title=title, message=message, back=back, error=error)
+        return Response(status, body.encode("utf-8"))
