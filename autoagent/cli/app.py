@@ -247,7 +247,8 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
 
     from ..agent.events import RunEnded
     from ..agent.runner import prepare_run
-    from .ui import Renderer, TerminalScreen, one_line
+    from .screen import TerminalScreen
+    from .ui import Renderer, one_line
 
     # A continuous run has nobody at the keyboard: requests are answered from elsewhere.
     screen = TerminalScreen(console, interactive=not settings.continuous)
@@ -661,7 +662,8 @@ def memory_clear(
     """Forget every memory of the agent (asks first)."""
     from rich.text import Text
 
-    from .ui import drop_typed_ahead, one_line
+    from .screen import drop_typed_ahead
+    from .ui import one_line
 
     console = _console()
     with _memory(agent) as memory:
