@@ -194,6 +194,36 @@ def test_a_torn_last_line_is_repaired_before_resume_appends(
     assert finish(child) == 0
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "garbage from a full disk\n",  # not an event, though a newline ends it
+        '{"time": 1, "event": "CommandDone", "record": {"step": "two"}}\n',  # JSON, not an event
+    ],
+    ids=["garbage-line", "invalid-event"],
+)
+def test_a_damaged_last_line_neither_stops_resume_nor_show(
+    tmp_path: Path, server: FakeOpenAIServer, damage: str
+) -> None:
+    server.script("execution", write("a.txt"), Slow(write("b.txt"), 60))
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c")
+    wait_for(lambda: len(server.requests_for("execution")) == 2)
+    kill(child)
+    folder = run_folder(tmp_path)
+    with open(folder / "events.jsonl", "a") as log:
+        log.write(damage)
+    server.script("execution", execution_reply("finish", reason="done"))
+    child = spawn(tmp_path, server, "resume", "-c")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    assert "Traceback" not in (child.before or "")
+    child = spawn(tmp_path, server, "show", folder.name)
+    child.expect_exact("COMMAND = write_file")
+    child.expect_exact("Resumed")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+
+
 def test_a_run_without_its_checkpoint_is_shown_from_its_journal(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:

@@ -187,3 +187,44 @@ def test_a_failing_background_save_is_told_at_the_next_save(
     monkeypatch.undo()
     journal.release()
     assert json.loads((journal.run_dir / "checkpoint.json").read_text())["step"] == 0
+
+
+def test_a_last_line_that_is_not_an_event_is_cut_even_with_its_newline(tmp_path: Path) -> None:
+    journal = new_run(tmp_path)
+    journal.record("A", n=1)
+    with open(journal.run_dir / "events.jsonl", "a") as log:
+        log.write("garbage from a full disk\n")
+    resumed = RunJournal.open(tmp_path, journal.run_id)
+    resumed.record("B", n=2)
+    assert [e["event"] for e in resumed.events()] == ["A", "B"]
+    assert (journal.run_dir / "events.torn").read_text() == "garbage from a full disk\n"
+
+
+def test_a_short_write_is_finished_and_a_failed_one_taken_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = new_run(tmp_path)
+    journal.record("A", n=1)
+    real_write = os.write
+    calls = {"n": 0}
+
+    def filling_disk(fd: int, data: bytes) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real_write(fd, data[:10])  # the disk takes a part
+        if calls["n"] == 2:
+            return real_write(fd, data)  # then the rest
+        if calls["n"] == 3:
+            return real_write(fd, data[:7])  # a part of the next line, and then
+        if calls["n"] == 4:
+            raise OSError(28, "No space left on device")  # the disk is full
+        return real_write(fd, data)
+
+    monkeypatch.setattr("autoagent.store.journal.os.write", filling_disk)
+    journal.record("B", n=2)  # written in two pieces
+    with pytest.raises(JournalError, match="No space left"):
+        journal.record("C", n=3)  # half written, then the disk is full
+    journal.record("D", n=4)
+    assert [e["event"] for e in journal.events()] == ["A", "B", "D"]
+    for line in (journal.run_dir / "events.jsonl").read_text().splitlines():
+        json.loads(line)

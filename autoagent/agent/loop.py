@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..base.errors import AutoAgentError, CommandError, InputEnded
 from ..base.settings import Settings
 from ..base.status import RunStatus, StopCause
@@ -277,7 +279,11 @@ class AgentLoop:
         for entry in reversed(self.journal.events()):
             if entry.get("event") != "CommandDone":
                 continue
-            event = from_data("CommandDone", entry)
+            try:
+                event = from_data("CommandDone", entry)
+            except ValidationError:  # a damaged line: whether it held this result is unknown
+                log.warning("an unreadable CommandDone in the journal of %s", self.run_dir)
+                continue
             if isinstance(event, CommandDone) and event.record.step == record.step:
                 return event.record
             if isinstance(event, CommandDone) and event.record.step < record.step:

@@ -27,6 +27,7 @@ def render_run(
 ) -> None:
     """Show a run from its journal `entries`, and its checkpoint `state` if it has one."""
     events = []
+    unreadable: list[str] = []
     calls = 0
     for number, entry in enumerate(entries, 1):
         kind = str(entry.get("event"))
@@ -35,12 +36,13 @@ def render_run(
             continue
         try:
             event = from_data(kind, entry)
-        except ValidationError as exc:
-            raise JournalError(
-                f"Event {number} ({kind}) of run {run_id} cannot be read "
-                f"({describe_validation(exc)}); it may come from another version of autoagent. "
-                "The file events.jsonl is plain JSON, one event per line."
-            ) from exc
+        except ValidationError as exc:  # one damaged event: said, and the rest is shown
+            unreadable.append(
+                f"Event {number} ({kind}) cannot be read ({describe_validation(exc)}); it may "
+                "come from another version of autoagent, or be damaged. The file events.jsonl "
+                "is plain JSON, one event per line."
+            )
+            continue
         if event is not None:
             events.append(event)
     starts = [e for e in events if isinstance(e, RunStarted)]
@@ -56,8 +58,8 @@ def render_run(
         )
         for number, goal in enumerate(profile.goals, 1):
             console.print(Text.assemble(f"  Goal {number}: ", one_line(goal)))
-    if problem:
-        console.print(Quoted([labelled("NOTE: ", "bold yellow", outside(problem))]))
+    for note in [problem, *unreadable] if problem else unreadable:
+        console.print(Quoted([labelled("NOTE: ", "bold yellow", outside(note))]))
 
     renderer = Renderer(console, replay=True)
     for event in events:

@@ -127,7 +127,7 @@ class RunJournal:
             if self._events_fd is None:
                 flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
                 self._events_fd = os.open(self.run_dir / EVENTS, flags, 0o600)
-            os.write(self._events_fd, (line + "\n").encode("utf-8", errors="replace"))
+            _append_whole(self._events_fd, (line + "\n").encode("utf-8", errors="replace"))
             if sync:
                 os.fsync(self._events_fd)
         except OSError as exc:
@@ -144,7 +144,8 @@ class RunJournal:
 
     def repair(self) -> None:
         """Cut a torn last line (a crash or a full disk mid-write) off the log, so that what
-        is appended next starts on a line of its own; the torn text is kept in events.torn."""
+        is appended next starts on a line of its own; the torn text is kept in events.torn.
+        A last line that is not an event is torn too, even when a newline ends it."""
         path = self.run_dir / EVENTS
         self._repaired = True
         try:
@@ -153,13 +154,15 @@ class RunJournal:
                 if size == 0:
                     return
                 log.seek(max(size - 1, 0))
-                if log.read(1) == b"\n":
-                    return
-                cut = _after_last_newline(log, size)
+                whole = log.read(1) == b"\n"
+                end = size - 1 if whole else size
+                cut = _after_last_newline(log, end)
                 log.seek(cut)
                 torn = log.read()
+                if whole and _is_event(torn):
+                    return
                 with open(self.run_dir / TORN, "ab") as kept:
-                    kept.write(torn + b"\n")
+                    kept.write(torn if torn.endswith(b"\n") else torn + b"\n")
                 log.truncate(cut)
                 log.flush()
                 os.fsync(log.fileno())
@@ -267,6 +270,27 @@ class RunJournal:
             f"Run {self.run_id} has neither a checkpoint.json nor an events.jsonl in "
             f"{self.run_dir}: nothing of it can be read."
         )
+
+
+def _append_whole(fd: int, data: bytes) -> None:
+    """Append all of `data` or none of it: a short write (a disk filling up) is carried on,
+    and a write that fails half-way is taken back, so no later line is glued onto a torn one."""
+    start = os.fstat(fd).st_size
+    written = 0
+    try:
+        while written < len(data):
+            written += os.write(fd, data[written:])
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)
+        raise
+
+
+def _is_event(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def _after_last_newline(log: Any, size: int) -> int:
