@@ -144,16 +144,60 @@ def test_a_policy_glob_names_every_tool_of_a_server_and_a_name_beats_a_glob(
     file.write_text(
         "commands:\n  mcp__files__*: deny\n  mcp__files__read: allow\n  mcp__web__*: ask\n"
     )
-    policy = Policy.load(file, ["write_file"], ["mcp__files__", "mcp__web__"])
+    policy = Policy.load(file, ["write_file"], ["files", "web"])
     assert policy.rule_for("mcp__files__delete") is Rule.DENY
     assert policy.rule_for("mcp__files__read") is Rule.ALLOW
     assert policy.rule_for("mcp__web__fetch") is Rule.ASK
     assert policy.rule_for("write_file") is None
     with pytest.raises(ConfigError, match="unknown command 'mcp__web__\\*'"):
-        Policy.load(file, ["write_file"], ["mcp__files__"])  # no server named web
+        Policy.load(file, ["write_file"], ["files"])  # no server named web
 
     human = ScriptedHuman(["y"])
     gate = Gate(human, continuous=False, policy=policy)
     tool = Proposal(1, "mcp__files__delete", {}, Risk.HIGH)
     assert "denies mcp__files__delete" in (gate.decide(tool).refusal or "")
     assert human.asked == []
+
+
+def test_an_mcp_rule_is_matched_on_the_server_and_the_tool(tmp_path: Path) -> None:
+    file = tmp_path / "policy.yaml"
+    file.write_text("commands:\n  mcp__a__b__*: allow\n  mcp__*__delete_*: deny\n  mcp__we*: ask\n")
+    policy = Policy.load(file, [], ["a", "web", "wet"])
+    assert policy.rule_for("mcp__a__b__wipe") is Rule.ALLOW  # the tool b__wipe of server a
+    assert policy.rule_for("mcp__a__bwipe") is None
+    assert policy.rule_for("mcp__web__delete_all") is Rule.DENY
+    assert policy.rule_for("mcp__wet__read") is Rule.ASK
+    assert policy.rule_for("mcp__a__read") is None
+    file.write_text("commands:\n  mcp__a: deny\n")
+    with pytest.raises(ConfigError, match="'mcp__a' names no tool: write mcp__SERVER__TOOL"):
+        Policy.load(file, [], ["a"])
+
+
+@pytest.mark.parametrize(
+    "rule, problem",
+    [
+        (
+            "mcp__srv__Danger",
+            "'mcp__srv__Danger' matches no tool of the MCP server 'srv' as "
+            "written (did you mean 'mcp__srv__danger'?)",
+        ),
+        (
+            "mcp__srv__d\u0430nger",
+            "(did you mean 'mcp__srv__danger'? It holds look-alike letters "
+            "outside ASCII: '\u0430', U+0430 CYRILLIC SMALL LETTER A, in place of 'a')",
+        ),
+        ("mcp__srv__x*", "'mcp__srv__x*' matches no tool"),
+    ],
+)
+def test_mcp_rules_are_checked_against_the_tools_the_servers_list(
+    tmp_path: Path, rule: str, problem: str
+) -> None:
+    file = tmp_path / "policy.yaml"
+    file.write_text(f"commands:\n  mcp__srv__echo: allow\n  {rule}: deny\n  mcp__off__x: deny\n")
+    policy = Policy.load(file, [], ["srv", "off"])
+    with pytest.raises(ConfigError) as caught:
+        policy.check_tools({"srv": ["danger", "echo"]})  # "off" did not start: not checked
+    assert problem in str(caught.value)
+    assert str(caught.value).startswith(f"The policy file {file} would not be obeyed as written")
+    file.write_text("commands:\n  mcp__srv__echo: allow\n  mcp__off__x: deny\n")
+    Policy.load(file, [], ["srv", "off"]).check_tools({"srv": ["danger", "echo"]})

@@ -264,6 +264,21 @@ def test_a_bad_file_is_one_clear_error(tmp_path: Path) -> None:
         load_servers(tmp_path / "missing.json", {})
 
 
+@pytest.mark.parametrize(
+    "name, readings",
+    [
+        ("a__b", "mcp__a__b__x is the tool 'x' of 'a__b', or the tool 'b__x' of a server 'a'"),
+        ("a_", "mcp__a___x is the tool 'x' of 'a_', or the tool '_x' of a server 'a'"),
+    ],
+)
+def test_a_server_name_whose_tools_read_two_ways_is_refused(
+    tmp_path: Path, name: str, readings: str
+) -> None:
+    path = write_config(tmp_path, {name: {"command": "x"}})
+    with pytest.raises(ConfigError, match=re.escape(readings)):
+        load_servers(path, {})
+
+
 def test_a_server_program_that_cannot_be_found_is_a_config_error(tmp_path: Path) -> None:
     for command in ("no-such-mcp-server-program", "./missing-server"):
         servers = McpServers(

@@ -177,9 +177,10 @@ def prepare_run(
     home, workspace_root = check_folders(settings)
     sandbox = build_sandbox(settings, workspace_root)
     mcp_servers = configured_servers(settings, workspace_root, sandbox)
-    mcp_prefixes = [f"mcp__{name}__" for name in (mcp_servers.servers if mcp_servers else [])]
     policy = Policy.load(
-        settings.policy_file, [c.name for c in builtin_commands()], prefixes=mcp_prefixes
+        settings.policy_file,
+        [c.name for c in builtin_commands()],
+        servers=list(mcp_servers.servers) if mcp_servers else [],
     )
     prices = price_table(settings)
     check_budget_prices(settings, prices)
@@ -208,8 +209,14 @@ def prepare_run(
         cleanup.callback(memory.close)
         journal, state = open_run(settings, home, profile, resume, workspace.root)
         cleanup.callback(journal.release)
+        cleanup.callback(journal.discard)  # a new run that cannot start leaves nothing
+        cleanup.callback(registry.close)  # its servers stop before their logs are removed
         if mcp_servers is not None:  # started last: nothing is left running if a check fails
             notes += attach_servers(registry, mcp_servers, journal.run_dir / "mcp")
+            policy.check_tools(mcp_servers.offered())  # its rules against the real tools
+        journal.publish()
+        if mcp_servers is not None:
+            mcp_servers.log_dir = journal.run_dir / "mcp"  # the folder has its name now
         if human is None:
             assert screen is not None, "prepare_run needs a human or a screen"
             human = desk(settings, screen, journal, profile.name)
@@ -275,14 +282,14 @@ def open_run(
     resume: str | None,
     workspace: Path,
 ) -> tuple[RunJournal, RunState]:
-    """The run's journal, locked, and its state: new (saved, then named), or loaded."""
+    """The run's journal, locked, and its state: new (saved, and named by `publish` once the
+    run can start), or loaded."""
     if resume is None:
         journal = RunJournal.create(home)
         try:
             config = RunConfig.of(settings, workspace)
             state = RunState.new(journal.run_id, profile, config, settings.stall_steps)
-            journal.save_checkpoint(state.model_dump(mode="json"))
-            journal.publish()
+            journal.save_checkpoint(state.model_dump(mode="json"))  # published once it starts
         except BaseException:
             journal.discard()
             raise

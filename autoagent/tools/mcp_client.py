@@ -154,6 +154,15 @@ class McpServers:
             f"The MCP server {server!r} is gone: {reason}. Its tools were removed; try another way."
         )
 
+    def offered(self) -> dict[str, list[str]]:
+        """The names of the tools each server that started lists, before includeTools and
+        excludeTools."""
+        return {
+            name: [tool.name for tool in state.tools]
+            for name, state in self.servers.items()
+            if state.status == "ready"
+        }
+
     def take_lost(self) -> list[ServerState]:
         """Servers lost since the last call, each given once."""
         with self._lock:

@@ -7,6 +7,10 @@ plus keys of ours per server: "risk" (low, medium or high; default high), "inclu
 "excludeTools" (tool names, globs allowed) and "timeout" (seconds per tool call).
 `${VAR}` and `${VAR:-default}` in commands, arguments, env, cwd, URLs and headers are
 replaced from the environment given.
+
+A tool is the command `mcp__SERVER__TOOL`, so a server's name holds no `__` and does not end
+with `_`: then the first `__` after `mcp__` is where every such name splits, and no two
+servers' tools can have the same name.
 """
 
 from __future__ import annotations
@@ -108,6 +112,14 @@ def _server(
     where = f"server {name!r}"
     if not _NAME.match(name):
         raise _error(path, f"{where}: a name is letters, digits, '_' and '-' (64 at most)")
+    if "__" in name or name.endswith("_"):
+        server, _, tool = f"{name}__x".partition("__")
+        raise _error(
+            path,
+            f"{where}: a name may not hold '__' nor end with '_', since its tools' names would "
+            f"read two ways: mcp__{name}__x is the tool 'x' of {name!r}, or the tool "
+            f"{tool!r} of a server {server!r}",
+        )
     if not isinstance(raw, dict):
         raise _error(path, f"{where}: an entry is an object with a command or a url")
     try:
