@@ -10,12 +10,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import pytest
 
 from autoagent.model.testing import FakeOpenAIServer, execution_reply
 from autoagent.tools.sandbox import Mechanism, probe
 
-from .cli_helpers import PROFILE, PROMPT, checkpoints, finish, spawn
+from . import cli_helpers
+from .cli_helpers import PROFILE, PROMPT, checkpoints, finish
 from .servers import recording_server
 
 pytestmark = pytest.mark.slow
@@ -24,10 +26,17 @@ SERVER = str(Path(__file__).with_name("mcp_server.py"))
 
 
 def config(tmp_path: Path, **servers: dict[str, Any]) -> Path:
-    """`.mcp.json` in the folder the CLI runs in, where it is found without a flag."""
-    path = tmp_path / ".mcp.json"
+    """The user's own MCP config, which `spawn` names with AUTOAGENT_MCP_CONFIG (a project's
+    `.mcp.json` is asked about first: test_cli_mcp_trust.py)."""
+    path = tmp_path / "mcp.json"
     path.write_text(json.dumps({"mcpServers": servers}), encoding="utf-8")
     return path
+
+
+def spawn(tmp_path: Path, server: FakeOpenAIServer | None, *args: str, **env: str) -> pexpect.spawn:
+    if (tmp_path / "mcp.json").exists():
+        env.setdefault("AUTOAGENT_MCP_CONFIG", str(tmp_path / "mcp.json"))
+    return cli_helpers.spawn(tmp_path, server, *args, **env)
 
 
 def server_entry(**keys: Any) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""What MCP servers and the policy may say, through the CLI: names that read two ways, and
-rules that name no real tool."""
+"""What MCP servers and the policy may say, through the CLI: names that read two ways, rules
+that name no real tool, and a project's own `.mcp.json`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
-from .cli_helpers import PROFILE, finish, spawn
+from .cli_helpers import PROFILE, PROMPT, finish, spawn
 from .test_cli_mcp import done, server_entry, servers_left
 
 pytestmark = pytest.mark.slow
@@ -159,4 +159,118 @@ def test_a_policy_rule_that_names_no_real_mcp_tool_stops_the_run_before_its_firs
     assert finish(child) == 1
     assert server.requests_for("execution") == []
     assert no_run_left(tmp_path)
+    assert servers_left(tmp_path) == []
+
+
+# Item: a project's own .mcp.json.
+
+
+def test_a_projects_mcp_config_is_asked_about_once_and_a_no_is_kept(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    write(tmp_path / ".mcp.json", t=server_entry())
+    server.script("execution", done(), done())
+    child = spawn(tmp_path, server, "run", *PROFILE)
+    child.expect_exact("This folder has its own MCP config")
+    expect_words(child, f"{sys.executable} {server_entry()['args'][0]}")  # the command line
+    child.expect_exact("Use these MCP servers? [y/n]")
+    assert servers_left(tmp_path) == []  # nothing starts before the answer
+    child.sendline("n")
+    expect_words(child, "The project's MCP config .mcp.json is left out, as you answered on")
+    child.expect_exact(PROMPT)  # the finish
+    child.sendline("y")
+    assert finish(child) == 0
+    assert "mcp__t__" not in server.requests_for("execution")[0]["messages"][0]["content"]
+    [answer] = approvals(tmp_path).values()
+    assert answer["approved"] is False
+
+    child = spawn(tmp_path, server, "run", *PROFILE)  # not asked again
+    child.expect_exact("is left out, as you answered on")
+    child.expect_exact(PROMPT)
+    assert "Use these MCP servers?" not in (child.before or "")
+    child.sendline("y")
+    assert finish(child) == 0
+
+
+def test_an_approved_project_config_reads_only_allowed_variables_and_cannot_lower_a_risk(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    project = write(
+        tmp_path / ".mcp.json",
+        s=small_entry(env={"KEY": "${OPENAI_API_KEY}"}, risk="low"),
+    )
+    secrets = {"OPENAI_API_KEY": "sk-agent-secret", "PROJECT_TOKEN": "tok-1"}
+    child = spawn(tmp_path, server, "run", *PROFILE, **secrets)
+    child.expect_exact("Use these MCP servers? [y/n]")
+    child.sendline("y")
+    child.expect_exact("Error:")
+    expect_words(
+        child,
+        "server 's': ${OPENAI_API_KEY} is not set, or not a variable a project's MCP config "
+        "may read (AUTOAGENT_MCP_ENV names those)",
+    )
+    assert finish(child) == 1
+
+    write(project, s=small_entry(env={"KEY": "${PROJECT_TOKEN}"}, risk="low"))  # changed
+    server.script(
+        "execution",
+        execution_reply("mcp__s__variable", name="KEY"),
+        execution_reply("mcp__s__variable", name="OPENAI_API_KEY"),
+        done(),
+    )
+    child = spawn(tmp_path, server, "run", *PROFILE, AUTOAGENT_MCP_ENV="PROJECT_TOKEN", **secrets)
+    child.expect_exact("Use these MCP servers? [y/n]")  # asked again: the file changed
+    child.sendline("y")
+    expect_words(child, "gives 's' low risk, which a project's own file cannot do")
+    child.expect_exact("MCP server 's': 2 tools, high risk.")
+    for _ in range(3):
+        child.expect_exact(PROMPT)
+        child.sendline("y")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    first, second = (r["messages"][1]["content"] for r in server.requests_for("execution")[1:])
+    assert "tok-1" in first
+    assert "(unset)" in second and "sk-agent-secret" not in second
+    assert [a["approved"] for a in approvals(tmp_path).values()] == [True]
+
+
+def test_a_continuous_run_leaves_an_unapproved_project_config_out(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    write(tmp_path / ".mcp.json", t=server_entry())
+    server.script("execution", done())
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c")
+    expect_words(
+        child,
+        "The project's MCP config .mcp.json is left out: it was never approved, and a "
+        "continuous run asks no one",
+    )
+    child.expect_exact("Run finished:")
+    assert "Use these MCP servers?" not in (child.before or "")
+    assert finish(child) == 0
+    assert "mcp__t__" not in server.requests_for("execution")[0]["messages"][0]["content"]
+    assert not (tmp_path / "home" / "mcp-approvals.json").exists()
+
+
+def test_mcp_list_asks_about_a_project_config_and_a_named_one_needs_no_question(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / ".mcp.json", t=server_entry(includeTools=["echo"]))
+    child = spawn(tmp_path, None, "mcp", "list")
+    child.expect_exact("Use these MCP servers? [y/n]")
+    child.sendline("n")
+    child.expect_exact("is left out, as you answered on")
+    assert finish(child) == 0
+
+    child = spawn(tmp_path, None, "mcp", "list", "--mcp-config", ".mcp.json")  # the user's
+    child.expect_exact("started, 1 tool")
+    assert "Use these MCP servers?" not in (child.before or "")
+    assert finish(child) == 0
+
+    child = spawn(tmp_path, None, "mcp", "list")  # asked again: a no may be changed here
+    child.expect_exact("Use these MCP servers? [y/n]")
+    child.sendline("y")
+    child.expect_exact("started, 1 tool")
+    child.expect_exact("mcp__t__echo (")
+    assert finish(child) == 0
     assert servers_left(tmp_path) == []

@@ -38,7 +38,7 @@ from autoagent.tools.commands.base import (
 )
 from autoagent.tools.commands.mcp import attach_servers
 from autoagent.tools.mcp_client import McpServers, ServerLost
-from autoagent.tools.mcp_config import ServerConfig, load_servers
+from autoagent.tools.mcp_config import ServerConfig, load_servers, read_config
 from autoagent.tools.tool_process import tool_environment
 from autoagent.tools.workspace import Workspace
 
@@ -277,6 +277,17 @@ def test_a_server_name_whose_tools_read_two_ways_is_refused(
     path = write_config(tmp_path, {name: {"command": "x"}})
     with pytest.raises(ConfigError, match=re.escape(readings)):
         load_servers(path, {})
+
+
+def test_a_projects_file_reads_only_the_variables_allowed(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"s": {"command": "x", "env": {"K": "${KEY:-none}"}}})
+    project = read_config(path, project=True)
+    [allowed] = load_servers(project, {"KEY": "sk-1"}, variables=["KEY"])
+    [refused] = load_servers(project, {"KEY": "sk-1"}, variables=[])
+    assert allowed.env == {"K": "sk-1"} and refused.env == {"K": "none"}
+    write_config(tmp_path, {"s": {"command": "x", "env": {"K": "${KEY}"}}})
+    with pytest.raises(ConfigError, match="not a variable a project's MCP config may read"):
+        load_servers(read_config(path, project=True), {"KEY": "sk-1"}, variables=[])
 
 
 def test_a_server_program_that_cannot_be_found_is_a_config_error(tmp_path: Path) -> None:

@@ -176,11 +176,13 @@ def prepare_run(
     assert profile is not None
     home, workspace_root = check_folders(settings)
     sandbox = build_sandbox(settings, workspace_root)
-    mcp_servers = configured_servers(settings, workspace_root, sandbox)
+    mcp = configured_servers(settings, workspace_root, sandbox)
+    mcp_servers = mcp.servers
+    notes += mcp.notes
     policy = Policy.load(
         settings.policy_file,
         [c.name for c in builtin_commands()],
-        servers=list(mcp_servers.servers) if mcp_servers else [],
+        servers=[*(mcp_servers.servers if mcp_servers else []), *mcp.left_out],
     )
     prices = price_table(settings)
     check_budget_prices(settings, prices)

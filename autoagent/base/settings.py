@@ -72,6 +72,9 @@ class Settings(BaseModel):
     # MCP servers: their config file (default: .mcp.json here, if there is one).
     mcp_config: Path | None = _env("AUTOAGENT_MCP_CONFIG", default=None)
     mcp_startup_timeout: float = _env("AUTOAGENT_MCP_STARTUP_TIMEOUT", default=30.0, gt=0)
+    # Environment variables a project's own .mcp.json may read with ${VAR} (a file the user
+    # names reads any); comma-separated in the environment.
+    mcp_env: tuple[str, ...] = _env("AUTOAGENT_MCP_ENV", default=())
 
     # Memory.
     embeddings: Literal["local", "openai"] = _env("AUTOAGENT_EMBEDDINGS", default="local")
@@ -117,7 +120,7 @@ class Settings(BaseModel):
     sandbox_file_size: int = _env("AUTOAGENT_SANDBOX_FILE_SIZE", default=1 << 30, ge=0)
     sandbox_processes: int = _env("AUTOAGENT_SANDBOX_PROCESSES", default=256, ge=0)
 
-    @field_validator("shell_programs", "child_env", "sandbox_readable", mode="before")
+    @field_validator("shell_programs", "child_env", "mcp_env", "sandbox_readable", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):

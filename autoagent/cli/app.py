@@ -79,7 +79,7 @@ MemoryUrl = Annotated[
 ]
 McpConfig = Annotated[
     Path | None,
-    typer.Option("--mcp-config", help="MCP servers to use (default: .mcp.json here, if any)."),
+    typer.Option("--mcp-config", help="MCP servers to use (default: .mcp.json here, if approved)."),
 ]
 AllowHighRisk = Annotated[
     bool,
@@ -253,6 +253,8 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
     # A continuous run has nobody at the keyboard: requests are answered from elsewhere.
     screen = TerminalScreen(console, interactive=not settings.continuous)
     renderer = Renderer(console)
+    if not settings.continuous:
+        _ask_about_project_servers(console, settings)
     with console.status("Starting..."):
         loop = prepare_run(settings, screen=screen, **prepare)
     ended: RunEnded | None = None
@@ -692,16 +694,22 @@ def mcp_list(mcp_config: McpConfig = None, workspace: Workspace = None) -> None:
     from ..agent.runner import check_folders
     from ..tools.commands.mcp import configured_servers
     from ..tools.sandbox import build_sandbox
+    from .ui import outside
 
     console = _console()
     settings = _settings(mcp_config=mcp_config, workspace=workspace)
     _, workspace_root = check_folders(settings)
-    servers = configured_servers(settings, workspace_root, build_sandbox(settings, workspace_root))
+    _ask_about_project_servers(console, settings, again=True)
+    mcp = configured_servers(settings, workspace_root, build_sandbox(settings, workspace_root))
+    for note in mcp.notes:
+        console.print(outside(note))
+    servers = mcp.servers
     if servers is None:
-        console.print(
-            "No MCP servers: give a config with --mcp-config or AUTOAGENT_MCP_CONFIG, "
-            "or put a .mcp.json here."
-        )
+        if not mcp.notes:
+            console.print(
+                "No MCP servers: give a config with --mcp-config or AUTOAGENT_MCP_CONFIG, "
+                "or put a .mcp.json here."
+            )
         return
     with tempfile.TemporaryDirectory() as logs:
         try:
@@ -714,6 +722,17 @@ def mcp_list(mcp_config: McpConfig = None, workspace: Workspace = None) -> None:
         console.print(line)
     if any(state.status == "failed" for state in servers.servers.values()):
         raise typer.Exit(1)
+
+
+def _ask_about_project_servers(console: Console, settings: Settings, **how: bool) -> None:
+    """Ask before a project's own .mcp.json is first used; Ctrl-C there starts nothing."""
+    from .project_mcp import ask_about_project_servers
+
+    try:
+        ask_about_project_servers(console, settings, **how)
+    except KeyboardInterrupt:
+        console.print("\nNothing started.")
+        raise typer.Exit(1) from None
 
 
 def _mcp_lines(state: Any, servers: Any) -> list[Text]:

@@ -6,7 +6,7 @@
 plus keys of ours per server: "risk" (low, medium or high; default high), "includeTools" and
 "excludeTools" (tool names, globs allowed) and "timeout" (seconds per tool call).
 `${VAR}` and `${VAR:-default}` in commands, arguments, env, cwd, URLs and headers are
-replaced from the environment given.
+replaced from the environment given (a project's own file reads only the variables allowed).
 
 A tool is the command `mcp__SERVER__TOOL`, so a server's name holds no `__` and does not end
 with `_`: then the first `__` after `mcp__` is where every such name splits, and no two
@@ -15,9 +15,10 @@ servers' tools can have the same name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -79,36 +80,79 @@ class ServerConfig:
         return not any(fnmatchcase(tool, pattern) for pattern in self.exclude_tools)
 
 
-def config_path(given: Path | None) -> Path | None:
-    """The file to read: the one given, else `.mcp.json` here if there is one."""
+@dataclass(frozen=True)
+class ConfigFile:
+    """An MCP config as read, once: what is checked (its digest) is what is used."""
+
+    path: Path
+    content: bytes
+    project: bool  # found in the folder (the project's), not named by the user
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    def entries(self) -> dict[str, Any]:
+        """The servers as the file gives them, before any check of an entry."""
+        try:
+            data = json.loads(self.content.decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _error(self.path, f"it is not JSON ({exc})") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("mcpServers"), dict):
+            raise _error(self.path, 'it needs an "mcpServers" object mapping names to servers')
+        if unknown := sorted(set(data) - {"mcpServers"}):
+            raise _error(self.path, f"unknown top-level key {unknown[0]!r}")
+        return {str(name): entry for name, entry in data["mcpServers"].items()}
+
+
+def find_config(given: Path | None) -> ConfigFile | None:
+    """The file to use: the one given (the user's), else `.mcp.json` here if there is one
+    (the project's)."""
     if given is not None:
-        return given
-    return DEFAULT_FILE if DEFAULT_FILE.is_file() else None
+        return read_config(given, project=False)
+    return read_config(DEFAULT_FILE, project=True) if DEFAULT_FILE.is_file() else None
 
 
-def load_servers(path: Path | None, environ: Mapping[str, str]) -> list[ServerConfig]:
-    """The servers of the config file (none without a file); ConfigError names each problem."""
-    if path is None:
-        return []
+def read_config(path: Path, *, project: bool) -> ConfigFile:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return ConfigFile(path, path.read_bytes(), project)
     except OSError as exc:
         raise _error(path, f"it cannot be read ({exc.strerror})") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _error(path, f"it is not JSON ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("mcpServers"), dict):
-        raise _error(path, 'it needs an "mcpServers" object mapping names to servers')
-    if unknown := sorted(set(data) - {"mcpServers"}):
-        raise _error(path, f"unknown top-level key {unknown[0]!r}")
-    base = path.parent
-    return [
-        _server(path, str(name), entry, environ, base) for name, entry in data["mcpServers"].items()
-    ]
+
+
+def command_line(entry: Any) -> str:
+    """What an entry starts or reaches, as the file writes it: its command line, or its URL."""
+    if not isinstance(entry, dict):
+        return "(not a server entry)"
+    if isinstance(entry.get("url"), str):
+        return entry["url"]
+    args = entry.get("args")
+    words = [entry.get("command"), *(args if isinstance(args, list) else [])]
+    return " ".join(str(word) for word in words if word is not None) or "(no command)"
+
+
+def load_servers(
+    source: Path | ConfigFile | None,
+    environ: Mapping[str, str],
+    *,
+    variables: Collection[str] | None = None,
+) -> list[ServerConfig]:
+    """The servers of the config file (none without a file); ConfigError names each problem.
+
+    `${VAR}` reads `environ`, only the names in `variables` when given (others count as unset)."""
+    if source is None:
+        return []
+    file = source if isinstance(source, ConfigFile) else read_config(source, project=False)
+    if variables is not None:
+        environ = {name: value for name, value in environ.items() if name in variables}
+    base = file.path.parent
+    return [_server(file, name, entry, environ, base) for name, entry in file.entries().items()]
 
 
 def _server(
-    path: Path, name: str, raw: Any, environ: Mapping[str, str], base: Path
+    file: ConfigFile, name: str, raw: Any, environ: Mapping[str, str], base: Path
 ) -> ServerConfig:
+    path = file.path
     where = f"server {name!r}"
     if not _NAME.match(name):
         raise _error(path, f"{where}: a name is letters, digits, '_' and '-' (64 at most)")
@@ -134,6 +178,12 @@ def _server(
                 return environ[variable]
             if default is not None:
                 return default
+            if file.project:
+                raise _error(
+                    path,
+                    f"{where}: ${{{variable}}} is not set, or not a variable a project's MCP "
+                    "config may read (AUTOAGENT_MCP_ENV names those)",
+                )
             raise _error(path, f"{where}: ${{{variable}}} is not set in the environment")
 
         return _VARIABLE.sub(value, text)

@@ -13,21 +13,23 @@ import binascii
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...base.errors import CommandError
+from ...base.errors import CommandError, ConfigError
 from ...base.settings import Settings, process_environment
 from ...base.text import mark_untrusted, strip_terminal_escapes, trim_middle
 from ..mcp_client import McpServers, ServerState
-from ..mcp_config import config_path, load_servers
+from ..mcp_config import ConfigFile, find_config, load_servers
+from ..mcp_trust import Answer, ProjectApprovals
 from .base import (
     Command,
     CommandContext,
     InvalidArguments,
     Registry,
+    Risk,
     SchemaArguments,
     Withdrawal,
 )
@@ -56,16 +58,44 @@ class Skipped:
     reason: str
 
 
-def configured_servers(
-    settings: Settings, workspace: Path, sandbox: Sandbox | None
-) -> McpServers | None:
-    """The servers of the MCP config, checked but not started; None when there are none.
-    Those started as programs run in `sandbox`.
+@dataclass
+class McpSetup:
+    """The servers a run uses (None: none), notes for the human about them, and the names of
+    the servers of a project's file that is left out (a policy may name them)."""
 
-    Raises ConfigError for a bad config or a server program that cannot be found."""
-    configs = load_servers(config_path(settings.mcp_config), process_environment())
+    servers: McpServers | None = None
+    notes: list[str] = field(default_factory=list)
+    left_out: tuple[str, ...] = ()
+
+
+def configured_servers(settings: Settings, workspace: Path, sandbox: Sandbox | None) -> McpSetup:
+    """The servers of the MCP config, checked but not started. Those started as programs run
+    in `sandbox`.
+
+    A project's own `.mcp.json` (not named by the user) is used only once the user approved
+    it (mcp_trust.py); its `${VAR}` read only the variables of AUTOAGENT_MCP_ENV, and it
+    cannot lower a risk. Raises ConfigError for a bad config or a server program that cannot
+    be found."""
+    file = find_config(settings.mcp_config)
+    if file is None:
+        return McpSetup()
+    notes: list[str] = []
+    if file.project:
+        answer = ProjectApprovals(settings.home).answer(file)
+        if answer is None or not answer.approved:
+            return McpSetup(notes=[left_out(file, answer, settings)], left_out=_names(file))
+    variables = settings.mcp_env if file.project else None
+    configs = load_servers(file, process_environment(), variables=variables)
+    if file.project:
+        for config in [c for c in configs if c.risk is not Risk.HIGH]:
+            notes.append(
+                f"The project's {file.path} gives {config.name!r} {config.risk} risk, which a "
+                "project's own file cannot do: its tools are high risk (a file you name with "
+                "--mcp-config can lower it)."
+            )
+        configs = [replace(c, risk=Risk.HIGH) for c in configs]
     if not configs:
-        return None
+        return McpSetup(notes=notes)
     servers = McpServers(
         configs,
         workspace=workspace,
@@ -75,7 +105,28 @@ def configured_servers(
         env_allowed=settings.child_env,
     )
     servers.check()
-    return servers
+    return McpSetup(servers, notes)
+
+
+def left_out(file: ConfigFile, answer: Answer | None, settings: Settings) -> str:
+    """Why a project's MCP config is not used, in one sentence."""
+    if answer is not None:
+        why = f", as you answered on {answer.date}"
+    elif settings.continuous:
+        why = ": it was never approved, and a continuous run asks no one"
+    else:
+        why = ": it was not approved"
+    return (
+        f"The project's MCP config {file.path} is left out{why} (`autoagent mcp list` asks "
+        f"you; --mcp-config {file.path} uses it as your own)."
+    )
+
+
+def _names(file: ConfigFile) -> tuple[str, ...]:
+    try:
+        return tuple(file.entries())
+    except ConfigError:  # a file left out is not read any further
+        return ()
 
 
 def attach_servers(registry: Registry, servers: McpServers, log_dir: Path) -> list[str]:

@@ -1,0 +1,72 @@
+"""The user's answers about projects' own MCP configs, kept in AUTOAGENT_HOME.
+
+A `.mcp.json` found in the folder a run starts in comes with the project, not from the user:
+its servers start only once the user has said yes to it. An answer holds for that file with
+that content (its full path and sha256 digest); a changed or moved file is asked about again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..base.errors import ConfigError
+from .mcp_config import ConfigFile
+
+FILE_NAME = "mcp-approvals.json"
+
+
+@dataclass(frozen=True)
+class Answer:
+    approved: bool
+    date: str  # when it was given, YYYY-MM-DD
+
+
+class ProjectApprovals:
+    """The answers, by file; a damaged record counts as no answer (the user is asked again)."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home.expanduser() / FILE_NAME
+
+    def answer(self, file: ConfigFile) -> Answer | None:
+        entry = self._read().get(_key(file))
+        if not isinstance(entry, dict) or entry.get("sha256") != file.digest:
+            return None
+        approved = entry.get("approved")
+        return Answer(approved, str(entry.get("date", "?"))) if isinstance(approved, bool) else None
+
+    def remember(self, file: ConfigFile, approved: bool) -> None:
+        answers = self._read()
+        answers[_key(file)] = {
+            "sha256": file.digest,
+            "approved": approved,
+            "date": time.strftime("%Y-%m-%d"),
+        }
+        text = json.dumps(answers, indent=1, sort_keys=True) + "\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(
+                "w", dir=self.path.parent, prefix=".mcp-approvals-", delete=False
+            ) as out:
+                out.write(text)
+            os.replace(out.name, self.path)
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot keep the answer about {file.path} in {self.path}: {exc.strerror}. "
+                "Check that AUTOAGENT_HOME is writable."
+            ) from exc
+
+    def _read(self) -> dict[str, object]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
+def _key(file: ConfigFile) -> str:
+    return str(file.path.resolve())
