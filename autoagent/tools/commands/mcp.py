@@ -145,7 +145,7 @@ def attach_servers(registry: Registry, servers: McpServers, log_dir: Path) -> li
             continue
         commands, skipped = tool_commands(state, servers)
         for cmd in list(commands):
-            if cmd.name in registry:  # "a__b" + "c" and "a" + "b__c" make the same name
+            if cmd.name in registry:  # a guard: server names keep them unique (mcp_config.py)
                 commands.remove(cmd)
                 skipped.append(Skipped(cmd.name, "another command has the same name"))
             else:
