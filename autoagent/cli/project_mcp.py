@@ -8,7 +8,8 @@ from rich.text import Text
 
 from ..tools.mcp_config import command_line, find_config
 from ..tools.mcp_trust import ProjectApprovals
-from .ui import Quoted, drop_typed_ahead, one_line
+from .screen import drop_typed_ahead
+from .ui import Quoted, one_line
 
 if TYPE_CHECKING:
     from rich.console import Console
