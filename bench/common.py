@@ -193,7 +193,7 @@ class RunSample:
 
 def drive(loop: AgentLoop) -> RunSample:
     """Run the loop to its end as the CLI does, rendering to a string; time every step."""
-    from autoagent.cli.app.ui import Renderer
+    from autoagent.cli.ui import Renderer
     from rich.console import Console
 
     renderer = Renderer(Console(file=io.StringIO(), width=100, highlight=False))
