@@ -497,7 +497,7 @@ class AgentLoop:
         if detector.warned:
             if self.settings.continuous:
                 raise _RunOver(StopCause.LOOPING, f"Stopped: the agent is looping ({problem}).")
-            self.gate.pre_approved = 0  # the human sees every command from now on
+            self.gate.revoke_pre_approval()  # the human sees every command from now on
         yield self._emit(LoopWarning(problem, escalated=detector.warned))
         detector.warned = True
         self.state.notices = [

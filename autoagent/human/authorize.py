@@ -344,6 +344,11 @@ class Gate:
         self.wait_for_human = wait_for_human
         self.pre_approved = 0  # left from a 'y -N'
 
+    def revoke_pre_approval(self) -> None:
+        """Forget what a 'y -N' authorised in advance: the human sees every command again
+        (until they answer 'y -N' anew)."""
+        self.pre_approved = 0
+
     def decide(self, proposal: Proposal) -> Verdict:
         verdict = self.screen(proposal)
         return verdict if verdict is not None else self.ask(proposal)
