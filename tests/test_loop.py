@@ -9,15 +9,19 @@ from typing import Any
 
 import pytest
 
-from autoagent.agent.events import LoopWarning, RunEnded, TasksChanged, Thinking
+from autoagent.agent.events import CommandStarted, LoopWarning, RunEnded, TasksChanged, Thinking
 from autoagent.agent.loop import AgentLoop
 from autoagent.agent.profile import make_profile
 from autoagent.agent.runner import prepare_run
+from autoagent.base.risk import Risk
 from autoagent.base.settings import Settings
+from autoagent.base.status import StopCause
 from autoagent.human.authorize import ScriptedHuman
 from autoagent.model.llm import OpenAIChatModel
 from autoagent.model.testing import FakeOpenAIServer, Fault, execution_reply, role_of
 from autoagent.store.embeddings import WordEmbedder
+from autoagent.tools.commands import default_registry
+from autoagent.tools.commands.base import Command, CommandContext, command
 
 PROFILE = make_profile("Scout", "a test agent", ["Test the loop"])
 
@@ -256,3 +260,97 @@ def test_on_a_cpu_without_avx2_memory_uses_word_vectors_and_says_so(
     assert any("lacks AVX2 and FMA" in note for note in started.notices)
     assert isinstance(loop.memory.embedder, WordEmbedder)
     assert ended(events).status == "finished"
+
+
+# What the loop does with a command comes from its declaration, never from its name.
+
+
+@command(Risk.LOW, ends_run=True)
+def done_here(ctx: CommandContext, summary: str) -> str:
+    """Say the work is done."""
+    return f"Done: {summary}"
+
+
+@command(Risk.LOW, asks_human=True)
+def consult(ctx: CommandContext, topic: str) -> str:
+    """Ask the human about a topic."""
+    return f"They said: {ctx.ask_human(f'What about {topic}?', ctx.step)}"
+
+
+def with_commands(loop: AgentLoop, *commands: Command) -> AgentLoop:
+    for declared in commands:
+        loop.registry.add(declared)
+    loop.executor.use_commands(loop.registry)
+    return loop
+
+
+def test_a_command_declared_to_end_the_run_ends_it(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script("execution", execution_reply("done_here", summary="all good"))
+    loop = with_commands(make_loop(tmp_path, server, continuous=True), done_here)
+    events = list(run(loop))
+    end = ended(events)
+    assert end.cause is StopCause.FINISHED and end.status == "finished"
+    assert end.reason == "Done: all good" and end.steps == 1
+    assert (
+        "done_here(summary: string)"
+        in server.requests_for("execution")[0]["messages"][0]["content"]
+    )
+    assert not [e for e in events if isinstance(e, CommandStarted)]  # it ran as no step
+
+
+@pytest.mark.parametrize("makes_files", [True, False])
+def test_a_command_declared_to_make_files_counts_as_progress(
+    tmp_path: Path, server: FakeOpenAIServer, makes_files: bool
+) -> None:
+    @command(Risk.LOW, makes_files=makes_files)
+    def stamp(ctx: CommandContext, n: int) -> str:
+        """Write a stamp file."""
+        ctx.workspace.write_text(f"stamps/{n}.txt", "stamped")
+        return "Stamped."
+
+    server.script("execution", *(execution_reply("stamp", n=n) for n in range(5)))
+    loop = with_commands(make_loop(tmp_path, server, continuous=True, stall_steps=3), stamp)
+    events = list(run(loop))
+    warnings = [e.problem for e in events if isinstance(e, LoopWarning)]
+    if makes_files:
+        assert warnings == [] and ended(events).status == "finished"
+    else:
+        assert warnings and "brought no new result" in warnings[0]
+    assert len(list((tmp_path / "ws" / "stamps").iterdir())) == 5
+
+
+def test_a_command_declared_to_ask_the_human_is_a_question_not_an_approval(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script("execution", execution_reply("consult", topic="the road"))
+    human = ScriptedHuman(["y"], replies=["go left"])
+    loop = with_commands(make_loop(tmp_path, server, human), consult)
+    end = ended(list(run(loop)))
+    assert [p.name for p in human.asked] == ["finish"]  # consult ran without a y/n
+    assert human.questions == ["What about the road?"] and end.status == "finished"
+    assert "They said: go left" in prompts_seen(server)[1]
+
+    # In a continuous run no one answers: the question is refused, and the run goes on.
+    server.script("execution", execution_reply("consult", topic="the road"))
+    nobody = ScriptedHuman([], can_answer=False)
+    loop = with_commands(make_loop(tmp_path, server, nobody, continuous=True), consult)
+    assert ended(list(run(loop))).status == "finished"
+    assert nobody.questions == [] and "no one can in this run" in prompts_seen(server)[-1]
+
+
+def test_a_command_declared_to_need_a_setting_is_enabled_only_by_it() -> None:
+    @command(Risk.HIGH, enabled_by="shell_enabled")
+    def run_tool(ctx: CommandContext) -> str:
+        """Run a tool."""
+        return "ran"
+
+    assert not run_tool.enabled_in(Settings())
+    assert run_tool.enabled_in(Settings(shell_enabled=True))
+    assert [c.name for c in default_registry(Settings()) if c.enabled_by] == []
+    assert "execute_shell" in default_registry(Settings(shell_enabled=True))
+    with pytest.raises(ValueError, match="not a yes/no field of Settings"):
+        command(Risk.LOW, enabled_by="shel_enabled")
+    with pytest.raises(ValueError, match="not a yes/no field of Settings"):
+        command(Risk.LOW, enabled_by="max_steps")

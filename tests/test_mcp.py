@@ -414,6 +414,12 @@ def test_tools_become_commands_with_their_description_schema_and_risk(shared: Ru
     assert add.args_schema()["required"] == ["a", "b"]
 
 
+def test_tools_declare_nothing_the_loop_would_trust(shared: Running) -> None:
+    for tool in shared.registry:
+        assert tool.changes_things and tool.needs_approval and tool.enabled_by is None
+        assert not (tool.ends_run or tool.asks_human or tool.makes_files)
+
+
 def test_a_tool_answers_as_untrusted_data(shared: Running) -> None:
     assert shared.run("mcp__t__add", a=2, b=40) == (
         "mcp__t__add answered.\n"

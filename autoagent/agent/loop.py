@@ -65,7 +65,6 @@ from .tasks import Task
 log = logging.getLogger(__name__)
 
 NO_TASK = "No open tasks are left: check the goals against what was done; finish if they are met."
-FILE_MAKERS = {"write_file", "append_to_file"}  # their success counts as progress
 UNWRITTEN_KEPT = 20  # steps out of the window whose memory may still be on its way
 # A memory in the prompt is a reminder of an earlier step (its task, command and how the
 # result began); kept short, the prompt stays flat as the run goes on.
@@ -268,12 +267,12 @@ class AgentLoop:
         return [cut], []
 
     def _asks_again(self, record: StepRecord) -> bool:
-        """A question to the human (ask_user) that was waiting when the run stopped is asked
-        again, on the same request: asking has no effect to lose or repeat."""
+        """A question to the human that was waiting when the run stopped is asked again, on
+        the same request: asking has no effect to lose or repeat."""
         if record.status is not StepStatus.RUNNING or self._result_in_journal(record):
             return False
-        name = record.command
-        return name in self.registry and not self.registry.get(name).needs_approval
+        command = self._available(record.command)
+        return command is not None and command.asks_human
 
     def _result_in_journal(self, record: StepRecord) -> StepRecord | None:
         for entry in reversed(self.journal.events()):
@@ -381,10 +380,11 @@ class AgentLoop:
             state.feedback = verdict.feedback
             yield from self._conclude(record, watch=False)
             return
-        if command.name == "finish":
+        if command.ends_run:
             yield self._emit(Authorized(record.advance(StepStatus.FINISHED, verdict=verdict)))
             state.goal_report = [str(line) for line in args.get("goal_report") or []]
-            raise _RunOver(StopCause.FINISHED, str(args.get("reason", "")))
+            self.context.step = record.step
+            raise _RunOver(StopCause.FINISHED, self._run_command(command, args).output)
         record = record.model_copy(update={"verdict": verdict})
         yield self._emit(Authorized(record))
 
@@ -393,7 +393,7 @@ class AgentLoop:
         # Pending: on the disk before it runs, and before a human is asked (the request is
         # answerable from elsewhere only once the step is seen running). A command that
         # changes nothing is written down without waiting: after a crash, it is proposed again.
-        on_disk_first = command.changes_things or not command.needs_approval
+        on_disk_first = command.changes_things or command.asks_human
         yield self._durable(CommandStarted(record), wait=on_disk_first)
         yield from self._run(record, command)
 
@@ -438,7 +438,8 @@ class AgentLoop:
         if task_id is not None and any(t.id == task_id for t in state.tasks.open):
             state.tasks.complete(task_id, trim_middle(record.result.output, DONE_RESULT_CHARS))
         added = yield from self._plan(record.proposal.task, record.result.output)
-        made_file = record.result.ok and record.command in FILE_MAKERS
+        command = self._available(record.command)
+        made_file = record.result.ok and command is not None and command.makes_files
         done = record.advance(StepStatus.DONE, tasks_added=added, progress=made_file or bool(added))
         yield from self._conclude(done)
 
@@ -507,6 +508,10 @@ class AgentLoop:
         ]
 
     # Helpers.
+
+    def _available(self, name: str) -> Command | None:
+        """The command `name`, unless it is gone (e.g. its MCP server is not configured)."""
+        return self.registry.get(name) if name in self.registry else None
 
     def _check_limits(self) -> None:
         state, settings = self.state, self.settings

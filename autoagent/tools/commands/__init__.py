@@ -21,6 +21,5 @@ def builtin_commands() -> list[Command]:
 
 
 def default_registry(settings: Settings) -> Registry:
-    return Registry(
-        c for c in builtin_commands() if settings.shell_enabled or c.name != "execute_shell"
-    )
+    """The built-in commands that the settings turn on."""
+    return Registry(c for c in builtin_commands() if c.enabled_in(settings))

@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from ...base.errors import CommandError, describe_validation
 from ...base.risk import Risk
+from ...base.settings import Settings
 
 if TYPE_CHECKING:
-    from ...base.settings import Settings
     from ..sandbox import Sandbox
     from ..workspace import Workspace
 
@@ -109,11 +109,30 @@ class Command:
     risk: Risk
     function: Callable[..., str]
     arguments: Arguments
-    needs_approval: bool = True  # False only for commands that are themselves a talk with the human
     # Whether running it can change anything (files, programs, the world): then it is on the
     # disk as started before it runs, so that a crash never runs it twice. Built-in low-risk
     # commands only read, list, search or ask; a tool from elsewhere is never assumed harmless.
     changes_things: bool = True
+    # What the loop does with it, declared here so that no name is special anywhere else.
+    # It is a question to the human: not approved first (asking is itself the talk), refused
+    # when no one can answer, and asked again when a run stopped while it waited.
+    asks_human: bool = False
+    # Once authorised, the run ends: what the command returns is the reason, and its
+    # `goal_report` argument, if it has one, the report per goal. It runs as no step.
+    ends_run: bool = False
+    # Its success makes a file, which counts as progress when the loop looks for stalls.
+    makes_files: bool = False
+    # The Settings field (a bool) that turns it on; None means always available.
+    enabled_by: str | None = None
+
+    @property
+    def needs_approval(self) -> bool:
+        """Whether the human is asked before it runs (unless the policy or 'y -N' says so)."""
+        return not self.asks_human
+
+    def enabled_in(self, settings: Settings) -> bool:
+        """Whether `settings` turn it on."""
+        return self.enabled_by is None or bool(getattr(settings, self.enabled_by))
 
     def args_schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments: shown to the model, and the base of the grammar
@@ -145,8 +164,18 @@ class Command:
         return self.function(ctx, **self.validate(args))
 
 
-def command(risk: Risk, *, needs_approval: bool = True) -> Callable[[Callable[..., str]], Command]:
-    """Declare a command from a function `f(ctx, arg: type, ...) -> str` and its docstring."""
+def command(
+    risk: Risk,
+    *,
+    asks_human: bool = False,
+    ends_run: bool = False,
+    makes_files: bool = False,
+    enabled_by: str | None = None,
+) -> Callable[[Callable[..., str]], Command]:
+    """Declare a command from a function `f(ctx, arg: type, ...) -> str` and its docstring;
+    the flags say what the loop does with it (see Command)."""
+    if enabled_by is not None:
+        _check_switch(enabled_by)
 
     def declare(function: Callable[..., str]) -> Command:
         hints = get_type_hints(function)
@@ -167,11 +196,21 @@ def command(risk: Risk, *, needs_approval: bool = True) -> Callable[[Callable[..
             risk=risk,
             function=function,
             arguments=ModelArguments(arguments),
-            needs_approval=needs_approval,
             changes_things=risk is not Risk.LOW,
+            asks_human=asks_human,
+            ends_run=ends_run,
+            makes_files=makes_files,
+            enabled_by=enabled_by,
         )
 
     return declare
+
+
+def _check_switch(name: str) -> None:
+    """A command turned on by a setting names a bool field of Settings (a typo fails at once)."""
+    declared = Settings.model_fields.get(name)
+    if declared is None or declared.annotation is not bool:
+        raise ValueError(f"enabled_by={name!r} is not a yes/no field of Settings")
 
 
 @dataclass(frozen=True)

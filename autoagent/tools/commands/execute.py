@@ -47,7 +47,7 @@ def execute_python_file(ctx: CommandContext, path: str) -> str:
     return _run(ctx, [sys.executable, "-u", str(file)], f"python {shown}")
 
 
-@command(Risk.HIGH)
+@command(Risk.HIGH, enabled_by="shell_enabled")
 def execute_shell(ctx: CommandContext, command_line: str) -> str:
     """Run a shell command line (`sh -c`, pipes and redirections work) in the workspace.
 

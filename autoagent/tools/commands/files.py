@@ -23,14 +23,14 @@ def read_file(ctx: CommandContext, path: str) -> str:
     return f"{header}.\n{mark_untrusted(f'the file {shown}', trim_middle(text, READ_CHARS))}"
 
 
-@command(Risk.MEDIUM)
+@command(Risk.MEDIUM, makes_files=True)
 def write_file(ctx: CommandContext, path: str, content: str) -> str:
     """Write text to a file in the workspace, replacing it if it exists; folders are created."""
     ctx.workspace.write_text(path, content)
     return f"Wrote {_characters(content)} to {ctx.workspace.display(path)}."
 
 
-@command(Risk.MEDIUM)
+@command(Risk.MEDIUM, makes_files=True)
 def append_to_file(ctx: CommandContext, path: str, content: str) -> str:
     """Append text to the end of a file in the workspace, creating it if needed."""
     ctx.workspace.append_text(path, content)

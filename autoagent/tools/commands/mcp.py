@@ -188,6 +188,11 @@ def tool_commands(state: ServerState, servers: McpServers) -> tuple[list[Command
                 risk=config.risk,
                 function=_caller(servers, config.name, tool.name),
                 arguments=arguments,
+                # A tool from elsewhere is approved like any command, never ends the run
+                # and counts as no file made: it says nothing the loop could trust.
+                asks_human=False,
+                ends_run=False,
+                makes_files=False,
             )
         )
     return commands, skipped
