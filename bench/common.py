@@ -193,8 +193,9 @@ class RunSample:
 
 def drive(loop: AgentLoop) -> RunSample:
     """Run the loop to its end as the CLI does, rendering to a string; time every step."""
-    from autoagent.cli.ui import Renderer
     from rich.console import Console
+
+    from autoagent.cli.ui import Renderer
 
     renderer = Renderer(Console(file=io.StringIO(), width=100, highlight=False))
     sample = RunSample()
