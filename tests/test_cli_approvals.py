@@ -217,6 +217,7 @@ def test_the_terminal_prompt_gives_way_to_an_answer_from_another_shell(
     assert not (tmp_path / "ws" / "old.txt").exists()
 
 
+@pytest.mark.sandbox
 def test_the_audit_trail_names_the_effective_user_whatever_USER_says(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:
@@ -319,6 +320,7 @@ def test_each_request_is_posted_to_the_webhook_with_single_use_links(
     assert finish(child) == 0
 
 
+@pytest.mark.sandbox
 def test_the_webhooks_secrets_never_reach_the_debug_log(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:

@@ -252,6 +252,7 @@ def events(tmp_path: Path) -> str:
     return (run / "events.jsonl").read_text(encoding="utf-8")
 
 
+@pytest.mark.sandbox
 def test_a_remote_reference_in_a_tool_schema_is_never_fetched(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:
@@ -285,6 +286,7 @@ def test_a_remote_reference_in_a_tool_schema_is_never_fetched(
     assert events(tmp_path).count(left_out) == 1
 
 
+@pytest.mark.sandbox
 def test_bad_tool_schemas_leave_their_tools_out_and_a_runaway_pattern_is_cut_short(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:

@@ -17,7 +17,7 @@ from autoagent.model.testing import FakeOpenAIServer, execution_reply
 from .cli_helpers import PROFILE, PROMPT, finish, spawn
 from .test_cli_mcp import done, server_entry, servers_left
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 # A server whose tool names hold "__", and which tells the value of a variable it was given.
 SMALL_SERVER = """

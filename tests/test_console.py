@@ -567,6 +567,7 @@ def test_head_and_unserved_methods_carry_the_security_headers(console: ConsoleSe
     assert put.headers["Content-Security-Policy"].startswith("default-src 'self'")
 
 
+@pytest.mark.sandbox
 def test_a_link_to_a_request_whose_answer_is_damaged_says_so_and_logs_no_token(
     tmp_path: Path, home: Path
 ) -> None:
