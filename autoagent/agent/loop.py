@@ -8,15 +8,12 @@ end of the step. A resumed run finishes the step it finds in flight from that re
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-from pydantic import ValidationError
 
 from ..base.errors import AutoAgentError, CommandError, InputEnded
 from ..base.settings import Settings
@@ -32,6 +29,7 @@ from .agents import (
     ModelCaller,
     TaskCreationAgent,
 )
+from .changes import changed_files, snapshot
 from .events import (
     Authorized,
     CommandDone,
@@ -47,9 +45,9 @@ from .events import (
     StepRecovered,
     TasksChanged,
     Thinking,
-    from_data,
     to_data,
 )
+from .recall import Recall
 from .record import (
     RESULT_CHARS_IN_PROMPT,
     DecisionKind,
@@ -59,20 +57,16 @@ from .record import (
     StepStatus,
     StepVerdict,
 )
+from .recovery import Recovery
 from .state import RunState
 from .tasks import Task
 
 log = logging.getLogger(__name__)
 
 NO_TASK = "No open tasks are left: check the goals against what was done; finish if they are met."
-UNWRITTEN_KEPT = 20  # steps out of the window whose memory may still be on its way
-# A memory in the prompt is a reminder of an earlier step (its task, command and how the
-# result began); kept short, the prompt stays flat as the run goes on.
-MEMORY_CHARS_IN_PROMPT = 300
 # What the checkpoint keeps of a done task's result (the whole result is in the journal and
 # in memory); the checkpoint is written three times a step, so it must not grow much.
 DONE_RESULT_CHARS = 200
-PREPARED_TASKS = 3  # the next tasks whose recall is embedded ahead
 
 
 class _RunOver(Exception):
@@ -117,6 +111,10 @@ class AgentLoop:
         )
         self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
         self.timings = caller.timings
+        self.recall = Recall(memory, state, settings, caller.timings)
+        self.recovery = Recovery(
+            state, journal, self._available, lambda record: self.recall.keep(record, self._window)
+        )
         self.notes = notes or []  # for the human, shown when the run starts
         self._window = settings.recent_steps
         self._files_before = snapshot(context.workspace.root)
@@ -165,9 +163,9 @@ class AgentLoop:
     def run(self) -> Iterator[Event]:
         """Run until finish, a limit, a human stop or a failure; always ends with RunEnded."""
         state = self.state
-        recovered, human_notes = self._recover() if self.resumed else ([], [])
+        recovered, human_notes = self.recovery.settle() if self.resumed else ([], [])
         state.status = RunStatus.RUNNING
-        self._prepare_recall()
+        self.recall.prepare()
         self._save()
         yield self._emit(
             RunStarted(
@@ -183,7 +181,7 @@ class AgentLoop:
         try:
             for record in recovered:
                 yield self._emit(StepRecovered(record))
-            self._restore_memory()
+            self.recall.restore()
             if (current := state.unfinished_step()) is not None:
                 yield from self._finish_unfinished(current)
             while True:
@@ -235,73 +233,6 @@ class AgentLoop:
         else:
             yield from self._run(record, command)
 
-    def _recover(self) -> tuple[list[StepRecord], list[str]]:
-        """Settle the step that was in flight when the last process ended: a result found in
-        the journal is restored; a command with no recorded result is noted for the model."""
-        state = self.state
-        current = state.unfinished_step()
-        if current is None:
-            return [], []
-        if current.status is StepStatus.AWAITING or self._asks_again(current):
-            return [], []
-        if current.status is StepStatus.RAN:
-            note = (
-                f"Step {current.step}'s command {current.command} had returned before the run "
-                "was interrupted; its saved result is used to complete the step."
-            )
-            return [current], [note]
-        found = self._result_in_journal(current)
-        if found is not None:
-            state.current = found
-            state.commands_run += 1
-            note = (
-                f"Step {found.step}'s command {found.command} had returned before the run was "
-                "interrupted; its result, recorded in the run's journal, is restored."
-            )
-            return [found], [note]
-        cut = current.advance(StepStatus.CUT)
-        state.current = None
-        state.commands_run += 1
-        state.notices = [*state.notices, cut.cut_note()]
-        self._keep(cut)
-        return [cut], []
-
-    def _asks_again(self, record: StepRecord) -> bool:
-        """A question to the human that was waiting when the run stopped is asked again, on
-        the same request: asking has no effect to lose or repeat."""
-        if record.status is not StepStatus.RUNNING or self._result_in_journal(record):
-            return False
-        command = self._available(record.command)
-        return command is not None and command.asks_human
-
-    def _result_in_journal(self, record: StepRecord) -> StepRecord | None:
-        for entry in reversed(self.journal.events()):
-            if entry.get("event") != "CommandDone":
-                continue
-            try:
-                event = from_data("CommandDone", entry)
-            except ValidationError:  # a damaged line: whether it held this result is unknown
-                log.warning("an unreadable CommandDone in the journal of %s", self.run_dir)
-                continue
-            if isinstance(event, CommandDone) and event.record.step == record.step:
-                return event.record
-            if isinstance(event, CommandDone) and event.record.step < record.step:
-                return None
-        return None
-
-    def _restore_memory(self) -> None:
-        """Write to memory the kept steps that a crash kept from it (each has a fixed id).
-        The step in flight, if any, is written when it is completed."""
-        if self.memory is None:
-            return
-        state = self.state
-        records = [r for r in [*state.unwritten, *state.recent] if r.memory_text()]
-        missing = set(self.memory.missing([r.memory_id for r in records]))
-        for record in records:
-            if record.memory_id in missing:
-                self._remember(record)
-        state.unwritten = [r for r in state.unwritten if r.memory_id in missing]
-
     # One step: propose, check, authorize, run, remember, plan.
 
     def _step(self) -> Iterator[Event]:
@@ -316,7 +247,10 @@ class AgentLoop:
         task_text = task.text if task else NO_TASK
 
         yield self._emit(Thinking("execution"))
-        memories = self._recall(task_text)
+        # The task says what to look for; the goals only when no task is left. Adding the goals
+        # to every query made it several times slower to embed and blurred it toward them.
+        query = "\n".join(self.state.profile.goals) if task is None else task_text
+        memories = self.recall.recall(query)
         with self.timings.phase("prompt"):
             reply = self.executor.propose(
                 task=task_text,
@@ -433,7 +367,7 @@ class AgentLoop:
         """The rest of a step whose result is recorded: remember it, plan, conclude."""
         state = self.state
         assert record.result is not None
-        self._remember(record)
+        self.recall.remember(record)
         task_id = record.proposal.task_id
         if task_id is not None and any(t.id == task_id for t in state.tasks.open):
             state.tasks.complete(task_id, trim_middle(record.result.output, DONE_RESULT_CHARS))
@@ -448,27 +382,11 @@ class AgentLoop:
         if watch:
             yield from self._watch(record)
         self.state.current = None
-        self._keep(record)
+        self.recall.keep(record, self._window)
         self._record_calls()
         # Not waited for: losing it to a crash means redoing the step's planning, no more.
         self._save(wait=False)
         yield self._step_finished(record)
-
-    def _keep(self, record: StepRecord) -> None:
-        """Keep a finished step in the recent window. A step leaving it is no longer checked
-        on resume, so while its memory is not in the store (still being written, or the store
-        still loading) it is kept among the unwritten; past UNWRITTEN_KEPT, the loop waits."""
-        state = self.state
-        left = state.add_step(record, self._window)
-        if self.memory is None:
-            return
-        if left is not None and left.memory_text():
-            state.unwritten = [*state.unwritten, left]
-        state.unwritten = [r for r in state.unwritten if not self.memory.written(r.memory_id)]
-        if len(state.unwritten) > UNWRITTEN_KEPT:
-            with self.timings.phase("memory_write"):
-                self.memory.flush(through=state.unwritten[0].memory_id)
-            state.unwritten = state.unwritten[1:]
 
     def _plan(self, task: str, result: str) -> Generator[Event, None, list[Task]]:
         """Task creation, which also gives the order of the list: prioritization in the same
@@ -480,7 +398,7 @@ class AgentLoop:
                 task, trim_middle(result, RESULT_CHARS_IN_PROMPT), tasks.open, tasks.next_id
             )
         added, _ = tasks.plan(reply.tasks, reply.order)
-        self._prepare_recall()
+        self.recall.prepare()
         if reply.order and len(tasks.open) > 1:
             yield self._emit(Thinking("prioritization"))
         yield self._emit(TasksChanged(tasks.open, added))
@@ -528,42 +446,6 @@ class AgentLoop:
                 f"Ran {limit} commands, the continuous limit (--continuous-limit).",
             )
 
-    def _prepare_recall(self) -> None:
-        """Embed the queries of the next few tasks now, on the memory's own thread, so that
-        their recall needs no embedding: a task is embedded once, while it waits near the top
-        of the list. Not those further down: they may never be done, and a transformer run
-        costs tens of milliseconds (every new task's was, two a step when two were added)."""
-        if self.memory is not None and self.settings.memory_recall:
-            self.memory.prepare_queries([t.text for t in self.state.tasks.open[:PREPARED_TASKS]])
-
-    def _recall(self, task: str) -> list[str]:
-        if self.memory is None or self.settings.memory_recall == 0:
-            return []
-        # The task says what to look for; the goals only when no task is left. Adding the goals
-        # to every query made it several times slower to embed and blurred it toward them.
-        query = "\n".join(self.state.profile.goals) if task == NO_TASK else task
-        in_window = {(self.state.run_id, s.step) for s in self.state.recent}
-        with self.timings.phase("memory_query"):
-            found = self.memory.recall(query, self.settings.memory_recall + len(in_window))
-        texts = [
-            m.text
-            for m in found
-            if (m.metadata.get("run_id"), m.metadata.get("step")) not in in_window
-        ]
-        return [
-            trim_middle(t, MEMORY_CHARS_IN_PROMPT) for t in texts[: self.settings.memory_recall]
-        ]
-
-    def _remember(self, record: StepRecord) -> None:
-        """Write a step that ran to long-term memory, under the step's own id."""
-        text = record.memory_text()
-        if text is None or self.memory is None:
-            return
-        with self.timings.phase("memory_write"):
-            self.memory.add(
-                text, memory_id=record.memory_id, run_id=record.run_id, step=record.step
-            )
-
     def _step_finished(self, record: StepRecord) -> StepFinished:
         timings = {name: round(seconds, 6) for name, seconds in self.timings.take().items()}
         log.debug("step %d took %s", record.step, timings)
@@ -599,26 +481,3 @@ class AgentLoop:
         with self.timings.phase("journal"):
             self.journal.record(event.event, **to_data(event))
         return event
-
-
-def snapshot(root: Path, limit: int = 20_000) -> dict[str, tuple[int, int]]:
-    """Size and modification time of the workspace's files (links not followed)."""
-    files: dict[str, tuple[int, int]] = {}
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
-        for name in names:
-            path = os.path.join(folder, name)
-            try:
-                info = os.lstat(path)
-            except OSError:
-                continue
-            files[os.path.relpath(path, root)] = (info.st_size, info.st_mtime_ns)
-            if len(files) >= limit:
-                return files
-    return files
-
-
-def changed_files(
-    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
-) -> list[str]:
-    return sorted(path for path, stamp in after.items() if before.get(path) != stamp)
