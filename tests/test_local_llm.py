@@ -7,6 +7,7 @@ Nothing here loads a model in the test process: models run in the worker process
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from autoagent.base.errors import ModelError
 from autoagent.model.local_llm import (
     FLAT_VALUE,
+    GrammarChanged,
     LocalChatModel,
     bounded_schema,
     tighten_grammar,
@@ -103,6 +105,55 @@ def test_tighten_grammar_bounds_free_lists_and_strict_chars() -> None:
         r"""args-additional-kvs ::= args-additional-kv ( "," space args-additional-kv ){0,2}""",
         r"""array ::= "[" space ( value ( "," space value ){0,2} )? "]" space""",
     ]
+
+
+@pytest.mark.parametrize(
+    "rule, patch",
+    [
+        (r"""char ::= [^"] | "\\" (["\\/bfnrt])""", "strict string characters"),
+        (r"""string ::= "\"" char+ "\"" space""", "bounded strings"),
+        (r"""kvs ::= kv ( "," space kv )+""", "bounded lists"),
+        (
+            r"""array ::= "[" space ( value ("," space (value | null))* )? "]" space""",
+            "bounded lists",
+        ),
+    ],
+)
+def test_a_grammar_a_patch_does_not_know_is_an_error_naming_the_patch(
+    rule: str, patch: str
+) -> None:
+    with pytest.raises(GrammarChanged, match=f"the patch '{patch}' does not apply"):
+        tighten_grammar(f"root ::= value\n{rule}\n", max_string=9, max_items=3)
+
+
+def test_the_patches_apply_to_the_grammars_llama_cpp_writes() -> None:
+    """Against llama-cpp-python's own converter, for every schema the agents send: an
+    upgrade that writes these rules otherwise fails here, not in a run."""
+    grammar = pytest.importorskip("llama_cpp.llama_grammar")
+    from autoagent.base.settings import Settings
+    from autoagent.model.replies import TaskCreationReply, execution_schema, schema_of
+    from autoagent.tools.commands import default_registry
+
+    commands = [(c.name, c.args_schema()) for c in default_registry(Settings())]
+    free_tool = ("mcp__t__anything", {"type": "object", "properties": {"opts": {"type": "object"}}})
+    schemas = [
+        REPLY_SCHEMA,
+        execution_schema([*commands, free_tool]),
+        schema_of(TaskCreationReply),
+    ]
+    for schema in schemas:
+        for order in (["command", "thoughts"], None):
+            written = grammar.json_schema_to_gbnf(json.dumps(bounded_schema(schema, 9, 3)), order)
+            tight = tighten_grammar(written, max_string=9, max_items=3)
+            rules = dict(line.split(" ::= ", 1) for line in tight.splitlines() if " ::= " in line)
+            assert rules["char"].startswith(r'[^"\\\x7F\x00-\x1F] |')
+            assert r'[^"\\] |' not in tight and "char*" not in tight
+            assert not re.search(r'"," space [^\n]*\)[*+]', tight)
+    # The reply schema's free-form arguments: strings and lists bounded by the patches.
+    written = grammar.json_schema_to_gbnf(json.dumps(bounded_schema(REPLY_SCHEMA, 9, 3)))
+    tight = tighten_grammar(written, max_string=9, max_items=3).splitlines()
+    assert r'string ::= "\"" char{0,9} "\"" space' in tight
+    assert any(line.endswith('( "," space command-args-additional-kv ){0,2}') for line in tight)
 
 
 def test_missing_model_file_is_a_model_error(tmp_path: Path) -> None:

@@ -208,8 +208,9 @@ class LocalChatModel:
                     "plain JSON, not checked against the schema",
                     exc,
                 )
-                gbnf = JSON_GBNF
-            gbnf = tighten_grammar(gbnf, max_string=self.max_string, max_items=self.max_items)
+                gbnf = JSON_GBNF  # llama.cpp's own: strict characters, nothing to tighten
+            else:
+                gbnf = tighten_grammar(gbnf, max_string=self.max_string, max_items=self.max_items)
             self._grammars[key] = LlamaGrammar.from_string(gbnf, verbose=False)
         return self._grammars[key]
 
@@ -270,12 +271,76 @@ _LOOSE_CHAR = r'char ::= [^"\\] |'
 _STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 _ANY_STRING = r'string ::= "\"" char* "\"" space'
 _MORE_ITEMS = re.compile(r'\( ?"," space ([^()]+?) ?\)\*')  # a list's ", item" repeated
+_LIST_TAIL = re.compile(r'\(\s*"," ?space\b')  # a group that starts with ", ": a list's tail
+
+
+class GrammarChanged(ModelError):
+    """llama-cpp-python's schema converter wrote a grammar that `tighten_grammar` does not
+    know, so a patch would not apply and replies would be held to a looser grammar."""
 
 
 def tighten_grammar(gbnf: str, *, max_string: int, max_items: int) -> str:
     """`gbnf` (from llama-cpp-python's schema converter) with strict JSON string
     characters, strings of at most `max_string` characters and lists (arrays, the
-    entries of free-form objects) of at most `max_items` items."""
-    gbnf = gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
-    gbnf = gbnf.replace(_ANY_STRING, _ANY_STRING.replace("char*", f"char{{0,{max_string}}}"))
-    return _MORE_ITEMS.sub(rf'( "," space \1 ){{0,{max_items - 1}}}', gbnf)
+    entries of free-form objects) of at most `max_items` items.
+
+    Raises GrammarChanged, naming the patch, when a rule a patch is for is there but not
+    in the form it replaces (a llama-cpp-python that writes its grammars otherwise)."""
+    gbnf = _patch(gbnf, "strict string characters", "char", _LOOSE_CHAR, _STRICT_CHAR)
+    bounded = _ANY_STRING.replace("char*", f"char{{0,{max_string}}}")
+    gbnf = _patch(gbnf, "bounded strings", "string", _ANY_STRING, bounded)
+    gbnf = _MORE_ITEMS.sub(rf'( "," space \1 ){{0,{max_items - 1}}}', gbnf)
+    if (line := _unbounded_list(gbnf)) is not None:
+        raise GrammarChanged(_changed("bounded lists", f"a list without a bound: {line}"))
+    return gbnf
+
+
+def _patch(gbnf: str, name: str, rule: str, old: str, new: str) -> str:
+    """`gbnf` with `old` (the start of the rule `rule`) replaced by `new`; GrammarChanged
+    when the grammar has that rule but it starts with neither."""
+    found = re.search(rf"^{re.escape(rule)} ::= .*$", gbnf, re.MULTILINE)
+    if found is not None and not found.group().startswith((old, new)):
+        raise GrammarChanged(_changed(name, f"its {rule} rule is now {found.group()[:200]}"))
+    return gbnf.replace(old, new)
+
+
+def _changed(patch: str, what: str) -> str:
+    return (
+        f"llama-cpp-python wrote a JSON grammar autoagent does not know (the patch "
+        f"'{patch}' does not apply: {what}); replies would not be held to the schema's "
+        "bounds. Install the llama-cpp-python that autoagent pins (its `local` extra), "
+        "or update the patches in autoagent/model/local_llm.py."
+    )
+
+
+def _unbounded_list(gbnf: str) -> str | None:
+    """The first line of `gbnf` with a list's tail (a group that starts with `"," space`)
+    repeated without bound (`*` or `+` after it), or None."""
+    for start in _LIST_TAIL.finditer(gbnf):
+        end = _closing(gbnf, start.start())
+        if end is not None and gbnf[end + 1 : end + 2] in ("*", "+"):
+            first = gbnf.rfind("\n", 0, start.start()) + 1
+            last = gbnf.find("\n", end)
+            return gbnf[first : last if last >= 0 else len(gbnf)][:200]
+    return None
+
+
+def _closing(gbnf: str, opening: int) -> int | None:
+    """Where the group opened at `opening` closes; quoted text and [character classes]
+    (with their backslash escapes) are skipped."""
+    depth, at = 0, opening
+    while at < len(gbnf):
+        char = gbnf[at]
+        if char in '"[':
+            close = '"' if char == '"' else "]"
+            at += 1
+            while at < len(gbnf) and gbnf[at] != close:
+                at += 2 if gbnf[at] == "\\" else 1
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return at
+        at += 1
+    return None
