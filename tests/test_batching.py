@@ -13,17 +13,46 @@ class Recorder:
         self.batches: list[list[int]] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.writing = threading.Event()  # a write has begun
 
     def write(self, batch: list[int]) -> None:
+        self.writing.set()
         self.gate.wait()
         self.batches.append(batch)
 
 
+class StoppedClock:
+    """A clock that never moves, so no delay ever passes. It notes how many items the
+    batcher's thread had when it last read the time to decide to wait: each `put` reads it
+    too, under the same lock, from the test's thread."""
+
+    def __init__(self) -> None:
+        self._test_thread = threading.get_ident()
+        self._put = 0
+        self._seen = 0
+        self._read = threading.Condition()
+
+    def __call__(self) -> float:
+        with self._read:
+            if threading.get_ident() == self._test_thread:
+                self._put += 1
+            else:
+                self._seen = self._put
+                self._read.notify_all()
+        return 1000.0
+
+    def wait_until_seen(self, items: int) -> bool:
+        """Whether the batcher's thread looked at `items` waiting items within 5 s."""
+        with self._read:
+            return self._read.wait_for(lambda: self._seen >= items, timeout=5)
+
+
 def test_a_batch_goes_when_it_holds_the_size_and_takes_all_that_wait() -> None:
     recorder = Recorder()
-    batcher = Batcher(recorder.write, size=3, delay=60, name="test")
+    clock = StoppedClock()
+    batcher = Batcher(recorder.write, size=3, delay=60, name="test", clock=clock)
     futures = [batcher.put(n) for n in range(2)]
-    time.sleep(0.2)
+    assert clock.wait_until_seen(2)  # the batcher looked at both and went on waiting
     assert not any(f.done() for f in futures)  # fewer than the size: they wait (or the delay)
     futures.append(batcher.put(2))
     for future in futures:
@@ -53,7 +82,7 @@ def test_items_that_wait_while_a_write_runs_go_together() -> None:
     recorder.gate.clear()
     batcher = Batcher(recorder.write, size=1, delay=60, name="test")
     first = batcher.put(0)
-    time.sleep(0.1)  # the writer holds item 0
+    assert recorder.writing.wait(5)  # the writer holds item 0
     rest = [batcher.put(n) for n in range(1, 5)]
     recorder.gate.set()
     for future in [first, *rest]:

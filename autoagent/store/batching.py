@@ -20,12 +20,21 @@ class Batcher(Generic[T]):
 
     Why: a write to the memory store costs the same tens of milliseconds (its syncs) for one
     memory or ten, and Chroma holds the interpreter's lock all that time, which stalls the
-    loop's own thread. Batching pays that once for several memories."""
+    loop's own thread. Batching pays that once for several memories.
+
+    `clock` tells the time the delay is counted in (a test passes its own)."""
 
     def __init__(
-        self, write: Callable[[list[T]], None], *, size: int, delay: float, name: str
+        self,
+        write: Callable[[list[T]], None],
+        *,
+        size: int,
+        delay: float,
+        name: str,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._write = write
+        self._clock = clock
         self._size = size
         self._delay = delay
         self._items: list[tuple[T, Future[None], float]] = []
@@ -40,7 +49,7 @@ class Batcher(Generic[T]):
         with self._wake:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
-            self._items.append((item, future, time.monotonic()))
+            self._items.append((item, future, self._clock()))
             self._wake.notify()
         return future
 
@@ -79,9 +88,9 @@ class Batcher(Generic[T]):
             return False
         if self._hurry or self._closed or len(self._items) >= self._size:
             return True
-        return time.monotonic() - self._items[0][2] >= self._delay
+        return self._clock() - self._items[0][2] >= self._delay
 
     def _time_left(self) -> float | None:
         if not self._items:
             return None
-        return max(self._delay - (time.monotonic() - self._items[0][2]), 0.0)
+        return max(self._delay - (self._clock() - self._items[0][2]), 0.0)
