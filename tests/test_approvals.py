@@ -55,23 +55,40 @@ def open_request(store: RequestStore, step: int = 3, **args: object) -> tuple[Re
     )
 
 
+class Clock:
+    """The time for a desk, which moves only when its screen waits."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class QuietScreen:
-    """A screen nobody types on; records what the desk showed."""
+    """A screen nobody types on; records what the desk showed. With a clock, its waits for
+    a line pass on that clock alone, at once."""
 
     interactive = False
 
-    def __init__(self, lines: list[str] | None = None) -> None:
+    def __init__(self, lines: list[str] | None = None, clock: Clock | None = None) -> None:
         self.lines = list(lines or [])
+        self.clock = clock
         self.shown: list[Request] = []
+        self.first_shown = threading.Event()
         self.answers: list[Answer] = []
 
     def show_request(self, request: Request) -> None:
         self.shown.append(request)
+        self.first_shown.set()
 
     def read(self, seconds: float) -> str | None:
         if self.lines:
             return self.lines.pop(0)
-        time.sleep(min(seconds, 0.05))
+        if self.clock is not None:
+            self.clock.now += seconds
+        else:
+            time.sleep(min(seconds, 0.05))
         return None
 
     def show_answer(self, request: Request, answer: Answer) -> None:
@@ -82,16 +99,21 @@ def once_shown(screen: QuietScreen, act: Callable[[Request], object]) -> None:
     """Act on the first request the desk shows, from another thread, as another channel."""
 
     def wait_then_act() -> None:
-        while not screen.shown:
-            time.sleep(0.01)
-        act(screen.shown[0])
+        if screen.first_shown.wait(30):
+            act(screen.shown[0])
 
     threading.Thread(target=wait_then_act).start()
 
 
 def desk_on(store: RequestStore, screen: QuietScreen, timeout: float | None = None) -> Desk:
     return Desk(
-        store, screen, run_id=store.run_dir.name, agent="Scout", can_answer=True, timeout=timeout
+        store,
+        screen,
+        run_id=store.run_dir.name,
+        agent="Scout",
+        can_answer=True,
+        timeout=timeout,
+        clock=screen.clock or time.time,
     )
 
 
@@ -168,9 +190,9 @@ def test_unknown_expired_and_mismatched_requests_are_refused(tmp_path: Path) -> 
         command="delete_file",
         args={"path": "a"},
         risk="high",
-        timeout=0.01,
+        timeout=60,
+        now=time.time() - 61,  # made a minute ago
     )
-    time.sleep(0.05)
     waiting_at(store, 2)
     with pytest.raises(RequestError, match="expired"):
         decide(tmp_path, expiring.id, Reply.APPROVE, by="a", channel="cli")
@@ -265,7 +287,7 @@ def test_the_desk_reads_the_terminal_like_the_prompt_always_did(tmp_path: Path) 
 
 def test_an_unanswered_request_is_denied_when_it_expires(tmp_path: Path) -> None:
     store = store_in(tmp_path)
-    screen = QuietScreen()
+    screen = QuietScreen(clock=Clock())
     decision = desk_on(store, screen, timeout=0.3).authorize(PROPOSAL)
     assert isinstance(decision, Deny) and "within 0.3 seconds" in decision.reason
     assert decision.channel == "timeout"
@@ -278,7 +300,7 @@ def test_questions_get_the_text_or_a_clear_no_answer(tmp_path: Path) -> None:
     store = store_in(tmp_path)
     assert desk_on(store, QuietScreen(["Lisbon"])).ask("Which city?", 4) == "Lisbon"
     with pytest.raises(CommandError, match=r"within 0\.2 seconds"):
-        desk_on(store, QuietScreen(), timeout=0.2).ask("Which month?", 5)
+        desk_on(store, QuietScreen(clock=Clock()), timeout=0.2).ask("Which month?", 5)
     screen = QuietScreen()
     desk = desk_on(store, screen)
     waiting_at(store, 6, "running")

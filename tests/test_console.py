@@ -127,6 +127,7 @@ def open_request(
     kind: Kind = Kind.APPROVAL,
     command: str = "delete_file",
     args: dict[str, Any] = DELETE,
+    now: float | None = None,
 ) -> tuple[Any, dict[str, str]]:
     return RequestStore(journal.run_dir).open(
         kind=kind,
@@ -137,6 +138,7 @@ def open_request(
         args=args,
         risk="low" if kind is Kind.QUESTION else "high",
         timeout=timeout,
+        now=now,
     )
 
 
@@ -338,8 +340,7 @@ def test_forged_posts_are_refused_and_record_nothing(console: ConsoleServer, hom
 
 def test_an_expired_request_is_refused(console: ConsoleServer, home: Path) -> None:
     journal = make_run(home, status="running")
-    request, tokens = open_request(journal, timeout=0.05)
-    time.sleep(0.1)
+    request, tokens = open_request(journal, timeout=60, now=time.time() - 61)  # a minute ago
     client = session(console)
     # No page offers an expired request: its CSRF field is the console's.
     form = {"csrf": console.console.csrf, "digest": request.digest, "action": "approve"}

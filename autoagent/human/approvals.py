@@ -98,7 +98,8 @@ class Request(BaseModel):
         return str(self.args.get("question", "")) if self.kind is Kind.QUESTION else ""
 
     def expired(self, now: float | None = None) -> bool:
-        return self.expires is not None and (now or time.time()) >= self.expires
+        """Whether no answer counts any more at `now` (default: the time now)."""
+        return self.expires is not None and _now(now) >= self.expires
 
 
 class Answer(BaseModel):
@@ -135,6 +136,10 @@ def os_user() -> str:
     return name
 
 
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", errors="replace")).hexdigest()
 
@@ -162,14 +167,16 @@ class RequestStore:
         risk: Risk,
         note: str = "",
         timeout: float | None = None,
+        now: float | None = None,
     ) -> tuple[Request, dict[str, str]]:
         """The request for this step and these arguments: the one already made (a resumed
-        run), or a new one. The links' tokens are returned only for a new request."""
+        run), or a new one, made at `now` (default: the time now). The links' tokens are
+        returned only for a new request."""
         for request in self.requests():
             same = (request.step, request.kind, request.command) == (step, kind, command)
             if same and request.args == args:
                 return request, {}
-        now = time.time()
+        now = _now(now)
         actions = ("approve", "deny") if kind is Kind.APPROVAL else ("answer",)
         tokens = {action: secrets.token_urlsafe(24) for action in actions}
         expires = now + timeout if timeout else None
@@ -340,7 +347,7 @@ def check_link(request: Request, action: str, token: str, now: float | None = No
     expected = request.link_hashes.get(action, "")
     if not expected or not hmac.compare_digest(expected.encode(), _hash(token).encode()):
         raise RequestError("This link is not valid for this request.")
-    if (now or time.time()) >= request.links_expire:
+    if _now(now) >= request.links_expire:
         raise RequestError("This link has expired; nothing was decided.")
 
 
@@ -365,7 +372,8 @@ class Screen(Protocol):
 
 class Desk:
     """The run's human: each decision becomes a request; the first answer from any channel
-    is the decision. Implements authorize.Human."""
+    is the decision. Implements authorize.Human. `clock` tells the time its requests are
+    made and expire by (a test passes its own)."""
 
     def __init__(
         self,
@@ -377,6 +385,7 @@ class Desk:
         can_answer: bool,
         timeout: float | None = None,
         notify: Callable[[Request, dict[str, str]], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.screen = screen
@@ -385,6 +394,7 @@ class Desk:
         self.can_answer = can_answer
         self.timeout = timeout
         self.notify = notify
+        self.clock = clock
 
     def authorize(self, proposal: Proposal) -> Decision:
         request = self._open(
@@ -440,6 +450,7 @@ class Desk:
             risk=risk,
             note=note,
             timeout=self.timeout,
+            now=self.clock(),
         )
         if tokens and self.notify is not None:
             self.notify(request, tokens)
@@ -451,7 +462,7 @@ class Desk:
             if (answer := self._answer_elsewhere(request)) is not None:
                 self.screen.show_answer(request, answer)
                 return answer
-            if request.expired():
+            if request.expired(self.clock()):
                 return self._expire(request)
             line = self.screen.read(POLL_SECONDS)
             if line is None:
