@@ -57,6 +57,7 @@ def fail(why: str) -> str:
 @server.tool()
 def nap(seconds: float) -> str:
     """Sleep, then answer."""
+    print(f"napping for {seconds} s", file=sys.stderr, flush=True)  # the tests wait for it
     time.sleep(seconds)
     return "awake"
 

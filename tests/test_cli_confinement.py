@@ -222,6 +222,16 @@ class Listener:
                 with suppress(OSError):
                     self.received.append(conn.recv(1000))
 
+    def probe(self, seconds: float = 10) -> None:
+        """Connect once more and wait until that connection is recorded: connections are
+        accepted in the order they were made, so every one made before it is recorded too."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=seconds) as probe:
+            probe.sendall(b"PROBE")
+            deadline = time.monotonic() + seconds
+            while b"PROBE" not in self.received:
+                assert time.monotonic() < deadline, "the listener never recorded the probe"
+                time.sleep(0.01)
+
 
 def test_the_network_is_off_unless_allowed(
     tmp_path: Path, server: FakeOpenAIServer, mechanism: str
@@ -235,8 +245,8 @@ def test_the_network_is_off_unless_allowed(
     server.script("execution", python(code))
     child = confined(tmp_path, server, mechanism)
     run_to_end(child)
-    time.sleep(0.5)
-    assert listener.connections == 0 and listener.received == []
+    listener.probe()
+    assert listener.connections == 1 and listener.received == [b"PROBE"]  # the probe alone
     assert "ConnectionRefusedError" in results(server)[0] or "Errno" in results(server)[0]
 
 
@@ -330,7 +340,9 @@ def test_killing_the_agent_kills_the_command_at_once(
     while not (tmp_path / "ws" / "started").exists():
         assert time.monotonic() < deadline, "the command never started"
         time.sleep(0.05)
-    time.sleep(0.2)
+    while len(host_processes_with(token)) < 3:  # the third starts after the file is written
+        assert time.monotonic() < deadline, "the third sleep never started"
+        time.sleep(0.02)
     assert len(host_processes_with(token)) == 3
     os.kill(child.pid, signal.SIGKILL)
     killed = time.monotonic()

@@ -63,6 +63,17 @@ def servers_left(tmp_path: Path, marker: str = SERVER) -> list[int]:
     return left
 
 
+def wait_for_log(tmp_path: Path, name: str, text: str, seconds: float = 30) -> None:
+    """Wait until the MCP server `name` of the run has written `text` to its log."""
+    deadline = time.monotonic() + seconds
+    while not any(
+        text in log.read_text(errors="replace")
+        for log in (tmp_path / "home" / "runs").glob(f"*/mcp/{name}.log")
+    ):
+        assert time.monotonic() < deadline, f"the server {name!r} never logged {text!r}"
+        time.sleep(0.02)
+
+
 def test_an_mcp_tool_runs_after_y_and_nothing_is_left_running(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:
@@ -172,7 +183,7 @@ def test_ctrl_c_during_a_tool_call_stops_every_server(
     child.expect_exact(PROMPT)
     assert len(servers_left(tmp_path)) >= 2  # each inside its sandbox's processes
     child.sendline("y")
-    time.sleep(1.5)  # the call is under way
+    wait_for_log(tmp_path, "t", "napping for 60")  # the call is under way
     child.sendintr()
     child.expect_exact("Run interrupted")
     assert finish(child) == 130
