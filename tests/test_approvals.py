@@ -14,11 +14,12 @@ import pytest
 from autoagent.base.errors import CommandError
 from autoagent.base.risk import Risk
 from autoagent.cli.inbox import decide, find, pending
-from autoagent.human.approvals import (
+from autoagent.human.authorize import Approve, Deny, Feedback, Proposal, Stop
+from autoagent.human.desk import Desk
+from autoagent.human.requests import (
     AUDIT_LOG,
     Answer,
     Answered,
-    Desk,
     Kind,
     Reply,
     Request,
@@ -26,7 +27,6 @@ from autoagent.human.approvals import (
     RequestStore,
     check_link,
 )
-from autoagent.human.authorize import Approve, Deny, Feedback, Proposal, Stop
 
 
 def store_in(home: Path, run_id: str = "20261122-000000-abcd") -> RequestStore:
@@ -368,7 +368,7 @@ def test_a_drawn_id_already_taken_is_drawn_again(
     store = store_in(tmp_path)
     first, _ = open_request(store, step=1)
     draws = iter([first.id, "0123456789ab"])
-    monkeypatch.setattr("autoagent.human.approvals.secrets.token_hex", lambda n: next(draws))
+    monkeypatch.setattr("autoagent.human.requests.secrets.token_hex", lambda n: next(draws))
     second, _ = open_request(store, step=2, command_line="rm -rf ~")
     assert second.id == "0123456789ab"
     assert store.get(first.id) == first  # the first request was not touched

@@ -20,7 +20,7 @@ import pexpect
 import pytest
 
 from autoagent.cli.inbox import find
-from autoagent.human.approvals import AUDIT_LOG, check_link
+from autoagent.human.requests import AUDIT_LOG, check_link
 from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
 from .cli_helpers import PROFILE, PROMPT, checkpoints, cli_env, finish, spawn

@@ -40,9 +40,8 @@ from autoagent.agent.tasks import Task
 from autoagent.base.status import RunStatus
 from autoagent.cli import inbox
 from autoagent.cli.console import ConsoleServer
-from autoagent.human import approvals
-from autoagent.human.approvals import Kind, RequestStore
 from autoagent.human.authorize import Actor
+from autoagent.human.requests import ANSWER_SUFFIX, Kind, RequestStore
 from autoagent.model.pricing import Spend
 from autoagent.model.replies import Thoughts
 from autoagent.store.journal import RunJournal
@@ -574,7 +573,7 @@ def test_a_link_to_a_request_whose_answer_is_damaged_says_so_and_logs_no_token(
 ) -> None:
     journal = make_run(home, status="running")
     request, tokens = open_request(journal)
-    answer_file = journal.run_dir / "requests" / f"{request.id}{approvals.ANSWER_SUFFIX}"
+    answer_file = journal.run_dir / "requests" / f"{request.id}{ANSWER_SUFFIX}"
     answer_file.write_text('{"request_id": "' + request.id + '", "reply": "appr')
     process = serve(tmp_path, "--port", "0")
     try:

@@ -52,7 +52,7 @@ class StepVerdict(_Record):
     by: Actor
     channel: str = "harness"
     who: str | None = None  # the person who decided: an OS user or a web client's address
-    request: str | None = None  # the request they answered (approvals.py)
+    request: str | None = None  # the request they answered (requests.py)
     at: float = Field(default_factory=time.time)
     count: int = 1  # for approve-next-n: how many commands it covers
     feedback: str | None = None

@@ -11,9 +11,10 @@ from pydantic import ValidationError
 from ..base.errors import ConfigError, JournalError, describe_validation
 from ..base.settings import Settings
 from ..base.status import RunStatus
-from ..human.approvals import Desk, RequestStore, Screen
 from ..human.authorize import Gate, Human, Policy
+from ..human.desk import Desk, Screen
 from ..human.notify import Notifier
+from ..human.requests import RequestStore
 from ..model import prompts
 from ..model.llm import ChatModel, OpenAIChatModel, OpenAIEmbedder
 from ..model.pricing import PRICES, price_of
@@ -157,7 +158,7 @@ def prepare_run(
 ) -> AgentLoop:
     """A loop for a new run of `profile`, or for the run `resume` names.
 
-    The human is `human`, or else a desk (approvals.py) that shows requests on `screen` and
+    The human is `human`, or else a desk (desk.py) that shows requests on `screen` and
     takes the first answer from any channel.
 
     Everything that can be checked is checked before anything is written: a new run's folder

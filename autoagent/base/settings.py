@@ -61,7 +61,7 @@ class Settings(BaseModel):
     stall_steps: int = _env("AUTOAGENT_STALL_STEPS", default=8, ge=2)
     policy_file: Path | None = _env("AUTOAGENT_POLICY_FILE", default=None)
 
-    # Humans elsewhere (approvals.py): continuous runs hold what needs a human until someone
+    # Humans elsewhere (human/requests.py): continuous runs hold what needs a human until someone
     # answers, instead of refusing it; an unanswered request is denied after the timeout.
     wait_for_approval: bool = _env("AUTOAGENT_WAIT_FOR_APPROVAL", default=False)
     approval_timeout: float | None = _env("AUTOAGENT_APPROVAL_TIMEOUT", default=None, gt=0)

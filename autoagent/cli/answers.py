@@ -1,6 +1,6 @@
 """The commands a human uses from any shell to answer a run: approvals, approve, deny, answer.
 
-They only record decisions (approvals.py); the run that asked applies them. Imports stay
+They only record decisions (requests.py); the run that asked applies them. Imports stay
 inside the commands, so `autoagent --help` stays fast.
 """
 
@@ -15,7 +15,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..human.approvals import Reply
+    from ..human.requests import Reply
 
 # What `approvals --json` gives of each request.
 LISTED = {"id", "run_id", "agent", "step", "kind", "command", "args", "digest", "risk", "created"}
@@ -88,7 +88,7 @@ def approvals(
 
 def approve(request_id: RequestId) -> None:
     """Let the command of a request run."""
-    from ..human.approvals import Reply
+    from ..human.requests import Reply
 
     _decide(request_id, Reply.APPROVE, "")
 
@@ -101,7 +101,7 @@ def deny(
     ] = "",
 ) -> None:
     """Refuse the command of a request (or decline a question); the run goes on without it."""
-    from ..human.approvals import Reply
+    from ..human.requests import Reply
 
     _decide(request_id, Reply.DENY, feedback)
 
@@ -111,7 +111,7 @@ def answer(
     text: Annotated[str, typer.Argument(help="Your answer to the agent's question.")],
 ) -> None:
     """Answer a question the agent asked (ask_user)."""
-    from ..human.approvals import Reply
+    from ..human.requests import Reply
 
     if not text.strip():
         raise typer.BadParameter("The answer is empty.")
@@ -121,7 +121,7 @@ def answer(
 def _decide(request_id: str, reply: Reply, text: str) -> None:
     from rich.text import Text
 
-    from ..human.approvals import describe_answer, os_user
+    from ..human.requests import describe_answer, os_user
     from .inbox import decide, find
     from .ui import labelled, one_line, outside
 

@@ -18,8 +18,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..base.errors import JournalError
-from ..human import approvals
-from ..human.approvals import Kind, Reply, RequestError
+from ..human.requests import (
+    Answer,
+    Answered,
+    Kind,
+    Reply,
+    Request,
+    RequestError,
+    RequestStore,
+    UnreadableAnswer,
+    check_link,
+    describe_answer,
+)
 from ..store.journal import RunJournal
 from ..store.runs import read_runs
 from . import inbox
@@ -207,11 +217,9 @@ class Console:
         given = self._decide(request_id, REPLIES[action], form, client, "link", None)
         if isinstance(given, Response):
             return given
-        return self.message(
-            "Recorded", f"Recorded: {approvals.describe_answer(given)}.", HTTPStatus.OK
-        )
+        return self.message("Recorded", f"Recorded: {describe_answer(given)}.", HTTPStatus.OK)
 
-    def _linked(self, request_id: str, action: str, token: str) -> approvals.Request | Response:
+    def _linked(self, request_id: str, action: str, token: str) -> Request | Response:
         if action not in REPLIES or not REQUEST_ID.fullmatch(request_id):
             return self.message("Not found", "There is no such link.", HTTPStatus.NOT_FOUND)
         try:
@@ -219,12 +227,12 @@ class Console:
         except RequestError as exc:
             return self.message("Not found", str(exc), HTTPStatus.NOT_FOUND)
         try:
-            approvals.check_link(request, action, token)
+            check_link(request, action, token)
         except RequestError as exc:
             return self.message("Link refused", str(exc), HTTPStatus.FORBIDDEN)
         try:
             answer = store.answer_of(request.id)
-        except approvals.UnreadableAnswer:
+        except UnreadableAnswer:
             return self.message(
                 "This request's answer cannot be read",
                 f"Request {request.id} of run {request.run_id} has an answer whose file is "
@@ -237,7 +245,7 @@ class Console:
         if answer is not None:
             return self.message(
                 "Already answered",
-                str(approvals.Answered(request, answer)),
+                str(Answered(request, answer)),
                 HTTPStatus.CONFLICT,
             )
         return request
@@ -250,7 +258,7 @@ class Console:
         client: str,
         channel: str,
         back: str | None,
-    ) -> approvals.Answer | Response:
+    ) -> Answer | Response:
         text = form.get("text", "").strip()
         try:
             request, _ = inbox.find(self.home, request_id)
@@ -281,7 +289,7 @@ class Console:
             requests = [item.request for item in inbox.pending(self.home)]
             url = "/approvals/requests"
         else:
-            requests = pending_of(approvals.RequestStore(self._journal_dir(run_id)))
+            requests = pending_of(RequestStore(self._journal_dir(run_id)))
             url = f"/runs/{run_id}/requests"
         return {
             "requests": requests,
@@ -323,7 +331,7 @@ class Console:
             return str(exc), True
         if answer is None:
             return f"Request {request.id} has no answer yet.", True
-        return f"Request {request.id}: {approvals.describe_answer(answer)}.", False
+        return f"Request {request.id}: {describe_answer(answer)}.", False
 
     def _page(self, template: str, **context: Any) -> Response:
         return Response(HTTPStatus.OK, render(template, **context).encode("utf-8"))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base.files import runs_dir
-from ..human.approvals import (
+from ..human.requests import (
     ID_PATTERN,
     Answer,
     Answered,

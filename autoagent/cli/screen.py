@@ -17,13 +17,13 @@ from rich.text import Text
 
 from ..base.risk import Risk
 from ..base.text import trim_middle
-from ..human.approvals import Answer, Kind, Request, describe_answer
 from ..human.authorize import PROMPT
+from ..human.requests import Answer, Kind, Request, describe_answer
 from .ui import RISK_STYLES, SCREEN_OUTPUT_CHARS, Quoted, labelled, one_line, outside
 
 
 class TerminalScreen:
-    """The terminal as the desk (approvals.Desk) uses it: shows each request and reads the
+    """The terminal as the desk (desk.Desk) uses it: shows each request and reads the
     answer typed here, while the desk watches for an answer from another channel.
 
     `interactive` is False in a continuous run: nobody is expected at the keyboard, so the

@@ -35,7 +35,7 @@ from ..agent.record import StepRecord
 from ..agent.tasks import Task
 from ..base.errors import JournalError, describe_validation
 from ..base.status import StepStatus
-from ..human.approvals import Request, RequestStore, unanswered
+from ..human.requests import Request, RequestStore, unanswered
 from ..model.pricing import Spend
 from ..store.journal import RunJournal, is_live
 from .inbox import waited_for

@@ -29,7 +29,7 @@ class Signed:
 
     channel: str = "harness"  # harness (no human), terminal, cli, web, link, timeout, script
     by: str = ""  # an OS user, or a web client's address
-    request: str = ""  # the id of the request it answered (approvals.py)
+    request: str = ""  # the id of the request it answered (requests.py)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Proposal:
 
 
 class Human(Protocol):
-    """Asks a person. The desk (approvals.py), scripted and test implementations plug in the
+    """Asks a person. The desk (requests.py), scripted and test implementations plug in the
     same way; a decision says through which channel and by whom it was given."""
 
     # Whether someone can answer the agent's questions (ask_user) in this run. A terminal in a

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..base.redact import redact
-from .approvals import Request
+from .requests import Request
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,248 @@
+"""The run's side of a decision: each one asked becomes a request (requests.py), and the first
+answer from any channel, the terminal or elsewhere, is the decision."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..base.errors import CommandError, InputEnded
+from ..base.risk import Risk
+from .authorize import Approve, Decision, Deny, Feedback, Proposal, Stop, parse_answer
+from .requests import (
+    Answer,
+    Answered,
+    Kind,
+    Reply,
+    Request,
+    RequestStore,
+    UnreadableAnswer,
+    os_user,
+)
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.25
+
+
+class Screen(Protocol):
+    """The terminal, as the desk uses it; ui.py implements it."""
+
+    interactive: bool  # someone may type an answer here
+
+    def show_request(self, request: Request) -> None: ...
+
+    def read(self, seconds: float) -> str | None:
+        """A line typed within `seconds`, or None; EOFError when the input has ended."""
+        ...
+
+    def show_answer(self, request: Request, answer: Answer) -> None:
+        """Show an answer that came through another channel, or a timeout."""
+        ...
+
+
+class Desk:
+    """The run's human: each decision becomes a request; the first answer from any channel
+    is the decision. Implements authorize.Human. `clock` tells the time its requests are
+    made and expire by (a test passes its own)."""
+
+    def __init__(
+        self,
+        store: RequestStore,
+        screen: Screen,
+        *,
+        run_id: str,
+        agent: str,
+        can_answer: bool,
+        timeout: float | None = None,
+        notify: Callable[[Request, dict[str, str]], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.screen = screen
+        self.run_id = run_id
+        self.agent = agent
+        self.can_answer = can_answer
+        self.timeout = timeout
+        self.notify = notify
+        self.clock = clock
+
+    def authorize(self, proposal: Proposal) -> Decision:
+        request = self._open(
+            Kind.APPROVAL,
+            proposal.step,
+            proposal.name,
+            proposal.args,
+            proposal.risk,
+            proposal.note,
+        )
+        try:
+            answer = self._wait(request)
+        except EOFError:
+            answer = self._typed(request, Reply.STOP)
+        except KeyboardInterrupt:
+            if not self.screen.interactive:
+                raise  # the run is interrupted; the request stays pending for its resume
+            answer = self._typed(request, Reply.STOP)  # Ctrl-C at the prompt: stop
+        return decision_of(answer)
+
+    def ask(self, question: str, step: int) -> str:
+        request = self._open(Kind.QUESTION, step, "ask_user", {"question": question}, Risk.LOW)
+        try:
+            answer = self._wait(request)
+        except EOFError:  # nobody will ever answer here; Ctrl-C goes up and stops the run
+            raise InputEnded(
+                "The input ended while the agent asked a question; "
+                "`autoagent resume` continues the run."
+            ) from None
+        if answer.reply is Reply.ANSWER:
+            return answer.text
+        if answer.reply is Reply.EXPIRED:
+            raise CommandError(f"{answer.text} Decide for yourself and say what you assumed.")
+        reason = f": {answer.text}" if answer.text else "."
+        raise CommandError(f"The human declined to answer{reason}")
+
+    def _open(
+        self,
+        kind: Kind,
+        step: int,
+        command: str,
+        args: dict[str, Any],
+        risk: Risk,
+        note: str = "",
+    ) -> Request:
+        request, tokens = self.store.open(
+            kind=kind,
+            run_id=self.run_id,
+            agent=self.agent,
+            step=step,
+            command=command,
+            args=args,
+            risk=risk,
+            note=note,
+            timeout=self.timeout,
+            now=self.clock(),
+        )
+        if tokens and self.notify is not None:
+            self.notify(request, tokens)
+        return request
+
+    def _wait(self, request: Request) -> Answer:
+        self.screen.show_request(request)
+        while True:
+            if (answer := self._answer_elsewhere(request)) is not None:
+                self.screen.show_answer(request, answer)
+                return answer
+            if request.expired(self.clock()):
+                return self._expire(request)
+            line = self.screen.read(POLL_SECONDS)
+            if line is None:
+                continue
+            answer = self._from_terminal(request, line)
+            if answer is not None:
+                return answer
+
+    def _answer_elsewhere(self, request: Request) -> Answer | None:
+        """The answer on disk, if any; one that cannot be read, or that was given for other
+        arguments than the ones this run holds, counts as a deny."""
+        try:
+            answer = self.store.answer_of(request.id)
+        except UnreadableAnswer as exc:
+            return self._refused(request, str(exc))
+        if answer is not None and not hmac.compare_digest(
+            answer.digest.encode(), request.digest.encode()
+        ):
+            return self._refused(
+                request,
+                f"The answer to request {request.id} was given for other arguments than these; "
+                "the run treats it as a deny.",
+            )
+        return answer
+
+    def _refused(self, request: Request, reason: str) -> Answer:
+        log.warning("%s", reason)
+        return Answer(
+            request_id=request.id,
+            reply=Reply.DENY,
+            text=reason,
+            digest=request.digest,
+            by="autoagent",
+            channel="harness",
+        )
+
+    def _from_terminal(self, request: Request, line: str) -> Answer | None:
+        if request.kind is Kind.QUESTION:
+            if not line.strip():  # an empty answer: ask again, as the other channels do
+                self.screen.show_request(request)
+                return None
+            return self._typed(request, Reply.ANSWER, text=line.strip())
+        decision = parse_answer(line)
+        if decision is None:  # an empty line: ask again
+            self.screen.show_request(request)
+            return None
+        if isinstance(decision, Approve):
+            return self._typed(request, Reply.APPROVE, count=decision.count)
+        if isinstance(decision, Feedback):
+            return self._typed(request, Reply.FEEDBACK, text=decision.text)
+        return self._typed(request, Reply.STOP)
+
+    def _typed(self, request: Request, reply: Reply, *, text: str = "", count: int = 1) -> Answer:
+        answer = Answer(
+            request_id=request.id,
+            reply=reply,
+            text=text,
+            count=count,
+            digest=request.digest,
+            by=os_user(),
+            channel="terminal",
+        )
+        return self._record(request, answer)
+
+    def _expire(self, request: Request) -> Answer:
+        what = "answered" if request.kind is Kind.QUESTION else "decided"
+        seconds = (request.expires or request.created) - request.created
+        answer = Answer(
+            request_id=request.id,
+            reply=Reply.EXPIRED,
+            text=f"No one {what} within {seconds:g} seconds (--approval-timeout).",
+            digest=request.digest,
+            by="autoagent",
+            channel="timeout",
+        )
+        answer = self._record(request, answer)
+        self.screen.show_answer(request, answer)
+        return answer
+
+    def _record(self, request: Request, answer: Answer) -> Answer:
+        try:
+            return self.store.answer(request, answer)
+        except Answered:  # another channel was first, by a hair
+            first = self._answer_elsewhere(request) or answer
+            self.screen.show_answer(request, first)
+            return first
+
+
+def decision_of(answer: Answer) -> Decision:
+    """The gate's decision for an answer to an approval request."""
+    signed = {"channel": answer.channel, "by": answer.by, "request": answer.request_id}
+    match answer.reply:
+        case Reply.APPROVE:
+            return Approve(answer.count, **signed)
+        case Reply.FEEDBACK:
+            return Feedback(answer.text, **signed)
+        case Reply.DENY:
+            reason = f" and said: {answer.text}" if answer.text else ", giving no reason"
+            return Deny(
+                f"Denied: the human did not allow this command{reason}. Try another way.",
+                **signed,
+            )
+        case Reply.EXPIRED:
+            return Deny(
+                f"Denied: {answer.text} Try another way, or finish and say what needs a human.",
+                **signed,
+            )
+        case _:
+            return Stop(**signed)
