@@ -247,3 +247,49 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     child = spawn(tmp_path, None, "--help")
     child.expect_exact("run")
     assert finish(child) == 0
+
+
+def placeholder_reply(command: str, **args: object) -> str:
+    """What a tiny model gave back on its first step: the reply format's own example words."""
+    thoughts = {
+        "text": "what you think now",
+        "reasoning": "why",
+        "plan": ["short step", "next step"],
+        "criticism": "constructive self-criticism",
+        "speak": "one sentence for the human",
+    }
+    return json.dumps({"thoughts": thoughts, "command": {"name": command, "args": args}})
+
+
+def test_a_reply_that_echoes_the_format_never_shows_as_the_agents_mind(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script(
+        "execution",
+        placeholder_reply("list_files", directory="list_files"),
+        write("notes.txt"),
+        done(),
+    )
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c")
+    child.expect_exact("I will write notes.txt.")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    shown = child.before or ""
+    for placeholder in ("what you think now", "constructive self-criticism", "short step"):
+        assert placeholder not in shown
+    reask = server.requests_for("execution")[1]["messages"][-1]["content"]
+    assert "a word of the reply format" in reask
+    system = server.requests_for("execution")[0]["messages"][0]["content"]
+    assert "what you think now" not in system  # nothing of the sort to copy
+
+
+def test_a_model_that_echoes_the_format_twice_could_not_answer(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script("execution", placeholder_reply("finish", reason="x"), placeholder_reply("finish"))
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c")
+    child.expect_exact("Run failed:")
+    child.expect_exact("could not answer")
+    assert finish(child) == 1
+    assert len(server.requests_for("execution")) == 2  # asked again once, not more
+    assert "THOUGHTS:" not in (child.before or "")  # no step showed the format as a mind

@@ -4,6 +4,7 @@ import pytest
 
 from autoagent.model.replies import (
     ExecutionReply,
+    FormatEchoed,
     ReplyProblem,
     TaskCreationReply,
     parse_reply,
@@ -106,3 +107,20 @@ def test_a_reply_with_several_commands_keeps_the_first_and_names_the_rest(text: 
 def test_dropped_commands_are_not_in_the_format_asked_for() -> None:
     assert "dropped" not in json.dumps(schema_of(ExecutionReply))
     assert parse_reply(execution_reply("finish", reason="x"), ExecutionReply).dropped == []
+
+
+def test_a_reply_that_gives_back_the_formats_words_is_refused() -> None:
+    echo = {
+        "thoughts": {"text": "What you think now.", "plan": ["short step"]},
+        "command": {"name": "read_file", "args": {"path": "notes.txt"}},
+    }
+    with pytest.raises(FormatEchoed, match=r"thoughts\.text is 'What you think now\.'"):
+        parse_reply(json.dumps(echo), ExecutionReply)
+    named = {"command": {"name": "list_files", "args": {"directory": "list_files"}}}
+    with pytest.raises(FormatEchoed, match="the argument directory is 'list_files'"):
+        parse_reply(json.dumps(named), ExecutionReply)
+    fine = {
+        "thoughts": {"text": "The notes may already hold the answer.", "plan": ["read them"]},
+        "command": {"name": "read_file", "args": {"path": "notes.txt"}},
+    }
+    assert parse_reply(json.dumps(fine), ExecutionReply).command.args == {"path": "notes.txt"}

@@ -15,6 +15,7 @@ from ..model.llm import ChatModel, Message, Usage, estimate_tokens
 from ..model.pricing import Spend
 from ..model.replies import (
     ExecutionReply,
+    FormatEchoed,
     Reply,
     ReplyProblem,
     TaskCreationReply,
@@ -88,6 +89,7 @@ class ModelCaller:
         messages = list(messages)
         schema = schema or schema_of(reply_type)
         problem: ReplyProblem | None = None
+        echoes = 0
         for _attempt in range(MAX_REASKS + 1):
             self._check_budget()
             for message in messages:
@@ -128,6 +130,13 @@ class ModelCaller:
             )
             if problem is None:
                 return reply
+            if isinstance(problem, FormatEchoed) and echoes:
+                raise ReplyError(
+                    f"The {role} agent's model could not answer: twice it gave the reply "
+                    f"format's own words back ({problem}). Try a stronger model (--model), then "
+                    "resume the run."
+                )
+            echoes += isinstance(problem, FormatEchoed)  # asked again once, then it is over
             messages += [
                 {"role": "assistant", "content": trim_middle(completion.text, ECHOED_REPLY_CHARS)},
                 {"role": "user", "content": prompts.render("reask", problem=str(problem))},

@@ -19,6 +19,22 @@ class ReplyProblem(ValueError):
     """A reply could not be used; the message is shown to the model when re-asking."""
 
 
+class FormatEchoed(ReplyProblem):
+    """The reply gave the format's own words back instead of thoughts or arguments."""
+
+
+# The words a reply's format is told with, and those its earlier example held: a reply that
+# gives one back as a thought or an argument copied the format instead of answering (tiny
+# models do), and it must never reach the screen as the agent's mind.
+FORMAT_WORDS = frozenset(
+    {"thoughts", "text", "reasoning", "plan", "criticism", "speak", "command", "name", "args",
+     "argument", "arguments", "value", "command name", "string", "...",
+     "what you think now", "why", "short step", "next step", "constructive self-criticism",
+     "one sentence for the human"}
+)  # fmt: skip
+ARGUMENT_SAMPLES = frozenset({"value", "argument", "command name", "string", "..."})
+
+
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -130,6 +146,27 @@ Reply = TypeVar("Reply", bound=BaseModel)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 
 
+def _words(value: str) -> str:
+    return " ".join(value.lower().strip(" .:;\"'").split())
+
+
+def echoed_format(reply: ExecutionReply) -> str | None:
+    """What in `reply` only repeats the format's own words (or, for an argument, the command's
+    own name, as in `list_files {"directory": "list_files"}`); None when nothing does."""
+    thoughts = reply.thoughts
+    fields = [("text", thoughts.text), ("reasoning", thoughts.reasoning)]
+    fields += [("plan", step) for step in thoughts.plan]
+    fields += [("criticism", thoughts.criticism), ("speak", thoughts.speak)]
+    for field, value in fields:
+        if _words(value) in FORMAT_WORDS:
+            return f"thoughts.{field} is {value!r}, a word of the reply format, not your thought"
+    name = _words(reply.command.name)
+    for argument, value in reply.command.args.items():
+        if isinstance(value, str) and _words(value) in ARGUMENT_SAMPLES | {name}:
+            return f"the argument {argument} is {value!r}, not a value for it"
+    return None
+
+
 def parse_reply(text: str, reply_type: type[Reply]) -> Reply:
     """Find the JSON in `text`, repair small syntax slips, and validate it as `reply_type`.
 
@@ -144,6 +181,8 @@ def parse_reply(text: str, reply_type: type[Reply]) -> Reply:
         problems = describe_validation(exc, lambda field: field or "reply")
         raise ReplyProblem(f"the JSON does not match the format ({problems})") from exc
     if isinstance(reply, ExecutionReply):
+        if (echo := echoed_format(reply)) is not None:
+            raise FormatEchoed(f"{echo}. Write your own thoughts and real arguments")
         reply.dropped += [_command_name(other) for other in others]
     return reply
 
