@@ -360,3 +360,18 @@ def test_y_dash_n_does_not_cover_a_high_risk_command(
     child.expect_exact("Run finished:")
     assert finish(child) == 0
     assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["b.txt"]
+
+
+# issue 23, item 12
+
+
+def test_an_ai_settings_that_is_a_folder_is_said_before_anything_is_asked(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    (tmp_path / "ai_settings.yaml").mkdir()
+    child = spawn(tmp_path, server, "run", timeout=15)
+    child.expect_exact("Error:")
+    expect_words(child, "ai_settings.yaml is a folder, not a file")
+    assert finish(child) == 1
+    assert "Name:" not in (child.before or "") and "Traceback" not in (child.before or "")
+    assert not server.requests and not (tmp_path / "home" / "runs").exists()

@@ -47,6 +47,21 @@ def make_profile(name: str, role: str, goals: list[str]) -> AgentProfile:
         raise ConfigError(f"Invalid agent profile: {describe_validation(exc)}.") from exc
 
 
+def profile_file_exists(path: Path) -> bool:
+    """Whether a profile file is there to load; ConfigError when something else has its name
+    (a folder is not a missing profile, to be asked for and then not saved)."""
+    if not path.exists():
+        return False
+    if path.is_dir():
+        raise ConfigError(
+            f"The agent profile {path} is a folder, not a file: remove or rename it, or name "
+            "another file with --ai-settings."
+        )
+    if not path.is_file():
+        raise ConfigError(f"The agent profile {path} is not a regular file.")
+    return True
+
+
 def load_profile(path: Path) -> AgentProfile:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

@@ -45,7 +45,7 @@ def resolve_profile(
 ) -> AgentProfile:
     from rich.text import Text
 
-    from ..agent.profile import load_profile, make_profile, save_profile
+    from ..agent.profile import load_profile, make_profile, profile_file_exists, save_profile
     from .ui import one_line
 
     if name or role or goals:
@@ -53,7 +53,7 @@ def resolve_profile(
             raise typer.BadParameter("--name, --role and --goal are needed together.")
         return make_profile(name, role, goals)
     path = settings.ai_settings
-    if path.is_file():
+    if profile_file_exists(path):
         profile = load_profile(path)
         console.print(Text(f"Agent profile from {one_line(path).plain}:", "bold"))
         console.print(Text.assemble("  Name: ", one_line(profile.name)))
