@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -360,6 +361,41 @@ def test_y_dash_n_does_not_cover_a_high_risk_command(
     child.expect_exact("Run finished:")
     assert finish(child) == 0
     assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["b.txt"]
+
+
+# issue 23, item 6
+
+
+def test_a_workspace_removed_during_the_run_stops_it_in_one_sentence_and_resume_goes_on(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    workspace = tmp_path / "ws"
+    server.script("execution", write("a.txt"), write("b.txt"))
+    child = spawn(tmp_path, server, "run", *PROFILE)
+    child.logfile_read = io.StringIO()
+    child.expect_exact(PROMPT)
+    child.sendline("y")
+    child.expect_exact("RESULT (write_file)")
+    child.expect_exact(PROMPT)
+    shutil.rmtree(workspace)
+    child.sendline("y")
+    child.expect_exact("Run stopped:")
+    expect_words(child, f"The workspace {workspace} was removed during the run")
+    child.expect_exact("autoagent resume")
+    assert finish(child) == 1
+    assert "Traceback" not in child.logfile_read.getvalue()
+    assert not workspace.exists()  # it may have been removed on purpose: not made again
+    [state] = checkpoints(tmp_path)
+    assert state["status"] == "stopped" and state["current"] is None
+
+    server.script("execution", write("b.txt"), done())
+    child = spawn(tmp_path, server, "resume", "-c")
+    expect_words(child, f"The workspace {workspace} was not there: the run goes on in an empty one")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    assert sorted(p.name for p in workspace.iterdir()) == ["b.txt"]
+    # The write that found no workspace is proposed again, with nothing lost or counted twice.
+    assert len(server.requests_for("execution")) == 4
 
 
 # issue 23, item 12

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autoagent.base.errors import CommandError, ConfigError, RefusedError
+from autoagent.base.errors import CommandError, ConfigError, RefusedError, WorkspaceGone
 from autoagent.tools.workspace import Workspace
 
 
@@ -329,3 +329,25 @@ def test_writes_keep_the_file_mode(ws: Workspace) -> None:
     ws.append_text("run.sh", "echo 3\n")
     assert (ws.root / "run.sh").stat().st_mode & 0o777 == 0o750
     assert ws.read_text("run.sh") == "echo 2\necho 3\n"
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda ws: ws.read_text("a.txt"),
+        lambda ws: ws.write_text("a.txt", "x"),
+        lambda ws: ws.append_text("sub/a.txt", "x"),
+        lambda ws: ws.delete("a.txt"),
+        lambda ws: ws.list_dir(),
+        lambda ws: ws.check_present(),
+    ],
+    ids=["read", "write", "append", "delete", "list", "check"],
+)
+def test_a_workspace_removed_under_it_is_said_once_and_never_made_again(
+    tmp_path: Path, use
+) -> None:  # type: ignore[no-untyped-def]
+    ws = Workspace(tmp_path / "ws")
+    (tmp_path / "ws").rmdir()
+    with pytest.raises(WorkspaceGone, match=r"The workspace .* was removed during the run"):
+        use(ws)
+    assert not (tmp_path / "ws").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..base.errors import AutoAgentError, CommandError, InputEnded
+from ..base.errors import AutoAgentError, CommandError, InputEnded, WorkspaceGone
 from ..base.settings import Settings
 from ..base.status import RunStatus, StopCause
 from ..base.text import trim_middle
@@ -242,6 +242,10 @@ class AgentLoop:
                 self.state.notices = [*self.state.notices, gone.message]
                 yield self._emit(CommandsWithdrawn(gone.message, list(gone.commands)))
         state = self.state
+        try:
+            self.context.workspace.check_present()  # before the model is asked for a step
+        except WorkspaceGone as exc:
+            raise self._without_workspace(exc) from exc
         state.step += 1
         task = state.tasks.current
         task_text = task.text if task else NO_TASK
@@ -336,11 +340,15 @@ class AgentLoop:
         state, args = self.state, record.proposal.args
         self.context.step = record.step
         try:
+            self.context.workspace.check_present()  # e.g. removed while the human was asked
             with self.timings.phase("command"):
                 result = self._run_command(command, args)
         except InputEnded as exc:  # nothing was done: the step is not pending
             state.current = None
             raise _RunOver(StopCause.INPUT_ENDED, str(exc)) from exc
+        except WorkspaceGone as exc:  # the same: a command finds it gone before doing anything
+            state.current = None
+            raise self._without_workspace(exc) from exc
         state.commands_run += 1
         record = record.advance(StepStatus.RAN, result=result)
         state.current = record
@@ -351,8 +359,8 @@ class AgentLoop:
     def _run_command(self, command: Command, args: dict[str, Any]) -> StepResult:
         try:
             return StepResult(output=command(self.context, args), ok=True)
-        except InputEnded:
-            raise  # asked, the human can never answer: the caller stops the run
+        except (InputEnded, WorkspaceGone):
+            raise  # the caller stops the run
         except CommandError as exc:
             return StepResult(output=f"Error: {exc}", ok=False, error=repr(exc))
         except Exception as exc:  # a command's own bug: logged in full, and the run goes on
@@ -426,6 +434,14 @@ class AgentLoop:
         ]
 
     # Helpers.
+
+    def _without_workspace(self, gone: WorkspaceGone) -> _RunOver:
+        """The stop of a run whose workspace was removed; it goes on with `resume`."""
+        return _RunOver(
+            StopCause.WORKSPACE_GONE,
+            f"{gone}; put the folder back and go on with `autoagent resume {self.state.run_id}` "
+            "(an empty one is made if it is still missing).",
+        )
 
     def _available(self, name: str) -> Command | None:
         """The command `name`, unless it is gone (e.g. its MCP server is not configured)."""

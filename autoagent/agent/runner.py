@@ -176,6 +176,10 @@ def prepare_run(
         profile = saved.profile
     assert profile is not None
     home, workspace_root = check_folders(settings)
+    if resume is not None and not workspace_root.exists():  # e.g. removed during the run
+        notes.append(
+            f"The workspace {workspace_root} was not there: the run goes on in an empty one."
+        )
     sandbox = build_sandbox(settings, workspace_root)
     mcp = configured_servers(settings, workspace_root, sandbox)
     mcp_servers = mcp.servers

@@ -38,6 +38,15 @@ class InputEnded(AutoAgentError):
     and can be resumed."""
 
 
+class WorkspaceGone(AutoAgentError):
+    """The workspace folder is no longer there: the run stops, resumably, rather than make an
+    empty one that the user may have removed on purpose."""
+
+    def __init__(self, root: object) -> None:
+        super().__init__(f"The workspace {root} was removed during the run")
+        self.root = root
+
+
 class CommandError(AutoAgentError):
     """A command failed; its message becomes an observation for the model."""
 

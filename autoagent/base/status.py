@@ -9,7 +9,7 @@ from enum import StrEnum
 class RunStatus(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
-    STOPPED = "stopped"  # a limit, the budget, or the human said stop
+    STOPPED = "stopped"  # a limit, the budget, the human said stop, the workspace was removed
     INTERRUPTED = "interrupted"  # Ctrl-C, or the process died
     FAILED = "failed"
 
@@ -43,6 +43,7 @@ class StopCause(StrEnum):
     LOOPING = "looping"  # the agent went round in circles with no human to tell it
     HUMAN = "human"  # a human said stop
     INPUT_ENDED = "input-ended"  # the input ended while the human was asked a question
+    WORKSPACE_GONE = "workspace-gone"  # the workspace folder was removed during the run
     INTERRUPTED = "interrupted"  # Ctrl-C or a signal
     ERROR = "error"  # the model, the harness or the disk failed
 

@@ -114,9 +114,10 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
 
 
 def exit_code(cause: StopCause | None) -> int:
-    """The exit status of a run that ended so: 1 when it failed, 130 when interrupted."""
+    """The exit status of a run that ended so: 1 when it failed or lost its workspace, 130 when
+    interrupted."""
     match cause:
-        case StopCause.ERROR | None:
+        case StopCause.ERROR | StopCause.WORKSPACE_GONE | None:
             return 1
         case StopCause.INTERRUPTED:
             return 130

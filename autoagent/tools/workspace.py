@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from ..base.errors import CommandError, ConfigError, RefusedError
+from ..base.errors import CommandError, ConfigError, RefusedError, WorkspaceGone
 from ..base.text import decode
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -48,6 +48,11 @@ class Workspace:
                     f"The workspace {self.root} lies inside {folder}, which the agent must not "
                     "reach. Choose a workspace folder outside it."
                 )
+
+    def check_present(self) -> None:
+        """Raise WorkspaceGone unless the workspace folder is still there."""
+        if not os.path.isdir(self.root):
+            raise WorkspaceGone(self.root)
 
     # The operations the commands use. Each takes a path as the model wrote it.
 
@@ -184,7 +189,10 @@ class Workspace:
     @contextmanager
     def _folder(self, parts: Sequence[str], asked: str, *, create: bool = False) -> Iterator[int]:
         """A descriptor for root/parts, reached without following any link."""
-        fd = os.open(self.root, _DIR_FLAGS)
+        try:
+            fd = os.open(self.root, _DIR_FLAGS)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise WorkspaceGone(self.root) from exc
         try:
             for depth, name in enumerate(parts, start=1):
                 try:
