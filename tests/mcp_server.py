@@ -2,6 +2,8 @@
 
 python tests/mcp_server.py            # over stdio
 python tests/mcp_server.py PORT       # streamable HTTP on 127.0.0.1:PORT/mcp
+
+MCP_TEST_GARBAGE=1: lines that are not MCP messages on stdout, when it starts and in each echo.
 """
 
 from __future__ import annotations
@@ -21,7 +23,19 @@ server = MCPServer("testing")
 @server.tool()
 def echo(text: str) -> str:
     """Say the text back."""
+    babble("echoing")
     return text
+
+
+# The pipe to the client: the SDK sends what is printed to stderr, which a server of another
+# kind does not (a banner, a library's print).
+WIRE = os.dup(1)
+
+
+def babble(what: str) -> None:
+    """A line that is not an MCP message on stdout, as a stray print writes it."""
+    if os.environ.get("MCP_TEST_GARBAGE"):
+        os.write(WIRE, f"[testing] {what}...\n".encode())
 
 
 @server.tool()
@@ -93,4 +107,5 @@ if __name__ == "__main__":
     if len(sys.argv) > 1:
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
     else:
+        babble("starting")
         server.run()

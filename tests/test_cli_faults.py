@@ -15,6 +15,7 @@ import pytest
 from autoagent.model.testing import FakeOpenAIServer, Fault, Slow, execution_reply
 
 from .cli_helpers import PROFILE, PROMPT, checkpoints, finish, spawn
+from .test_cli_mcp import config, server_entry
 
 pytestmark = pytest.mark.slow
 
@@ -396,6 +397,33 @@ def test_a_workspace_removed_during_the_run_stops_it_in_one_sentence_and_resume_
     assert sorted(p.name for p in workspace.iterdir()) == ["b.txt"]
     # The write that found no workspace is proposed again, with nothing lost or counted twice.
     assert len(server.requests_for("execution")) == 4
+
+
+# issue 23, item 7
+
+
+def test_an_mcp_server_that_writes_stray_lines_on_stdout_is_noted_once_without_tracebacks(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    entry = server_entry(risk="low", env={"MCP_TEST_GARBAGE": "1"})
+    mcp = config(tmp_path, t=entry)
+    server.script(
+        "execution",
+        execution_reply("mcp__t__echo", text="one"),
+        execution_reply("mcp__t__echo", text="two"),
+        done(),
+    )
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c", "--debug", AUTOAGENT_MCP_CONFIG=str(mcp))
+    child.logfile_read = io.StringIO()
+    child.expect(r"Debug log: (\S+debug\.log)")
+    log_path = Path(child.match.group(1).strip())
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    screen = child.logfile_read.getvalue()
+    assert screen.count("mcp__t__echo answered.") == 2
+    assert "Traceback" not in screen and "JSONRPC" not in screen
+    assert len(re.findall(r"wrote\s+lines\s+that\s+are\s+not\s+MCP\s+messages", screen)) == 1
+    assert log_path.read_text().count("Failed to parse JSONRPC message from server") == 2
 
 
 # issue 23, item 12

@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..base.settings import Settings
 
+# Libraries whose records go to the debug log only: the MCP SDK logs a traceback for each line
+# a server writes on stdout that is not a message (mcp_client.py says so once, as a note).
+_NOT_ON_SCREEN = ("mcp",)
+
 
 class _ScreenFormatter(logging.Formatter):
     """Log lines for the terminal: what they quote from outside cannot drive it."""
@@ -36,7 +40,14 @@ def configure_logging(settings: Settings) -> None:
     screen.setLevel(logging.WARNING)
     screen.setFormatter(_ScreenFormatter("%(levelname)s %(name)s: %(message)s"))
     screen.addFilter(_redacting(settings))
+    screen.addFilter(_shown_on_screen)
     root.addHandler(screen)
+
+
+def _shown_on_screen(record: logging.LogRecord) -> bool:
+    return not any(
+        record.name == name or record.name.startswith(name + ".") for name in _NOT_ON_SCREEN
+    )
 
 
 def _redacting(settings: Settings) -> logging.Filter:

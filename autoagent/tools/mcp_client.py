@@ -59,6 +59,8 @@ class ServerState:
     wake: Any = None  # an anyio.Event, set to end the session
     scope: Any = None  # the anyio.CancelScope of the session, cancelled if it is still starting
     stopping: bool = False
+    stray_lines: int = 0  # lines on its stdout that are not MCP messages (the SDK skips them)
+    stray_told: bool = False
 
     @property
     def name(self) -> str:
@@ -152,6 +154,18 @@ class McpServers:
             self._portal.call(state.wake.set)  # its session ends; a process is stopped
         raise ServerLost(
             f"The MCP server {server!r} is gone: {reason}. Its tools were removed; try another way."
+        )
+
+    def stray_note(self, server: str) -> str:
+        """Once per server, a note that it wrote lines that are not MCP messages; else ''."""
+        state = self.servers[server]
+        with self._lock:
+            if not state.stray_lines or state.stray_told:
+                return ""
+            state.stray_told = True
+        return (
+            f"Note: the MCP server {server!r} wrote lines that are not MCP messages on its "
+            "stdout; they are left out (`--debug` logs them)."
         )
 
     def offered(self) -> dict[str, list[str]]:
@@ -297,8 +311,8 @@ async def _list_tools(client: Client) -> list[Tool]:
 
 
 def _watch_end(streams: TransportStreams, state: ServerState) -> TransportStreams:
-    """The transport's streams, the read side of which wakes the session when it ends: the
-    server's process has exited."""
+    """The transport's streams, the read side of which wakes the session when it ends (the
+    server's process has exited) and counts the lines that were not MCP messages."""
     read, write = streams
 
     class EndWatch:
@@ -306,11 +320,14 @@ def _watch_end(streams: TransportStreams, state: ServerState) -> TransportStream
             import anyio
 
             try:
-                return await read.receive()
+                message = await read.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError):
                 if state.wake is not None:
                     state.wake.set()
                 raise
+            if isinstance(message, Exception):  # a line the SDK could not parse, as a value
+                state.stray_lines += 1
+            return message
 
         async def aclose(self) -> None:
             await read.aclose()

@@ -152,6 +152,8 @@ def attach_servers(registry: Registry, servers: McpServers, log_dir: Path) -> li
                 registry.add(cmd)
         risk = state.config.risk
         notes.append(f"MCP server {state.name!r}: {tools(len(commands))}, {risk} risk.")
+        if stray := servers.stray_note(state.name):
+            notes.append(stray)
         for left_out in skipped:
             registry.leave_out(left_out.command, left_out.reason)
             notes.append(f"The MCP tool {left_out.command} is left out: {left_out.reason}.")
@@ -206,7 +208,9 @@ def _description(tool: Tool) -> str:
 def _caller(servers: McpServers, server: str, tool: str) -> Any:
     def call(ctx: CommandContext, /, **args: Any) -> str:  # a tool may have an argument "ctx"
         result = servers.call(server, tool, args)
-        return observation(ctx, command_name(server, tool), result)
+        answer = observation(ctx, command_name(server, tool), result)
+        stray = servers.stray_note(server)  # for the human, as the run goes on
+        return f"{answer}\n{stray}" if stray else answer
 
     return call
 
