@@ -4,6 +4,7 @@ python tests/mcp_server.py            # over stdio
 python tests/mcp_server.py PORT       # streamable HTTP on 127.0.0.1:PORT/mcp
 
 MCP_TEST_GARBAGE=1: lines that are not MCP messages on stdout, when it starts and in each echo.
+MCP_TEST_LINGER=1: it stays after the end of its stdin (killed only by a signal).
 """
 
 from __future__ import annotations
@@ -109,3 +110,5 @@ if __name__ == "__main__":
     else:
         babble("starting")
         server.run()
+        while os.environ.get("MCP_TEST_LINGER"):
+            time.sleep(60)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import shlex
 import shutil
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +19,7 @@ import pytest
 from autoagent.model.testing import FakeOpenAIServer, Fault, Slow, execution_reply
 
 from .cli_helpers import PROFILE, PROMPT, checkpoints, finish, spawn
-from .test_cli_mcp import config, server_entry
+from .test_cli_mcp import SERVER, config, server_entry, servers_left
 
 pytestmark = pytest.mark.slow
 
@@ -439,3 +443,28 @@ def test_an_ai_settings_that_is_a_folder_is_said_before_anything_is_asked(
     assert finish(child) == 1
     assert "Name:" not in (child.before or "") and "Traceback" not in (child.before or "")
     assert not server.requests and not (tmp_path / "home" / "runs").exists()
+
+
+# issue 23, item 13
+
+
+def test_an_unconfined_mcp_server_that_outstays_its_stdin_dies_with_the_agent(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    # Started as npx or uvx start one: through a program that waits for it.
+    wrapped = f"{shlex.quote(sys.executable)} {shlex.quote(SERVER)}; exit $?"
+    entry = {"command": "/bin/sh", "args": ["-c", wrapped], "env": {"MCP_TEST_LINGER": "1"}}
+    mcp = config(tmp_path, t=entry)
+    server.script("execution", execution_reply("mcp__t__echo", text="hi"))
+    child = spawn(tmp_path, server, "run", *PROFILE, "--no-sandbox", AUTOAGENT_MCP_CONFIG=str(mcp))
+    child.expect_exact(PROMPT)
+    started = servers_left(tmp_path)
+    try:
+        assert len(started) >= 2  # the shell and the server it waits for
+        os.kill(child.pid, signal.SIGKILL)  # as a crash: the agent alone, not its children
+        child.expect(pexpect.EOF)
+        child.close()
+        wait_for(lambda: servers_left(tmp_path) == [], seconds=10)
+    finally:
+        for pid in servers_left(tmp_path):
+            os.kill(pid, signal.SIGKILL)

@@ -7,7 +7,8 @@ group, which is killed when it stops.
 The SDK starts the program and holds its pipes, so the sandbox confines it through its command
 line (bubblewrap, or the Landlock launcher), in front of which limits_launcher.py sets the same
 limits as for the commands' programs (memory, file size, CPU time, processes: as root, through
-a pids cgroup), the CPU time counted over the server's whole life.
+a pids cgroup), the CPU time counted over the server's whole life. In front of an unconfined
+server (--no-sandbox), it stays to kill the server's process group if the agent dies.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ async def start_tool_process(
         launch = sandbox.wrap(argv, cwd)
         if sandbox.confined and sandbox.limits.processes is not None:
             group = PidsGroup.create(sandbox.limits.processes)
-        argv = limited(launch, group)
+        argv = limited(launch, group, watch=not sandbox.confined)
     params = StdioServerParameters(command=argv[0], args=list(argv[1:]), env=dict(env), cwd=cwd)
     try:
         async with stdio_client(params, errlog=errlog) as streams:
@@ -99,9 +100,11 @@ async def start_tool_process(
                 await anyio.to_thread.run_sync(group.remove)
 
 
-def limited(launch: Launch, group: PidsGroup | None) -> list[str]:
-    """The command line that runs `launch` with its limits and in `group`."""
+def limited(launch: Launch, group: PidsGroup | None, *, watch: bool = False) -> list[str]:
+    """The command line that runs `launch` with its limits and in `group`; `watch`: behind a
+    process that ends its process group when the agent dies (no sandbox does it)."""
     spec = {
+        "watch": watch,
         "parent": os.getpid(),
         "procs": str(group.path / "cgroup.procs") if group is not None else None,
         "limits": asdict(launch.limits) if launch.limits is not None else None,
