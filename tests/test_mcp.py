@@ -233,7 +233,10 @@ def test_the_common_config_format_and_our_keys(tmp_path: Path) -> None:
         ({"command": "x", "url": "http://h/mcp"}, "give either a command"),
         ({"url": "ftp://h/mcp"}, "the url must be http:// or https://"),
         ({"url": "http:///mcp"}, "the url must be http:// or https://"),
-        ({"url": "http://h/mcp", "args": ["a"]}, "args, env and cwd are for servers started"),
+        ({"url": "http://h/mcp", "args": ["a"]}, "args, env, cwd and readable are for servers"),
+        ({"url": "http://h/mcp", "readable": ["/"]}, "args, env, cwd and readable are for servers"),
+        ({"command": "x", "readable": "/etc"}, "readable: Input should be a valid list"),
+        ({"command": "x", "readable": ["nowhere"]}, "the readable path "),
         ({"command": "  "}, "the command is empty"),
         ({"command": "x", "risk": "extreme"}, "risk: Input should be 'low', 'medium' or 'high'"),
         ({"command": "x", "timeout": 0}, "timeout: Input should be greater than 0"),
@@ -247,6 +250,43 @@ def test_a_bad_entry_is_one_clear_error(tmp_path: Path, entry: Any, problem: str
         load_servers(path, {})
     assert f"Cannot use the MCP config {path}: server 'srv': " in str(caught.value)
     assert problem in str(caught.value)
+
+
+def test_a_server_is_shown_the_files_its_entry_names_and_no_folder_an_argument_names(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "tools").mkdir()
+    for name in ("server.py", "tools/helper.py", "tools/run.sh", "notes.txt", "data.csv"):
+        (tmp_path / name).write_text("x")
+    path = write_config(
+        tmp_path,
+        {
+            "plain": {
+                "command": "python",
+                "args": [str(tmp_path / "server.py"), "-v", "/", ".", "x" * 300, "a\u0000b"],
+            },
+            "local": {
+                "command": "./run.sh",
+                "args": ["helper.py", "../data.csv", "missing.py"],
+                "cwd": "tools",
+                "readable": ["notes.txt", "${OTHER}"],
+            },
+            "web": {"url": "http://127.0.0.1:9/mcp"},
+        },
+    )
+    plain, local, web = load_servers(path, {"OTHER": str(tmp_path / "data.csv")})
+    workspace = tmp_path / "ws"
+    assert plain.shown_paths(workspace) == (tmp_path / "server.py",)
+    tools = tmp_path / "tools"
+    assert local.readable == (tmp_path / "notes.txt", tmp_path / "data.csv")
+    assert local.shown_paths(workspace) == (
+        tools / "run.sh",
+        tools / "helper.py",
+        tmp_path / "data.csv",
+        tools,
+        tmp_path / "notes.txt",
+    )
+    assert web.shown_paths(workspace) == ()
 
 
 def test_a_bad_file_is_one_clear_error(tmp_path: Path) -> None:

@@ -6,15 +6,30 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from ..tools.mcp_config import command_line, find_config
+from ..base.errors import ConfigError
+from ..base.settings import process_environment
+from ..tools.mcp_config import ConfigFile, command_line, find_config, load_servers
 from ..tools.mcp_trust import ProjectApprovals
 from .screen import drop_typed_ahead
 from .ui import Quoted, one_line
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
 
     from ..base.settings import Settings
+
+
+def shown_paths(file: ConfigFile, settings: Settings) -> dict[str, tuple[Path, ...]]:
+    """The paths each server's sandbox would show it read-only, by server; none for a file
+    that cannot be used as it is (that error comes when it is used)."""
+    try:
+        servers = load_servers(file, process_environment(), variables=settings.mcp_env)
+    except ConfigError:
+        return {}
+    workspace = settings.workspace.expanduser().resolve()
+    return {server.name: server.shown_paths(workspace) for server in servers}
 
 
 def ask_about_project_servers(console: Console, settings: Settings, *, again: bool = False) -> None:
@@ -38,16 +53,19 @@ def ask_about_project_servers(console: Console, settings: Settings, *, again: bo
             ", whose servers would start as:",
         )
     )
-    console.print(
-        Quoted(
-            Text.assemble(one_line(name, "bold"), ": ", one_line(command_line(entry)))
-            for name, entry in entries.items()
-        )
-    )
+    shown = shown_paths(file, settings)
+    lines: list[Text] = []
+    for name, entry in entries.items():
+        lines.append(Text.assemble(one_line(name, "bold"), ": ", one_line(command_line(entry))))
+        if shown.get(name):
+            paths = ", ".join(str(path) for path in shown[name])
+            lines.append(Text.assemble("  reads: ", one_line(paths)))
+    console.print(Quoted(lines))
     console.print(
         Text(
             "Its ${VAR} read only the variables named in AUTOAGENT_MCP_ENV, and its tools are "
-            "high risk whatever it says. The answer is kept until the file changes.",
+            "high risk whatever it says. Of this folder, a server sees only what it reads, "
+            "read-only. The answer is kept until the file changes.",
             style="dim",
         )
     )

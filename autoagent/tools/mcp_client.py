@@ -252,8 +252,11 @@ class McpServers:
             argv = [config.command, *config.args]
             env = tool_environment(config.env, allowed=self.env_allowed)
             cwd = config.cwd or self.workspace
+            sandbox = self.sandbox
+            if sandbox is not None:  # the files its entry names, and no more of their folders
+                sandbox = sandbox.showing(config.shown_paths(self.workspace))
             async with start_tool_process(
-                argv, env=env, cwd=cwd, errlog=errlog, sandbox=self.sandbox
+                argv, env=env, cwd=cwd, errlog=errlog, sandbox=sandbox
             ) as streams:
                 yield _watch_end(streams, state)
             return

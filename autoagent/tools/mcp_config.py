@@ -4,7 +4,9 @@
                     "NAME2": {"url": "http://127.0.0.1:8000/mcp", "headers": {...}}}}
 
 plus keys of ours per server: "risk" (low, medium or high; default high), "includeTools" and
-"excludeTools" (tool names, globs allowed) and "timeout" (seconds per tool call).
+"excludeTools" (tool names, globs allowed), "timeout" (seconds per tool call) and "readable"
+(paths its sandbox shows read-only, besides the files its command line names; relative ones,
+like "cwd", from the config file's folder).
 `${VAR}` and `${VAR:-default}` in commands, arguments, env, cwd, URLs and headers are
 replaced from the environment given (a project's own file reads only the variables allowed).
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +52,7 @@ class _Entry(BaseModel):
     includeTools: list[str] | None = None  # the spelling of the file
     excludeTools: list[str] = Field(default_factory=list)
     timeout: float | None = Field(default=None, gt=0)
+    readable: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class ServerConfig:
     include_tools: tuple[str, ...] | None = None
     exclude_tools: tuple[str, ...] = ()
     timeout: float | None = None  # per tool call; None: the command timeout
+    readable: tuple[Path, ...] = ()  # its entry's "readable", resolved
 
     @property
     def transport(self) -> str:
@@ -78,6 +83,23 @@ class ServerConfig:
         ):
             return False
         return not any(fnmatchcase(tool, pattern) for pattern in self.exclude_tools)
+
+    def shown_paths(self, workspace: Path) -> tuple[Path, ...]:
+        """What its sandbox shows read-only for it, as real paths: its program when the command
+        is a path, each argument that names an existing file, its cwd, and its `readable`.
+
+        Relative ones are taken from the folder it runs in (its cwd, else `workspace`), as the
+        program takes them. A folder is shown only as its cwd or in `readable`: an argument such
+        as `.` or `/` shows nothing."""
+        if self.command is None:
+            return ()
+        folder = self.cwd or workspace
+        named = [folder / word for word in self.args]
+        if os.sep in self.command or (os.altsep and os.altsep in self.command):
+            named.insert(0, folder / self.command)
+        paths = [path for path in named if os.path.isfile(path)]  # False for any bad name
+        paths += [*([self.cwd] if self.cwd is not None else []), *self.readable]
+        return tuple(dict.fromkeys(Path(os.path.realpath(path)) for path in paths))
 
 
 @dataclass(frozen=True)
@@ -198,8 +220,16 @@ def _server(
     if (entry.command is None) == (entry.url is None):
         raise _error(path, f"{where}: give either a command (stdio) or a url (HTTP), not both")
     if entry.url is not None:
-        if entry.type == "stdio" or entry.args or entry.env or entry.cwd is not None:
-            raise _error(path, f"{where}: args, env and cwd are for servers started by a command")
+        if (
+            entry.type == "stdio"
+            or entry.args
+            or entry.env
+            or entry.cwd is not None
+            or entry.readable
+        ):
+            raise _error(
+                path, f"{where}: args, env, cwd and readable are for servers started by a command"
+            )
         url = expand(entry.url)
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -213,11 +243,16 @@ def _server(
     if not command:
         raise _error(path, f"{where}: the command is empty")
     cwd = (base / expand(entry.cwd)).resolve() if entry.cwd is not None else None
+    readable = tuple((base / expand(given)).resolve() for given in entry.readable)
+    for shown in readable:
+        if not shown.exists():
+            raise _error(path, f"{where}: the readable path {str(shown)!r} does not exist")
     return ServerConfig(
         command=command,
         args=tuple(expand(arg) for arg in entry.args),
         env={key: expand(value) for key, value in entry.env.items()},
         cwd=cwd,
+        readable=readable,
         **common,
     )
 

@@ -143,6 +143,10 @@ class Sandbox:
                 "The human can fix it: " + FIX
             )
 
+    def showing(self, paths: Iterable[Path]) -> Sandbox:
+        """This sandbox, with `paths` (real paths) shown read-only too."""
+        return replace(self, readable=tuple(dict.fromkeys([*self.readable, *paths])))
+
     def label(self) -> str:
         """One line for the model and the audit log: which mode ran."""
         if not self.confined:
