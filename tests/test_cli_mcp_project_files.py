@@ -145,3 +145,26 @@ def test_mcp_list_shows_a_server_its_cwd_and_readable_paths_and_no_more(
     )
     assert finish(child) == 0
     assert (tools / "server.py").read_text() == PROJECT_SERVER
+
+
+def test_a_server_run_in_the_project_folder_still_sees_no_dotenv(
+    tmp_path: Path, server: FakeOpenAIServer, mechanism: str
+) -> None:
+    (tmp_path / "server.py").write_text(PROJECT_SERVER)
+    (tmp_path / "notes.txt").write_text("project notes")
+    (tmp_path / ".env").write_text(f"SOME_PASSWORD={secret('DOTENV')}\n")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "data.txt").write_text(secret("DATA"))
+    look = [str(tmp_path / name) for name in ("notes.txt", ".env", "home/data.txt")]
+    env = {"LOOK": json.dumps(look)}
+    entry = {"command": sys.executable, "args": ["server.py"], "cwd": ".", "env": env}
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps({"mcpServers": {"mine": entry}}), encoding="utf-8")
+    child = spawn(
+        tmp_path, None, "mcp", "list", AUTOAGENT_SANDBOX=mechanism, AUTOAGENT_MCP_CONFIG=str(mine)
+    )
+    child.expect_exact(" server.py): started, 1 tool")
+    # .env is empty, or (bwrap: /dev/null on a nodev mount) cannot be opened; the data gone.
+    child.expect(r"Sees notes\.txt=project notes; \.env=(PermissionError)?; ")
+    child.expect_exact("data.txt=FileNotFoundError;")
+    assert finish(child) == 0

@@ -299,9 +299,21 @@ def _build_filesystem(spec: dict[str, Any]) -> None:
     _mount(None, "/dev", None, MS_REMOUNT | MS_NOSUID | MS_RDONLY, COVER)
     shm = _tmpfs_options("1777", spec["shm_size"])
     _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, shm)
-    for fd, path, is_dir, read_only in opened:
+    *readable, (space_fd, _, space_is_dir, _) = opened  # the workspace comes back last
+    for fd, path, is_dir, read_only in readable:
         _bind_back(fd, path, is_dir, read_only)
         os.close(fd)
+    # A hidden path inside a folder shown again (the project's .env) is hidden once more.
+    shown = [path for _, path, _, _ in readable]
+    for path in sorted(spec["hidden"], key=len):
+        if _under(path, workspace) or not any(path != s and _under(path, s) for s in shown):
+            continue
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, COVER)
+        elif os.path.exists(path):
+            _mount("/dev/null", path, None, MS_BIND)
+    _bind_back(space_fd, workspace, space_is_dir, False)
+    os.close(space_fd)
     for path in spec["sockets"]:
         try:
             _mount("/dev/null", path, None, MS_BIND)

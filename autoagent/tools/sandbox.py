@@ -215,9 +215,16 @@ class Sandbox:
             else:
                 args += ["--ro-bind", "/dev/null", str(path)]
         covered = self._covered_folders()
-        for path in self.readable:
-            if path.exists() and any(path.is_relative_to(c) for c in covered):
-                args += ["--ro-bind", str(path), str(path)]
+        shown = [
+            p for p in self.readable if p.exists() and any(p.is_relative_to(c) for c in covered)
+        ]
+        for path in shown:
+            args += ["--ro-bind", str(path), str(path)]
+        for path in self._hidden_within(shown):
+            if path.is_dir():
+                args += _sized_tmpfs(COVER_SIZE, path)
+            else:
+                args += ["--ro-bind", "/dev/null", str(path)]
         for path in self.exposed_sockets():
             args += ["--ro-bind", "/dev/null", str(path)]
         args += ["--bind", str(self.workspace), str(self.workspace)]
@@ -240,6 +247,17 @@ class Sandbox:
             ):
                 covers.append(path)
         return covers
+
+    def _hidden_within(self, shown: list[Path]) -> list[Path]:
+        """The hidden paths outside the workspace inside a folder shown again (the project's
+        .env in a folder an MCP server runs in): hidden once more, after it is shown."""
+        return [
+            path
+            for path in sorted(self.hidden, key=lambda p: len(p.parts))
+            if path.exists()
+            and not path.is_relative_to(self.workspace)
+            and any(path != s and path.is_relative_to(s) for s in shown)
+        ]
 
     def _covered_folders(self) -> list[Path]:
         """The folders outside the workspace shown empty (or only with readable paths)."""
