@@ -283,13 +283,20 @@ def test_a_reply_that_echoes_the_format_never_shows_as_the_agents_mind(
     assert "what you think now" not in system  # nothing of the sort to copy
 
 
-def test_a_model_that_echoes_the_format_twice_could_not_answer(
+def test_a_model_that_echoes_the_format_twice_goes_on_without_those_thoughts(
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:
-    server.script("execution", placeholder_reply("finish", reason="x"), placeholder_reply("finish"))
+    server.script(
+        "execution",
+        placeholder_reply("write_file", path="a.txt", content="hi"),
+        placeholder_reply("write_file", path="a.txt", content="hi"),
+        done(),
+    )
     child = spawn(tmp_path, server, "run", *PROFILE, "-c")
-    child.expect_exact("Run failed:")
-    child.expect_exact("could not answer")
-    assert finish(child) == 1
-    assert len(server.requests_for("execution")) == 2  # asked again once, not more
-    assert "THOUGHTS:" not in (child.before or "")  # no step showed the format as a mind
+    child.expect_exact("RESULT (write_file)")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    assert len(server.requests_for("execution")) == 3  # asked again once, not more
+    for placeholder in ("what you think now", "constructive self-criticism", "short step"):
+        assert placeholder not in (child.before or "")
+    assert (tmp_path / "ws" / "a.txt").read_text() == "hi"

@@ -23,7 +23,7 @@ import pytest
 
 from autoagent.model.testing import FakeOpenAIServer
 from autoagent.tools.doctor import probe_report
-from autoagent.tools.sandbox import Launch, Mechanism, Sandbox, probe
+from autoagent.tools.sandbox import Launch, Mechanism, Sandbox, probe, python_paths
 
 from .cli_helpers import PROFILE, cli_env, finish, spawn
 from .test_cli_confinement import (
@@ -237,7 +237,12 @@ def test_the_probe_fails_loudly_when_sockets_keyrings_or_tmp_are_not_held(
         pytest.skip("bwrap does not work here")
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    box = Sandbox(Mechanism.BWRAP, workspace.resolve(), hidden=(Path("/run"),))
+    box = Sandbox(
+        Mechanism.BWRAP,
+        workspace.resolve(),
+        hidden=(Path("/run"),),
+        readable=tuple(python_paths()),  # the probe's Python, also from a clone under /tmp
+    )
     failed = {check for check, ok in probe_report(Unisolated(**vars(box))) if not ok}
     assert {
         "/tmp holds no more than the memory limit",

@@ -124,3 +124,5 @@ def test_a_reply_that_gives_back_the_formats_words_is_refused() -> None:
         "command": {"name": "read_file", "args": {"path": "notes.txt"}},
     }
     assert parse_reply(json.dumps(fine), ExecutionReply).command.args == {"path": "notes.txt"}
+    taken = parse_reply(json.dumps(echo), ExecutionReply, echoes=True)
+    assert taken.thoughts.text == "" and taken.thoughts.plan == []

@@ -176,7 +176,11 @@ def test_the_probe_fails_loudly_when_root_keeps_its_capabilities(
     (hidden / "secret").write_text("x")
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    fields = {"workspace": workspace.resolve(), "hidden": (hidden.resolve(), *runtime_folders())}
+    fields = {
+        "workspace": workspace.resolve(),
+        "hidden": (hidden.resolve(), *runtime_folders()),
+        "readable": tuple(python_paths()),  # the probe's Python, also from a clone under /tmp
+    }
     report = dict(probe_report(CapableBwrap(Mechanism.BWRAP, **fields)))
     failed = {check for check, ok in report.items() if not ok}
     assert {"no capabilities inside", "/proc/sys is read-only"} <= failed

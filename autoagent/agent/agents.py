@@ -111,7 +111,9 @@ class ModelCaller:
             )
             try:
                 with self.timings.phase("parse"):
-                    reply = parse_reply(completion.text, reply_type)
+                    # Asked again once about the format's words; a second time, what is left
+                    # of the reply is taken (those thoughts empty), and the run goes on.
+                    reply = parse_reply(completion.text, reply_type, echoes=echoes > 0)
                 problem = None
             except ReplyProblem as exc:
                 problem = exc
@@ -130,13 +132,7 @@ class ModelCaller:
             )
             if problem is None:
                 return reply
-            if isinstance(problem, FormatEchoed) and echoes:
-                raise ReplyError(
-                    f"The {role} agent's model could not answer: twice it gave the reply "
-                    f"format's own words back ({problem}). Try a stronger model (--model), then "
-                    "resume the run."
-                )
-            echoes += isinstance(problem, FormatEchoed)  # asked again once, then it is over
+            echoes += isinstance(problem, FormatEchoed)
             messages += [
                 {"role": "assistant", "content": trim_middle(completion.text, ECHOED_REPLY_CHARS)},
                 {"role": "user", "content": prompts.render("reask", problem=str(problem))},

@@ -167,11 +167,24 @@ def echoed_format(reply: ExecutionReply) -> str | None:
     return None
 
 
-def parse_reply(text: str, reply_type: type[Reply]) -> Reply:
+def without_echoes(thoughts: Thoughts) -> Thoughts:
+    """`thoughts` with what only repeats the format's words left empty: taken when a model
+    gave them twice, so that the step goes on and they never show as its mind."""
+    kept = {
+        field: "" if _words(value) in FORMAT_WORDS else value
+        for field, value in thoughts.model_dump(exclude={"plan"}).items()
+    }
+    plan = [step for step in thoughts.plan if _words(step) not in FORMAT_WORDS]
+    return Thoughts(**kept, plan=plan)
+
+
+def parse_reply(text: str, reply_type: type[Reply], *, echoes: bool = False) -> Reply:
     """Find the JSON in `text`, repair small syntax slips, and validate it as `reply_type`.
 
     A reply holding several objects (an array of them, or one after another) is read as its
-    first; an execution reply then names the commands of the others in `dropped`."""
+    first; an execution reply then names the commands of the others in `dropped`. One that
+    gives the format's own words back is refused (FormatEchoed), unless `echoes`: then those
+    thoughts are left empty."""
     data, *others = _without_surrogates(_load_json(text))
     if not isinstance(data, dict):
         raise ReplyProblem("the reply must be one JSON object")
@@ -181,7 +194,9 @@ def parse_reply(text: str, reply_type: type[Reply]) -> Reply:
         problems = describe_validation(exc, lambda field: field or "reply")
         raise ReplyProblem(f"the JSON does not match the format ({problems})") from exc
     if isinstance(reply, ExecutionReply):
-        if (echo := echoed_format(reply)) is not None:
+        if echoes:
+            reply.thoughts = without_echoes(reply.thoughts)
+        elif (echo := echoed_format(reply)) is not None:
             raise FormatEchoed(f"{echo}. Write your own thoughts and real arguments")
         reply.dropped += [_command_name(other) for other in others]
     return reply
