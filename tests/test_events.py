@@ -15,6 +15,7 @@ from autoagent.agent.events import (
     CommandStarted,
     CommandsWithdrawn,
     Event,
+    HumanAsked,
     Invalid,
     LoopWarning,
     Proposed,
@@ -53,6 +54,7 @@ def one_of_each(journal: RunJournal) -> list[Event]:
         CommandStarted(record.advance(StepStatus.RUNNING)),
         CommandDone(ran),
         StepRecovered(ran),
+        HumanAsked("0123456789ab", 1, "approval", "delete_file", {"path": "a.txt"}, "high"),
         TasksChanged([Task(id=2, text="Check the notes")], [Task(id=2, text="Check the notes")]),
         StepFinished(ran, Spend(cost=0.001, calls=2), None),
         LoopWarning("the same write three times", escalated=False),
@@ -103,6 +105,7 @@ def test_show_and_the_console_replay_every_event_type(tmp_path: Path) -> None:
         "Check the notes",
         "the same write three times",
         "The MCP server notes stopped: its tools are gone.",
+        "Asked a human whether delete_file may run (request 0123456789ab)",
         "Run stopped: Reached the limit of 1 steps",
     ):
         assert text in shown.stdout, text
@@ -111,4 +114,5 @@ def test_show_and_the_console_replay_every_event_type(tmp_path: Path) -> None:
     notes = {(note.kind, note.text) for note in timeline.items if not hasattr(note, "record")}
     assert ("withdrawn", "The MCP server notes stopped: its tools are gone.") in notes
     assert ("warning", "the same write three times") in notes
+    assert ("asked", "May delete_file run? (request 0123456789ab)") in notes
     assert timeline.status == "stopped" and timeline.steps == 1

@@ -73,6 +73,24 @@ class StepRecovered:
 
 
 @dataclass(frozen=True)
+class HumanAsked:
+    """A request for a human was opened (or found again by a resumed run): the terminal, another
+    shell (`autoagent approve|deny|answer ID`), the web console or a webhook's link answers it.
+    The decision comes as Authorized; an answer to a question, as the command's result."""
+
+    request: str  # its id
+    step: int
+    asks: str  # approval (may the command run?) or question (ask_user); not `kind`, which
+    # the journal takes for the event's name
+    command: str
+    args: dict[str, Any]
+    risk: str
+    note: str = ""  # why a human is asked although they would not expect it
+    expires: float | None = None  # when no answer counts any more (--approval-timeout)
+    event: Literal["HumanAsked"] = field(default="HumanAsked", init=False)
+
+
+@dataclass(frozen=True)
 class TasksChanged:
     open_tasks: list[Task]
     added: list[Task]
@@ -131,6 +149,7 @@ Event = (
     | CommandStarted
     | CommandDone
     | StepRecovered
+    | HumanAsked
     | TasksChanged
     | StepFinished
     | LoopWarning

@@ -119,6 +119,7 @@ class AgentLoop:
         self._window = settings.recent_steps
         self._files_before = snapshot(context.workspace.root)
         self._commands_at_start = state.commands_run  # --continuous-limit counts from here
+        self._listener: Callable[[Event], None] | None = None
 
     # Resources.
 
@@ -134,6 +135,17 @@ class AgentLoop:
         """Call `callback` with the tokens received so far while a reply streams in."""
         if hasattr(self.caller.model, "on_progress"):
             self.caller.model.on_progress = callback
+
+    def on_event(self, callback: Callable[[Event], None]) -> None:
+        """Call `callback` with the events that come while the loop itself waits, so are not
+        yielded: a request for a human, opened while the gate waits for its answer."""
+        self._listener = callback
+
+    def announce(self, event: Event) -> None:
+        """Journal an event that comes while the loop waits, and pass it to the listener."""
+        self._emit(event)
+        if self._listener is not None:
+            self._listener(event)
 
     def close(self) -> None:
         """Finish memory writes, let other processes use the store and the run."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from ..base.status import RunStatus
 from ..human.authorize import Gate, Human, Policy
 from ..human.desk import Desk, Screen
 from ..human.notify import Notifier
-from ..human.requests import RequestStore
+from ..human.requests import Answer, Request, RequestStore
 from ..model import prompts
 from ..model.llm import ChatModel, OpenAIChatModel, OpenAIEmbedder
 from ..model.pricing import PRICES, price_of
@@ -28,6 +29,7 @@ from ..tools.commands.mcp import attach_servers, configured_servers
 from ..tools.sandbox import build_sandbox
 from ..tools.workspace import Workspace
 from .agents import ModelCaller, execution_system_prompt
+from .events import Event, HumanAsked
 from .loop import AgentLoop
 from .profile import AgentProfile
 from .state import CHECKPOINT_VERSION, RunConfig, RunState, resumed_settings
@@ -224,9 +226,11 @@ def prepare_run(
         journal.publish()
         if mcp_servers is not None:
             mcp_servers.log_dir = journal.run_dir / "mcp"  # the folder has its name now
+        announcing: AnnouncingScreen | None = None
         if human is None:
             assert screen is not None, "prepare_run needs a human or a screen"
-            human = desk(settings, screen, journal, profile.name)
+            announcing = AnnouncingScreen(screen)
+            human = desk(settings, announcing, journal, profile.name)
         caller = ModelCaller(model, state.spend, prices, settings.budget)
         context = CommandContext(
             workspace=workspace,
@@ -259,8 +263,44 @@ def prepare_run(
             resumed=resume is not None,
             notes=notes,
         )
+        if announcing is not None:
+            announcing.announce = loop.announce
         cleanup.pop_all()
         return loop
+
+
+class AnnouncingScreen:
+    """A desk's screen that also makes each request it shows an event (HumanAsked) of the
+    loop, once per request, before the screen shows it."""
+
+    def __init__(self, screen: Screen) -> None:
+        self.screen = screen
+        self.interactive = screen.interactive
+        self.announce: Callable[[Event], None] | None = None
+        self._announced: set[str] = set()
+
+    def show_request(self, request: Request) -> None:
+        if self.announce is not None and request.id not in self._announced:
+            self._announced.add(request.id)
+            self.announce(
+                HumanAsked(
+                    request.id,
+                    request.step,
+                    request.kind.value,
+                    request.command,
+                    request.args,
+                    request.risk.value,
+                    request.note,
+                    request.expires,
+                )
+            )
+        self.screen.show_request(request)
+
+    def read(self, seconds: float) -> str | None:
+        return self.screen.read(seconds)
+
+    def show_answer(self, request: Request, answer: Answer) -> None:
+        self.screen.show_answer(request, answer)
 
 
 def desk(settings: Settings, screen: Screen, journal: RunJournal, agent: str) -> Desk:

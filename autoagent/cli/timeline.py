@@ -20,6 +20,7 @@ from ..agent.events import (
     CommandDone,
     CommandStarted,
     CommandsWithdrawn,
+    HumanAsked,
     Invalid,
     LoopWarning,
     Proposed,
@@ -58,7 +59,7 @@ CHART_PAD = 40
 class Note:
     """A line of the timeline that is not a step: a start, a warning, the end."""
 
-    kind: str  # started, notice, warning, withdrawn, ended, unreadable
+    kind: str  # started, notice, asked, warning, withdrawn, ended, unreadable
     title: str
     text: str = ""
     lines: list[str] = field(default_factory=list)
@@ -173,6 +174,9 @@ def build_timeline(
             open_tasks = list(event.open_tasks)
             if last_step is not None and event.added:
                 steps[last_step].tasks_added = list(event.added)
+        elif isinstance(event, HumanAsked):
+            what = "A question" if event.asks == "question" else f"May {event.command} run?"
+            items.append(Note("asked", "Asked a human", f"{what} (request {event.request})", at=at))
         elif isinstance(event, LoopWarning):
             title = "The agent is still looping" if event.escalated else "Loop noticed"
             items.append(Note("warning", title, event.problem, at=at))

@@ -25,6 +25,7 @@ from ..agent.events import (
     CommandStarted,
     CommandsWithdrawn,
     Event,
+    HumanAsked,
     Invalid,
     LoopWarning,
     Proposed,
@@ -140,6 +141,8 @@ class Renderer:
                 self._command_done(event)
             case StepRecovered():
                 self._step_recovered(event)
+            case HumanAsked():
+                self._human_asked(event)
             case TasksChanged():
                 self._tasks_changed(event)
             case StepFinished():
@@ -280,6 +283,16 @@ class Renderer:
                 )
             )
             self._command_done(CommandDone(record))
+
+    def _human_asked(self, event: HumanAsked) -> None:
+        if not self.replay:
+            return  # the screen (screen.py) shows the request and reads the answer
+        what = "a question" if event.asks == "question" else f"whether {event.command} may run"
+        line = Text.assemble(
+            "Asked a human ", one_line(what), " (request ", one_line(event.request), ")"
+        )
+        line.stylize("dim")
+        self.console.print(line)
 
     def _tasks_changed(self, event: TasksChanged) -> None:
         if event.added:
