@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 
 import typer
 
@@ -36,6 +36,8 @@ from .options import (
     ModelPath,
     NoSandbox,
     Notify,
+    Output,
+    OutputFormat,
     SkipReprompt,
     WaitForApproval,
     Workspace,
@@ -58,28 +60,41 @@ app = typer.Typer(
 )
 app.add_typer(memory.memory_app, name="memory")
 app.add_typer(mcp.mcp_app, name="mcp")
+schema_app = typer.Typer(
+    help="The JSON Schemas of what autoagent writes for programs.", no_args_is_help=True
+)
+app.add_typer(schema_app, name="schema")
 
 
-def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
-    """Run a loop to its end, rendering every event; exit 1 when the run failed."""
+def _drive(
+    console: Console, settings: Settings, stream: TextIO | None = None, **prepare: Any
+) -> None:
+    """Run a loop to its end, rendering every event (as JSON lines on `stream`, if given);
+    exit with the code of the kind of stop (`exit_code`)."""
     from rich.text import Text
 
     from ..agent.events import RunEnded
     from ..agent.runner import prepare_run
     from .screen import TerminalScreen
+    from .stream import EventStream, summary
     from .ui import Renderer, one_line
 
     # A continuous run has nobody at the keyboard: requests are answered from elsewhere.
     screen = TerminalScreen(console, interactive=not settings.continuous)
-    renderer = Renderer(console)
     if not settings.continuous:
         ask_about_project_servers(console, settings)
     with console.status("Starting..."):
         loop = prepare_run(settings, screen=screen, **prepare)
     ended: RunEnded | None = None
+    renderer: Renderer | EventStream
+    if stream is None:
+        renderer = Renderer(console)
+        loop.on_progress(renderer.progress)
+    else:
+        renderer = EventStream(stream, loop.state.run_id, lambda: loop.state.step)
+    loop.on_event(renderer.show)  # a request for a human, while the loop waits for its answer
     with loop:
         screen.spill_dir = loop.run_dir / "proposals"
-        loop.on_progress(renderer.progress)
         if settings.debug:
             log_file = loop.run_dir / "debug.log"
             log_to_file(log_file, settings)
@@ -110,7 +125,10 @@ def _drive(console: Console, settings: Settings, **prepare: Any) -> None:
         finally:
             renderer.close()
     # The run is saved, its memory written and closed, its servers stopped.
-    _leave_now(exit_code(ended.cause if ended else StopCause.ERROR))
+    code = exit_code(ended.cause if ended else StopCause.ERROR)
+    if stream is not None:
+        console.print(Text(summary(ended, code)), soft_wrap=True)
+    _leave_now(code)
 
 
 def exit_code(cause: StopCause | None) -> int:
@@ -123,6 +141,23 @@ def exit_code(cause: StopCause | None) -> int:
             return 130
         case _:
             return 0
+
+
+def _output(output: OutputFormat) -> TextIO | None:
+    """With `--output json`, stdout holds the JSON lines alone (stream.py) from here on."""
+    if output is OutputFormat.TEXT:
+        return None
+    from .stream import claim_stdout
+
+    return claim_stdout()
+
+
+def _nobody_to_ask(settings: Settings, stream: TextIO | None) -> Settings:
+    """With `--output json` and no terminal on stdin, nobody can be asked: the run is
+    continuous, and what needs a human is refused (or held, with --wait-for-approval)."""
+    if stream is None or sys.stdin.isatty():
+        return settings
+    return settings.model_copy(update={"continuous": True})
 
 
 def _leave_now(code: int) -> NoReturn:
@@ -164,16 +199,19 @@ def run(
     wait_for_approval: WaitForApproval = False,
     approval_timeout: ApprovalTimeout = None,
     notify_url: Notify = None,
+    output: Output = OutputFormat.TEXT,
 ) -> None:
     """Start the agent on its goals."""
-    settings = _run_settings(locals())
-    console = new_console()
+    stream = _output(output)
+    settings = _nobody_to_ask(_run_settings(locals()), stream)
+    console = new_console(stderr=stream is not None)
     try:
-        profile = resolve_profile(console, settings, name, role, goal)
+        can_ask = stream is None or sys.stdin.isatty()
+        profile = resolve_profile(console, settings, name, role, goal, can_ask=can_ask)
     except (KeyboardInterrupt, EOFError):
         console.print("\nNothing started.")
         raise typer.Exit(1) from None
-    _drive(console, settings, profile=profile, allow_high_risk=allow_high_risk)
+    _drive(console, settings, stream, profile=profile, allow_high_risk=allow_high_risk)
 
 
 @app.command()
@@ -200,19 +238,21 @@ def resume(
     wait_for_approval: WaitForApproval = False,
     approval_timeout: ApprovalTimeout = None,
     notify_url: Notify = None,
+    output: Output = OutputFormat.TEXT,
 ) -> None:
     """Continue an unfinished run from its last completed step."""
-    settings = _run_settings(locals())
+    stream = _output(output)
+    settings = _nobody_to_ask(_run_settings(locals()), stream)
     from ..agent.runner import latest_unfinished
 
-    console = new_console()
+    console = new_console(stderr=stream is not None)
     if run_id is None:
         from .ui import labelled, outside
 
         run_id, skipped = latest_unfinished(settings.home)
         for problem in skipped:
             console.print(labelled("Skipped: ", "bold yellow", outside(problem)))
-    _drive(console, settings, resume=run_id, allow_high_risk=allow_high_risk)
+    _drive(console, settings, stream, resume=run_id, allow_high_risk=allow_high_risk)
 
 
 def _run_settings(flags: dict[str, Any]) -> Settings:
@@ -231,6 +271,16 @@ def _run_settings(flags: dict[str, Any]) -> Settings:
     )
     configure_logging(settings)
     return settings
+
+
+@schema_app.command("events")
+def schema_events() -> None:
+    """The JSON Schema of each line `run --output json` and `resume --output json` write."""
+    import json
+
+    from .stream import events_schema
+
+    sys.stdout.write(json.dumps(events_schema(), indent=1) + "\n")
 
 
 for command in (inspect.runs, inspect.show, inspect.serve, inspect.sandbox):

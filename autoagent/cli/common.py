@@ -11,10 +11,10 @@ if TYPE_CHECKING:
     from ..base.settings import Settings
 
 
-def new_console() -> Console:
+def new_console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, stderr=stderr)
 
 
 def fail(console: Console, error: Exception) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -115,6 +116,21 @@ NoSandbox = Annotated[
     typer.Option(
         "--no-sandbox",
         help="Run programs unconfined, with everything your user can reach (said at each one).",
+    ),
+]
+
+
+class OutputFormat(StrEnum):
+    TEXT = "text"  # the terminal's view
+    JSON = "json"  # JSON Lines on stdout, one object per event (stream.py)
+
+
+Output = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--output",
+        help="text, or json: one JSON object per event on stdout (`autoagent schema events`), "
+        "a one-line summary on stderr.",
     ),
 ]
 

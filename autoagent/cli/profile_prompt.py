@@ -42,7 +42,12 @@ def resolve_profile(
     name: str | None,
     role: str | None,
     goals: list[str] | None,
+    *,
+    can_ask: bool = True,
 ) -> AgentProfile:
+    """The profile the flags give, or the profile file's (asked to confirm unless -y), or one
+    asked for. When nobody `can_ask` (`--output json` with no terminal), the file's is taken as
+    it is, and a run with neither ends before it starts (exit 2)."""
     from rich.text import Text
 
     from ..agent.profile import load_profile, make_profile, profile_file_exists, save_profile
@@ -60,11 +65,20 @@ def resolve_profile(
         console.print(Text.assemble("  Role: ", one_line(profile.role)))
         for number, goal in enumerate(profile.goals, 1):
             console.print(Text.assemble(f"  Goal {number}: ", one_line(goal)))
-        if settings.skip_reprompt:
+        if settings.skip_reprompt or not can_ask:
             return profile
         answer = console.input(Text("Continue with this profile? [Y/n] ")).strip().lower()
         if answer in {"", "y", "yes"}:
             return profile
+    if not can_ask:
+        console.print(
+            Text.assemble(
+                "No agent profile: give --name, --role and --goal, or a profile file (",
+                one_line(path),
+                " or --ai-settings); with no terminal, nobody can be asked for one.",
+            )
+        )
+        raise typer.Exit(2)
     profile = _ask_profile(console)
     save_profile(profile, path)
     console.print(Text.assemble("Saved the profile to ", one_line(path), "."))
