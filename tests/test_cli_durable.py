@@ -156,7 +156,7 @@ def test_budget_reached_stops_then_resume_with_more_goes_on(
     child = spawn(tmp_path, server, "run", *PROFILE, "-c", "--budget", "1", AUTOAGENT_PRICES=prices)
     child.expect(r"of \$1\.00")  # the status line shows spend against the budget
     child.expect_exact("The budget of $1.00 is spent")
-    assert finish(child) == 0
+    assert finish(child) == 5
     [state] = checkpoints(tmp_path)
     assert state["status"] == "stopped"
     done = state["commands_run"]
@@ -172,7 +172,7 @@ def test_budget_reached_stops_then_resume_with_more_goes_on(
         AUTOAGENT_PRICES=prices,
     )
     child.expect_exact("Run stopped:")
-    assert finish(child) == 0
+    assert finish(child) == 3
     assert checkpoints(tmp_path)[0]["commands_run"] > done
 
 

@@ -56,7 +56,7 @@ def test_n_stops_cleanly_and_runs_nothing(tmp_path: Path, server: FakeOpenAIServ
     child.expect_exact(PROMPT)
     child.sendline("n")
     child.expect_exact("Run stopped:")
-    assert finish(child) == 0
+    assert finish(child) == 7
     assert not (tmp_path / "ws" / "no.txt").exists()
     [state] = checkpoints(tmp_path)
     assert state["status"] == "stopped" and state["step"] == 1
@@ -88,7 +88,7 @@ def test_empty_input_asks_again(tmp_path: Path, server: FakeOpenAIServer) -> Non
     child.sendline("")
     child.expect_exact(PROMPT)
     child.sendline("n")
-    assert finish(child) == 0
+    assert finish(child) == 7
     assert len(server.requests_for("execution")) == 1
 
 
@@ -101,7 +101,7 @@ def test_y_dash_n_runs_n_commands_then_asks_again(tmp_path: Path, server: FakeOp
     child.expect_exact(PROMPT)
     assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["f0.txt", "f1.txt", "f2.txt"]
     child.sendline("n")
-    assert finish(child) == 0
+    assert finish(child) == 7
     assert not (tmp_path / "ws" / "f3.txt").exists()
 
 
@@ -111,7 +111,7 @@ def test_ctrl_c_at_the_prompt_stops_cleanly(tmp_path: Path, server: FakeOpenAISe
     child.expect_exact(PROMPT)
     child.sendintr()
     child.expect_exact("Run stopped:")
-    assert finish(child) == 0
+    assert finish(child) == 7
     assert not (tmp_path / "ws" / "a.txt").exists()
     assert checkpoints(tmp_path)[0]["status"] == "stopped"
 
@@ -131,7 +131,7 @@ def test_continuous_limit_stops_after_n_commands(tmp_path: Path, server: FakeOpe
     child = spawn(tmp_path, server, "run", *PROFILE, "-l", "2")
     child.expect_exact("Run stopped:")
     child.expect_exact("continuous limit")
-    assert finish(child) == 0
+    assert finish(child) == 4
     assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["f0.txt", "f1.txt"]
 
 
@@ -139,7 +139,7 @@ def test_max_steps_is_a_hard_cap(tmp_path: Path, server: FakeOpenAIServer) -> No
     server.script("execution", *(write(f"f{i}.txt") for i in range(5)))
     child = spawn(tmp_path, server, "run", *PROFILE, "-c", "--max-steps", "3")
     child.expect_exact("Reached the limit of 3 steps")
-    assert finish(child) == 0
+    assert finish(child) == 3
     assert len(list((tmp_path / "ws").iterdir())) == 3
 
 

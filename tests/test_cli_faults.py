@@ -109,7 +109,7 @@ def test_end_of_input_at_a_question_stops_the_run_resumably(
     child.sendeof()
     child.expect_exact("Run stopped:")
     expect_words(child, "The input ended while the agent asked a question")
-    assert finish(child) == 0
+    assert finish(child) == 8
     assert len(server.requests_for("execution")) == 1
     [state] = checkpoints(tmp_path)
     assert state["status"] == "stopped" and state["current"] is None
@@ -254,7 +254,7 @@ def test_a_hostile_model_name_is_inert_text_in_status_spent_resume_and_show(
         child.sendline("n")
         child.expect_exact("Run stopped:")
         child.expect_exact("Spent:")
-        assert finish(child) == 0
+        assert finish(child) == 7
         assert_inert(child.logfile_read.getvalue())
         [state] = checkpoints(tmp_path)
         assert HOSTILE_MODEL in state["spend"]["unpriced_models"]
@@ -303,7 +303,7 @@ def test_keys_typed_at_a_lookalike_prompt_never_answer_the_real_one(
     child.expect_exact(PROMPT)  # the real prompt: had the early "y" answered it, the file
     child.sendline("n")  # would be gone before the run stops (checked below)
     child.expect_exact("Run stopped:")
-    assert finish(child) == 0
+    assert finish(child) == 7
     assert (tmp_path / "ws" / "precious.txt").exists()
     lines = plain_lines(child.logfile_read.getvalue())
     prompts = [line for line in lines if "Enter 'y' to authorise" in line]
@@ -387,7 +387,7 @@ def test_a_workspace_removed_during_the_run_stops_it_in_one_sentence_and_resume_
     child.expect_exact("Run stopped:")
     expect_words(child, f"The workspace {workspace} was removed during the run")
     child.expect_exact("autoagent resume")
-    assert finish(child) == 1
+    assert finish(child) == 9
     assert "Traceback" not in child.logfile_read.getvalue()
     assert not workspace.exists()  # it may have been removed on purpose: not made again
     [state] = checkpoints(tmp_path)

@@ -330,8 +330,8 @@ def test_the_loop_detector_remembers_across_resumes(
     child = spawn(tmp_path, server, "run", *PROFILE, "-c", "-l", "2")
     child.expect_exact("continuous limit")
     assert "Loop noticed" not in child.before
-    assert finish(child) == 0
+    assert finish(child) == 4
     child = spawn(tmp_path, server, "resume", "-c", "-l", "1")
     child.expect_exact("Loop noticed")
     child.expect_exact("ran 3 times with the same result")
-    assert finish(child) == 0
+    assert finish(child) == 4

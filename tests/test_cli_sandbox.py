@@ -63,7 +63,7 @@ def test_escape_sequences_from_the_model_never_reach_the_screen(
     child.expect_exact("NEXT ACTION:")
     child.expect_exact(PROMPT)
     child.sendline("n")
-    assert finish(child) == 0
+    assert finish(child) == 7
     screen = child.logfile_read.getvalue()
     for sequence in ("\x1b[2J", "\x1b[H", "\x1b]0;", "\x1b]52;", "\x1b[8m", "\x07", "\r Enter"):
         assert sequence not in screen
@@ -177,7 +177,7 @@ def test_the_prompt_shows_the_exact_arguments_that_will_run(
     child.expect_exact('low risk: list_files {"directory": "."}')  # the default, filled in
     child.expect_exact(PROMPT)
     child.sendline("n")
-    assert finish(child) == 0
+    assert finish(child) == 7
 
 
 def test_shell_metacharacters_are_literal_with_a_program_list(

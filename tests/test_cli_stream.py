@@ -100,6 +100,15 @@ def test_a_run_is_one_valid_json_line_per_event_and_a_summary_on_stderr(
     assert "{" not in done.stderr  # the events are on stdout only
 
 
+def test_each_kind_of_stop_has_its_exit_code(tmp_path: Path, server: FakeOpenAIServer) -> None:
+    server.script("execution", execution_reply("write_file", path="a.txt", content="a"))
+    capped = autoagent(tmp_path, server, "run", *PROFILE, "--output", "json", "--max-steps", "1")
+    assert capped.returncode == 3, capped.stderr
+    end = json.loads(capped.stdout.splitlines()[-1])
+    assert (end["type"], end["data"]["cause"]) == ("RunEnded", "max-steps")
+    assert "exit 3" in capped.stderr.splitlines()[-1]
+
+
 def test_with_no_profile_and_no_terminal_nothing_is_asked(tmp_path: Path) -> None:
     refused = autoagent(tmp_path, None, "run", "--output", "json")
     assert refused.returncode == 2

@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, assert_never
 
 import typer
 
@@ -131,16 +131,35 @@ def _drive(
     _leave_now(code)
 
 
+# Exit 2 is the command line's: a flag typer refuses, or a profile nobody can be asked for.
+USAGE_EXIT = 2
+
+
 def exit_code(cause: StopCause | None) -> int:
-    """The exit status of a run that ended so: 1 when it failed or lost its workspace, 130 when
-    interrupted."""
+    """The exit status of a run that ended so, one for each kind of stop (README: Exit codes)."""
     match cause:
-        case StopCause.ERROR | StopCause.WORKSPACE_GONE | None:
+        case StopCause.FINISHED:
+            return 0
+        case StopCause.ERROR | None:
             return 1
+        case StopCause.MAX_STEPS:
+            return 3
+        case StopCause.CONTINUOUS_LIMIT:
+            return 4
+        case StopCause.BUDGET:
+            return 5
+        case StopCause.LOOPING:
+            return 6
+        case StopCause.HUMAN:
+            return 7
+        case StopCause.INPUT_ENDED:
+            return 8
+        case StopCause.WORKSPACE_GONE:
+            return 9
         case StopCause.INTERRUPTED:
             return 130
         case _:
-            return 0
+            assert_never(cause)
 
 
 def _output(output: OutputFormat) -> TextIO | None:
