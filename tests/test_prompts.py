@@ -14,7 +14,10 @@ def test_execution_prompt_holds_everything_the_agent_needs() -> None:
         commands=[
             {"signature": "write_file(path: string, content: string)", "description": "Write."}
         ],
+        instructions="",
+        read_only=False,
     )
+    assert "AGENTS.md" not in system and "read-only" not in system
     assert "You are Scout, a research assistant" in system
     assert "1. Find the capital of France" in system and "2. Write it to capital.txt" in system
     assert "write_file(path: string, content: string): Write." in system

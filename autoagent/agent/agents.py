@@ -204,22 +204,30 @@ class StepView:
 
 
 def execution_system_prompt(
-    profile: AgentProfile, commands: list[dict[str, str]], prompt_tokens: int
+    profile: AgentProfile,
+    commands: list[dict[str, str]],
+    prompt_tokens: int,
+    *,
+    instructions: str = "",
+    read_only: bool = False,
 ) -> str:
-    """The execution agent's system prompt: its profile, the commands and the rules. It may
-    take at most half the prompt budget, so that every step keeps room for its task."""
+    """The execution agent's system prompt: its profile, the project's instructions (marked
+    as such), the commands and the rules. It may take at most half the prompt budget, so that
+    every step keeps room for its task."""
     prompt = prompts.render(
         "execution_system",
         name=profile.name,
         role=profile.role,
         goals=profile.goals,
         commands=commands,
+        instructions=instructions,
+        read_only=read_only,
     )
     tokens = estimate_tokens(prompt)
     if tokens > prompt_tokens // 2:
         raise ConfigError(
-            f"The agent's role, goals and commands make a system prompt of about {tokens} "
-            f"tokens, more than half the prompt budget of {prompt_tokens} "
+            f"The agent's role, goals, commands and AGENTS.md make a system prompt of about "
+            f"{tokens} tokens, more than half the prompt budget of {prompt_tokens} "
             "(AUTOAGENT_PROMPT_TOKENS): shorten the role or the goals, or raise the budget."
         )
     return prompt
@@ -235,11 +243,16 @@ class ExecutionAgent:
         profile: AgentProfile,
         commands: Registry,
         prompt_tokens: int = 6000,
+        *,
+        instructions: str = "",
+        read_only: bool = False,
     ) -> None:
         self.caller = caller
         self.model = model
         self.prompt_tokens = prompt_tokens
         self.profile = profile
+        self.instructions = instructions  # the project's AGENTS.md, marked (instructions.py)
+        self.read_only = read_only
         self._notes: list[str] = []  # about the last reply, for the next prompt
         self.use_commands(commands)
 
@@ -249,7 +262,11 @@ class ExecutionAgent:
         self.reply_schema = execution_schema((c.name, c.args_schema()) for c in commands)
         # Stable across steps, so endpoints can cache this prefix.
         self.system_prompt = execution_system_prompt(
-            self.profile, commands.describe(), self.prompt_tokens
+            self.profile,
+            commands.describe(),
+            self.prompt_tokens,
+            instructions=self.instructions,
+            read_only=self.read_only,
         )
 
     def propose(

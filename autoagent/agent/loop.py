@@ -95,6 +95,7 @@ class AgentLoop:
         context: CommandContext,
         resumed: bool = False,
         notes: list[str] | None = None,
+        instructions: str = "",
     ) -> None:
         self.state = state
         self.settings = settings
@@ -107,7 +108,12 @@ class AgentLoop:
         self.resumed = resumed
         profile = state.profile
         self.executor = ExecutionAgent(
-            caller, settings.model, profile, registry, settings.prompt_tokens
+            caller,
+            settings.model,
+            profile,
+            registry,
+            settings.prompt_tokens,
+            instructions=instructions,  # the project's AGENTS.md, marked
         )
         self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
         self.timings = caller.timings

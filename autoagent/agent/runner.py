@@ -30,6 +30,7 @@ from ..tools.sandbox import build_sandbox
 from ..tools.workspace import Workspace
 from .agents import ModelCaller, execution_system_prompt
 from .events import Event, HumanAsked
+from .instructions import instruction_cap, read_instructions
 from .loop import AgentLoop
 from .profile import AgentProfile
 from .state import CHECKPOINT_VERSION, RunConfig, RunState, resumed_settings
@@ -157,8 +158,12 @@ def prepare_run(
     resume: str | None = None,
     allow_high_risk: bool = False,
     model: ChatModel | None = None,
+    start_dir: Path | None = None,
 ) -> AgentLoop:
     """A loop for a new run of `profile`, or for the run `resume` names.
+
+    The project's instructions are the AGENTS.md files of `start_dir` (default: the current
+    folder) and of the workspace root, read again on every resume.
 
     The human is `human`, or else a desk (desk.py) that shows requests on `screen` and
     takes the first answer from any channel.
@@ -168,6 +173,7 @@ def prepare_run(
     endpoint and memory unless the settings name others (the notes then say so)."""
     home, _ = check_folders(settings)
     notes: list[str] = []
+    saved_digest: str | None = None
     if resume is not None:
         journal = RunJournal.open(home, resume)
         if is_live(journal.run_dir):
@@ -176,6 +182,7 @@ def prepare_run(
         settings, changed = resumed_settings(settings, saved.config)
         notes += changed
         profile = saved.profile
+        saved_digest = saved.instructions_digest
     assert profile is not None
     home, workspace_root = check_folders(settings)
     if resume is not None and not workspace_root.exists():  # e.g. removed during the run
@@ -206,17 +213,32 @@ def prepare_run(
         # Room for the reply within the local model's context window.
         tokens = min(settings.prompt_tokens, max(settings.local_context - 2048, 1000))
         settings = settings.model_copy(update={"prompt_tokens": tokens})
+    start = (start_dir or Path.cwd()).resolve()
+    instructions = read_instructions(
+        [start, workspace_root], instruction_cap(settings.prompt_tokens), trusted=[start]
+    )
+    notes += instructions.notes()
+    if resume is not None and saved_digest != instructions.digest():
+        notes.append(
+            "The project's AGENTS.md changed since the run last went on: the new one is used."
+        )
     notes = [" | ".join(sandbox.describe()), *notes]  # shown at start, kept in the audit log
     with ExitStack() as cleanup:  # until the loop owns them, what is opened is closed on error
         cleanup.callback(close_model, model)
         registry = default_registry(settings)
         cleanup.callback(registry.close)
         # A profile that does not fit the prompt budget fails before the run.
-        execution_system_prompt(profile, registry.describe(), settings.prompt_tokens)
+        execution_system_prompt(
+            profile,
+            registry.describe(),
+            settings.prompt_tokens,
+            instructions=instructions.prompt_text(),
+        )
         workspace = Workspace(workspace_root, forbidden=[home])
         memory = open_memory(settings, profile.name)
         cleanup.callback(memory.close)
         journal, state = open_run(settings, home, profile, resume, workspace.root)
+        state.instructions_digest = instructions.digest()
         cleanup.callback(journal.release)
         cleanup.callback(journal.discard)  # a new run that cannot start leaves nothing
         cleanup.callback(registry.close)  # its servers stop before their logs are removed
@@ -262,6 +284,7 @@ def prepare_run(
             context=context,
             resumed=resume is not None,
             notes=notes,
+            instructions=instructions.prompt_text(),
         )
         if announcing is not None:
             announcing.announce = loop.announce

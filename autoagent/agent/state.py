@@ -110,6 +110,8 @@ class RunState(BaseModel):
     notices: list[str] = Field(default_factory=list)  # for the model; kept until it has them
     detector: LoopDetector = Field(default_factory=LoopDetector)
     goal_report: list[str] = Field(default_factory=list)
+    # What the project's AGENTS.md said when the run last went on (instructions.py), in short.
+    instructions_digest: str | None = None
     files: list[str] = Field(default_factory=list)
 
     @classmethod

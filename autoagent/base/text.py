@@ -64,3 +64,15 @@ def mark_untrusted(source: str, text: str) -> str:
         f"{text}\n"
         "</untrusted-data>"
     )
+
+
+_INSTRUCTIONS_TAG = re.compile(r"<(/?)(project-instructions|untrusted-)", re.IGNORECASE)
+
+
+def mark_instructions(source: str, text: str) -> str:
+    """Wrap the project's instructions (its AGENTS.md) so the model knows where they are from
+    and where they end: the text is cleaned, and cannot close the wrapper or open a tag of
+    another kind."""
+    source = re.sub(r'["<>\n\r]', "'", source)
+    text = _INSTRUCTIONS_TAG.sub(r"<\1quoted-\2", strip_terminal_escapes(text))
+    return f'<project-instructions source="{source}">\n{text.strip()}\n</project-instructions>'
