@@ -137,6 +137,7 @@ class RunEnded:
     goal_report: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # made or changed in the workspace by this run
     cause: StopCause | None = None  # None only in journals written before causes were kept
+    findings: str | None = None  # a read-only run's findings and plan (findings.py)
     event: Literal["RunEnded"] = field(default="RunEnded", init=False)
 
 

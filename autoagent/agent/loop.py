@@ -47,6 +47,7 @@ from .events import (
     Thinking,
     to_data,
 )
+from .findings import write_findings
 from .recall import Recall
 from .record import (
     RESULT_CHARS_IN_PROMPT,
@@ -114,6 +115,7 @@ class AgentLoop:
             registry,
             settings.prompt_tokens,
             instructions=instructions,  # the project's AGENTS.md, marked
+            read_only=settings.read_only,
         )
         self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
         self.timings = caller.timings
@@ -215,6 +217,7 @@ class AgentLoop:
             state.stop(StopCause.ERROR, str(exc))
         changed = changed_files(self._files_before, snapshot(self.context.workspace.root))
         state.files = sorted(set(state.files) | set(changed))
+        findings = self._write_findings() if self.settings.read_only else None
         self._record_calls()
         self._save()
         yield self._emit(
@@ -228,8 +231,17 @@ class AgentLoop:
                 state.goal_report,
                 state.files,
                 cause=state.cause,
+                findings=findings,
             )
         )
+
+    def _write_findings(self) -> str | None:
+        """A read-only run's findings and plan, in its folder; None if they cannot be written."""
+        try:
+            return str(write_findings(self.state, self.run_dir))
+        except OSError as exc:
+            log.warning("the findings could not be written in %s: %s", self.run_dir, exc)
+            return None
 
     def _finish_unfinished(self, record: StepRecord) -> Iterator[Event]:
         """Go on with the step the last process left: waiting for a human (the same request

@@ -30,6 +30,7 @@ from ..tools.sandbox import build_sandbox
 from ..tools.workspace import Workspace
 from .agents import ModelCaller, execution_system_prompt
 from .events import Event, HumanAsked
+from .findings import FILE_NAME as FINDINGS_FILE
 from .instructions import instruction_cap, read_instructions
 from .loop import AgentLoop
 from .profile import AgentProfile
@@ -233,6 +234,7 @@ def prepare_run(
             registry.describe(),
             settings.prompt_tokens,
             instructions=instructions.prompt_text(),
+            read_only=settings.read_only,
         )
         workspace = Workspace(workspace_root, forbidden=[home])
         memory = open_memory(settings, profile.name)
@@ -246,6 +248,12 @@ def prepare_run(
             notes += attach_servers(registry, mcp_servers, journal.run_dir / "mcp")
             policy.check_tools(mcp_servers.offered())  # its rules against the real tools
         journal.publish()
+        if settings.read_only:
+            notes.append(
+                "Read-only run: only commands that change nothing are offered (reading, listing, "
+                "searching, browsing, asking you, finish); its findings and plan are written to "
+                f"{journal.run_dir / FINDINGS_FILE} at the end."
+            )
         if mcp_servers is not None:
             mcp_servers.log_dir = journal.run_dir / "mcp"  # the folder has its name now
         announcing: AnnouncingScreen | None = None

@@ -33,6 +33,7 @@ class RunConfig(BaseModel):
     openai_base_url: str | None = None
     memory_url: str | None = None
     embeddings: str = "local"
+    read_only: bool = False  # only commands that change nothing (commands/base.py)
 
     @classmethod
     def of(cls, settings: Settings, workspace: Path) -> RunConfig:
@@ -45,6 +46,7 @@ class RunConfig(BaseModel):
             openai_base_url=settings.openai_base_url,
             memory_url=settings.memory_url,
             embeddings=settings.embeddings,
+            read_only=settings.read_only,
         )
 
 
@@ -58,6 +60,7 @@ KEPT_SETTINGS = {
     "openai_base_url": "endpoint",
     "memory_url": "memory server",
     "embeddings": "embeddings",
+    "read_only": "read-only mode",
 }
 
 
@@ -71,11 +74,21 @@ def resumed_settings(settings: Settings, config: RunConfig) -> tuple[Settings, l
         if field not in settings.model_fields_set:
             keep[field] = saved
         elif (shown := _comparable(field, now)) != _comparable(field, saved):
+            if isinstance(saved, bool):
+                notes.append(
+                    f"This run's {label} was {_on_off(saved)}; it is {_on_off(now)} now, as set "
+                    "for this resume."
+                )
+                continue
             notes.append(
                 f"This run's {label} was {saved or '(none)'}; it now uses {shown or '(none)'}, "
                 "as set for this resume."
             )
     return settings.model_copy(update=keep), notes
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
 
 
 def _comparable(field: str, value: Any) -> Any:

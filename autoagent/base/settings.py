@@ -60,6 +60,8 @@ class Settings(BaseModel):
     prompt_tokens: int = _env("AUTOAGENT_PROMPT_TOKENS", default=6000, ge=1000)
     stall_steps: int = _env("AUTOAGENT_STALL_STEPS", default=8, ge=2)
     policy_file: Path | None = _env("AUTOAGENT_POLICY_FILE", default=None)
+    # Only commands that change nothing; the run ends with its findings and plan in a file.
+    read_only: bool = _env("AUTOAGENT_READ_ONLY", default=False)
 
     # Humans elsewhere (human/requests.py): continuous runs hold what needs a human until someone
     # answers, instead of refusing it; an unanswered request is denied after the timeout.

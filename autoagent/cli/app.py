@@ -38,6 +38,7 @@ from .options import (
     Notify,
     Output,
     OutputFormat,
+    ReadOnly,
     SkipReprompt,
     WaitForApproval,
     Workspace,
@@ -219,6 +220,7 @@ def run(
     approval_timeout: ApprovalTimeout = None,
     notify_url: Notify = None,
     output: Output = OutputFormat.TEXT,
+    read_only: ReadOnly = None,
 ) -> None:
     """Start the agent on its goals."""
     stream = _output(output)
@@ -258,6 +260,7 @@ def resume(
     approval_timeout: ApprovalTimeout = None,
     notify_url: Notify = None,
     output: Output = OutputFormat.TEXT,
+    read_only: ReadOnly = None,
 ) -> None:
     """Continue an unfinished run from its last completed step."""
     stream = _output(output)
@@ -282,6 +285,7 @@ def _run_settings(flags: dict[str, Any]) -> Settings:
         continuous=flags["continuous"] or (continuous_limit is not None) or None,
         continuous_limit=continuous_limit,
         sandbox="none" if flags["no_sandbox"] else None,
+        read_only=flags["read_only"],  # None: not given; False (--no-read-only) is given
         **{
             name: None if flags[name] is False else flags[name]
             for name in RUN_FLAGS

@@ -135,6 +135,16 @@ Output = Annotated[
 ]
 
 
+ReadOnly = Annotated[
+    bool | None,
+    typer.Option(
+        "--read-only/--no-read-only",
+        help="Offer only commands that change nothing; the run ends with its findings and plan "
+        "in a file. A read-only run resumes read-only unless --no-read-only.",
+    ),
+]
+
+
 # The flags `run` and `resume` share, each a parameter named as the setting it sets.
 RUN_FLAGS = (
     "ai_settings",

@@ -338,4 +338,6 @@ class Renderer:
         c.print(Text(f"Steps: {event.steps}"))
         c.print(Text.assemble("Files: ", one_line(event.workspace)))
         c.print(Text.assemble("Run record: ", one_line(event.run_dir)))
+        if event.findings:
+            c.print(Text.assemble("Findings and plan: ", one_line(event.findings)))
         print_line(c, Text.assemble("Spent: ", format_spend(event.spend, None)))

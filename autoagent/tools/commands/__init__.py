@@ -20,6 +20,15 @@ def builtin_commands() -> list[Command]:
     return [*FILE_COMMANDS, *WEB_COMMANDS, *EXECUTE_COMMANDS, ask_user, finish]
 
 
+READ_ONLY_REASON = "a read-only run offers only commands that change nothing"
+
+
 def default_registry(settings: Settings) -> Registry:
-    """The built-in commands that the settings turn on."""
-    return Registry(c for c in builtin_commands() if c.enabled_in(settings))
+    """The built-in commands the settings offer; in a read-only run, a proposal of another
+    one is told it is not available (and nothing runs)."""
+    registry = Registry(c for c in builtin_commands() if c.offered_in(settings))
+    if settings.read_only:
+        for cmd in builtin_commands():
+            if not cmd.read_only:
+                registry.leave_out(cmd.name, READ_ONLY_REASON)
+    return registry

@@ -124,6 +124,9 @@ class Command:
     makes_files: bool = False
     # The Settings field (a bool) that turns it on; None means always available.
     enabled_by: str | None = None
+    # It changes nothing (it reads, lists, searches, browses, asks or finishes): a read-only
+    # run offers it. Declared, never inferred: a tool from elsewhere is not read-only.
+    read_only: bool = False
 
     @property
     def needs_approval(self) -> bool:
@@ -133,6 +136,10 @@ class Command:
     def enabled_in(self, settings: Settings) -> bool:
         """Whether `settings` turn it on."""
         return self.enabled_by is None or bool(getattr(settings, self.enabled_by))
+
+    def offered_in(self, settings: Settings) -> bool:
+        """Whether a run with `settings` offers it: turned on, and read-only in a read-only run."""
+        return self.enabled_in(settings) and (self.read_only or not settings.read_only)
 
     def args_schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments: shown to the model, and the base of the grammar
@@ -171,11 +178,14 @@ def command(
     ends_run: bool = False,
     makes_files: bool = False,
     enabled_by: str | None = None,
+    read_only: bool = False,
 ) -> Callable[[Callable[..., str]], Command]:
     """Declare a command from a function `f(ctx, arg: type, ...) -> str` and its docstring;
     the flags say what the loop does with it (see Command)."""
     if enabled_by is not None:
         _check_switch(enabled_by)
+    if read_only and risk is not Risk.LOW:
+        raise ValueError("a command that changes nothing is low risk")
 
     def declare(function: Callable[..., str]) -> Command:
         hints = get_type_hints(function)
@@ -201,6 +211,7 @@ def command(
             ends_run=ends_run,
             makes_files=makes_files,
             enabled_by=enabled_by,
+            read_only=read_only,
         )
 
     return declare

@@ -10,7 +10,7 @@ READ_CHARS = 8000  # what the model sees of a file; the rest stays on disk
 LIST_ENTRIES = 300
 
 
-@command(Risk.LOW)
+@command(Risk.LOW, read_only=True)
 def read_file(ctx: CommandContext, path: str) -> str:
     """Read a text file in the workspace. Long files show only their start and end."""
     text = ctx.workspace.read_text(path)
@@ -44,7 +44,7 @@ def delete_file(ctx: CommandContext, path: str) -> str:
     return f"Deleted {ctx.workspace.display(path)}."
 
 
-@command(Risk.LOW)
+@command(Risk.LOW, read_only=True)
 def list_files(ctx: CommandContext, directory: str = ".") -> str:
     """List the files under a folder of the workspace, recursively; folders end with "/"."""
     entries = ctx.workspace.list_dir(directory, limit=LIST_ENTRIES + 1)

@@ -74,8 +74,8 @@ def configured_servers(settings: Settings, workspace: Path, sandbox: Sandbox | N
 
     A project's own `.mcp.json` (not named by the user) is used only once the user approved
     it (mcp_trust.py); its `${VAR}` read only the variables of AUTOAGENT_MCP_ENV, and it
-    cannot lower a risk. Raises ConfigError for a bad config or a server program that cannot
-    be found."""
+    cannot lower a risk. A read-only run uses only the servers of low risk. Raises ConfigError
+    for a bad config or a server program that cannot be found."""
     file = find_config(settings.mcp_config)
     if file is None:
         return McpSetup()
@@ -94,6 +94,13 @@ def configured_servers(settings: Settings, workspace: Path, sandbox: Sandbox | N
                 "--mcp-config can lower it)."
             )
         configs = [replace(c, risk=Risk.HIGH) for c in configs]
+    if settings.read_only:
+        for config in [c for c in configs if c.risk is not Risk.LOW]:
+            notes.append(
+                f"The MCP server {config.name!r} is left out: a read-only run uses only the "
+                f"servers of low risk, and its risk is {config.risk}."
+            )
+        configs = [c for c in configs if c.risk is Risk.LOW]
     if not configs:
         return McpSetup(notes=notes)
     servers = McpServers(

@@ -34,7 +34,7 @@ def plain_text(text: str) -> str:
     return strip_terminal_escapes(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-@command(Risk.LOW)
+@command(Risk.LOW, read_only=True)
 def web_search(ctx: CommandContext, query: str) -> str:
     """Search the web; returns the top results, each with its title, URL and a snippet.
 
@@ -62,7 +62,7 @@ def web_search(ctx: CommandContext, query: str) -> str:
     return mark_untrusted(f"a web search for {query!r}", "\n".join(lines))
 
 
-@command(Risk.LOW)
+@command(Risk.LOW, read_only=True)
 def browse_website(ctx: CommandContext, url: str, question: str) -> str:
     """Read a web page (http or https) and answer a question about it; lists some of its links.
 
