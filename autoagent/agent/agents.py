@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..base.errors import AutoAgentError, ConfigError, ReplyError
 from ..base.text import trim_middle
 from ..model import prompts
-from ..model.llm import ChatModel, Message, Usage, estimate_tokens
+from ..model.llm import ChatModel, Completion, Message, Usage, estimate_tokens
 from ..model.pricing import Spend
 from ..model.replies import (
     ExecutionReply,
@@ -54,6 +54,16 @@ class CallRecord:
     problem: str | None  # why the reply could not be used, if it could not
 
 
+@dataclass(frozen=True)
+class CallSeen:
+    """One model call as it ended, for an observer (traces): its record and what it cost."""
+
+    record: CallRecord
+    completion: Completion
+    messages: list[Message]
+    cost: float | None  # None when the model has no price
+
+
 class ModelCaller:
     """Calls the model, re-asks on unusable replies, counts spend, and logs for --debug."""
 
@@ -72,6 +82,7 @@ class ModelCaller:
         # Real prompt tokens per estimated token, learned from the API's usage figures.
         self.token_ratio = 1.0
         self.timings = Timings()  # the loop reads them per step
+        self.on_call: Callable[[CallSeen], None] | None = None
 
     def estimate(self, text: str) -> int:
         """Tokens `text` will likely take, from the offline estimate calibrated by real usage."""
@@ -98,7 +109,7 @@ class ModelCaller:
                 )
             with self.timings.phase("model"):
                 completion = self.model.complete(messages, model=model, schema=schema)
-            self.spend.add(completion.model or model, completion.usage, self.prices)
+            cost = self.spend.add(completion.model or model, completion.usage, self.prices)
             self._calibrate(messages, completion.usage)
             log.debug(
                 "reply from %s in %.2fs, %d+%d tokens%s:\n%s",
@@ -118,18 +129,17 @@ class ModelCaller:
             except ReplyProblem as exc:
                 problem = exc
                 log.warning("unusable reply from the %s agent: %s", role, exc)
-            self.records.append(
-                CallRecord(
-                    role=role,
-                    model=model,
-                    prompt_digest=_digest(messages),
-                    reply=completion.text,
-                    prompt_tokens=completion.usage.prompt_tokens,
-                    completion_tokens=completion.usage.completion_tokens,
-                    seconds=round(completion.seconds, 3),
-                    problem=str(problem) if problem else None,
-                )
+            record = CallRecord(
+                role=role,
+                model=model,
+                prompt_digest=_digest(messages),
+                reply=completion.text,
+                prompt_tokens=completion.usage.prompt_tokens,
+                completion_tokens=completion.usage.completion_tokens,
+                seconds=round(completion.seconds, 3),
+                problem=str(problem) if problem else None,
             )
+            self._keep(CallSeen(record, completion, list(messages), cost))
             if problem is None:
                 return reply
             echoes += isinstance(problem, FormatEchoed)
@@ -148,21 +158,25 @@ class ModelCaller:
         messages = [{"role": "user", "content": prompt}]
         with self.timings.phase("model"):
             completion = self.model.complete(messages, model=model)
-        self.spend.add(completion.model or model, completion.usage, self.prices)
+        cost = self.spend.add(completion.model or model, completion.usage, self.prices)
         log.debug("plain reply from %s in %.2fs:\n%s", role, completion.seconds, completion.text)
-        self.records.append(
-            CallRecord(
-                role,
-                model,
-                _digest(messages),
-                completion.text,
-                completion.usage.prompt_tokens,
-                completion.usage.completion_tokens,
-                round(completion.seconds, 3),
-                None,
-            )
+        record = CallRecord(
+            role,
+            model,
+            _digest(messages),
+            completion.text,
+            completion.usage.prompt_tokens,
+            completion.usage.completion_tokens,
+            round(completion.seconds, 3),
+            None,
         )
+        self._keep(CallSeen(record, completion, messages, cost))
         return completion.text
+
+    def _keep(self, seen: CallSeen) -> None:
+        self.records.append(seen.record)
+        if self.on_call is not None:
+            self.on_call(seen)
 
     def _calibrate(self, messages: list[Message], usage: Usage) -> None:
         if usage.estimated or usage.prompt_tokens <= 0:

@@ -32,6 +32,7 @@ class Completion:
     usage: Usage
     model: str
     seconds: float
+    finish_reason: str | None = None  # as the server said why the reply ended ("stop", "length")
 
 
 class ChatModel(Protocol):
@@ -152,7 +153,7 @@ class OpenAIChatModel:
             extra["max_tokens"] = self.max_reply_tokens
         started = time.monotonic()
         call = self._streamed if self.stream else self._unstreamed
-        text, usage, served_by = call(client, model, messages, extra)
+        text, usage, served_by, finish_reason = call(client, model, messages, extra)
         seconds = time.monotonic() - started
         if self.format_kind != kind and schema is not None:
             self.format_kind = kind
@@ -162,11 +163,12 @@ class OpenAIChatModel:
             usage=usage or estimate_usage(messages, text),
             model=served_by or model,
             seconds=seconds,
+            finish_reason=finish_reason,
         )
 
     def _streamed(
         self, client: Any, model: str, messages: list[Message], extra: dict[str, Any]
-    ) -> tuple[str, Usage | None, str | None]:
+    ) -> tuple[str, Usage | None, str | None, str | None]:
         """One streamed completion, reporting progress as it comes. A server that refuses
         streaming, or a stream that breaks, gets the same request unstreamed."""
         o = self._openai
@@ -187,12 +189,15 @@ class OpenAIChatModel:
         parts: list[str] = []
         usage: Usage | None = None
         served_by: str | None = None
+        finish_reason: str | None = None
         chars = 0
         try:
             for chunk in stream:
                 served_by = chunk.model or served_by
                 if chunk.usage is not None:
                     usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens or 0)
+                if chunk.choices and chunk.choices[0].finish_reason:
+                    finish_reason = chunk.choices[0].finish_reason
                 if chunk.choices and chunk.choices[0].delta.content:
                     parts.append(chunk.choices[0].delta.content)
                     chars += len(parts[-1])
@@ -201,11 +206,11 @@ class OpenAIChatModel:
         except o.APIError as exc:  # the client reports a cut stream as a connection error
             log.warning("the reply stream from %s broke (%s); asking again", self.base_url, exc)
             return self._unstreamed(self._client, model, messages, extra)
-        return "".join(parts), usage, served_by
+        return "".join(parts), usage, served_by, finish_reason
 
     def _unstreamed(
         self, client: Any, model: str, messages: list[Message], extra: dict[str, Any]
-    ) -> tuple[str, Usage | None, str | None]:
+    ) -> tuple[str, Usage | None, str | None, str | None]:
         response = client.chat.completions.create(model=model, messages=messages, **extra)
         text = (response.choices[0].message.content or "") if response.choices else ""
         usage = (
@@ -213,7 +218,8 @@ class OpenAIChatModel:
             if response.usage is not None
             else None
         )
-        return text, usage, response.model
+        finish_reason = response.choices[0].finish_reason if response.choices else None
+        return text, usage, response.model, finish_reason
 
     def _is_transient(self, exc: Exception) -> bool:
         """A failure worth the same request again: the endpoint is busy, slow or restarting.

@@ -163,7 +163,13 @@ class LocalChatModel:
             usage = Usage(figures["prompt_tokens"], figures["completion_tokens"])
         else:
             usage = estimate_usage(messages, text)
-        return Completion(text=text, usage=usage, model=self.name, seconds=seconds)
+        return Completion(
+            text=text,
+            usage=usage,
+            model=self.name,
+            seconds=seconds,
+            finish_reason=choice.get("finish_reason"),
+        )
 
     def _load(self) -> Any:
         if self._llama is not None:

@@ -145,7 +145,7 @@ def _handler(model: LocalChatModel) -> type[BaseHTTPRequestHandler]:
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": completion.text},
-                            "finish_reason": "stop",
+                            "finish_reason": completion.finish_reason or "stop",
                         }
                     ],
                     "usage": {

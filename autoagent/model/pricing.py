@@ -45,12 +45,15 @@ class Spend(BaseModel):
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def add(self, model: str, usage: Usage, table: dict[str, tuple[float, float]]) -> None:
+    def add(self, model: str, usage: Usage, table: dict[str, tuple[float, float]]) -> float | None:
+        """Count one call; its cost in dollars, or None when the model has no price."""
         self.calls += 1
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens
         price = price_of(model, table)
         if price is None:
             self.unpriced_models.add(model)
-            return
-        self.cost += (usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]) / 1e6
+            return None
+        cost = (usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]) / 1e6
+        self.cost += cost
+        return cost
