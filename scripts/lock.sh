@@ -28,8 +28,9 @@ pin_alone() {
 
 # llama-cpp-python is built by scripts/install.sh from its source archive (llama.lock); its
 # dependencies stay in the run and dev locks.
-compile pyproject.toml --extra local --unsafe-package llama-cpp-python -o requirements/run.lock
-compile pyproject.toml --extra local --extra dev --unsafe-package llama-cpp-python \
+compile pyproject.toml --extra local --extra otel --unsafe-package llama-cpp-python \
+    -o requirements/run.lock
+compile pyproject.toml --extra local --extra otel --extra dev --unsafe-package llama-cpp-python \
     -o requirements/dev.lock
 compile requirements/build.in --allow-unsafe -o requirements/build.lock
 pin_alone "$(grep -v '^#' requirements/llama.in)" requirements/llama.lock no-binary
