@@ -71,6 +71,15 @@ class Settings(BaseModel):
     # Where the web console (`autoagent serve`) is reached, for the links in notifications.
     console_url: str = _env("AUTOAGENT_CONSOLE_URL", default="http://127.0.0.1:8765")
 
+    # OpenTelemetry traces over OTLP/HTTP, off unless an endpoint is set the standard way; the
+    # SDK reads the other OTEL_* variables (headers, timeout, service name) itself.
+    otel_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_ENDPOINT", default=None)
+    otel_traces_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default=None)
+    otel_sdk_disabled: str | None = _env("OTEL_SDK_DISABLED", default=None)
+    otel_traces_exporter: str | None = _env("OTEL_TRACES_EXPORTER", default=None)
+    # Prompts and replies in the model calls' spans (they may hold what the agent read).
+    otel_capture_prompts: bool = _env("AUTOAGENT_OTEL_CAPTURE_PROMPTS", default=False)
+
     # MCP servers: their config file (default: .mcp.json here, if there is one).
     mcp_config: Path | None = _env("AUTOAGENT_MCP_CONFIG", default=None)
     mcp_startup_timeout: float = _env("AUTOAGENT_MCP_STARTUP_TIMEOUT", default=30.0, gt=0)
@@ -164,6 +173,18 @@ class Settings(BaseModel):
     @property
     def endpoint_configured(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def traces_endpoint(self) -> str | None:
+        """Where traces are sent (the OTLP/HTTP traces URL), or None when they are off."""
+        exporters = re.split(r"[,\s]+", (self.otel_traces_exporter or "otlp").lower())
+        if (self.otel_sdk_disabled or "").strip().lower() == "true" or "none" in exporters:
+            return None
+        if self.otel_traces_endpoint:
+            return self.otel_traces_endpoint
+        if self.otel_endpoint:
+            return self.otel_endpoint.rstrip("/") + "/v1/traces"
+        return None
 
 
 def user_homes() -> list[Path]:

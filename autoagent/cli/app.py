@@ -78,7 +78,8 @@ def _drive(
     from ..agent.runner import prepare_run
     from .screen import TerminalScreen
     from .stream import EventStream, summary
-    from .ui import Renderer, one_line
+    from .telemetry import EXIT_WAIT, start_traces
+    from .ui import Renderer, labelled, one_line, outside
 
     # A continuous run has nobody at the keyboard: requests are answered from elsewhere.
     screen = TerminalScreen(console, interactive=not settings.continuous)
@@ -95,6 +96,8 @@ def _drive(
         renderer = EventStream(stream, loop.state.run_id, lambda: loop.state.step)
     loop.on_event(renderer.show)  # a request for a human, while the loop waits for its answer
     with loop:
+        traces, note = start_traces(loop)  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+        loop.notes += [note] if note else []
         screen.spill_dir = loop.run_dir / "proposals"
         if settings.debug:
             log_file = loop.run_dir / "debug.log"
@@ -113,7 +116,8 @@ def _drive(
                 )
             )
         try:
-            for event in loop.run():
+            events = loop.run() if traces is None else traces.follow(loop.run())
+            for event in events:
                 renderer.show(event)
                 if isinstance(event, RunEnded):
                     ended = event
@@ -126,6 +130,8 @@ def _drive(
         finally:
             renderer.close()
     # The run is saved, its memory written and closed, its servers stopped.
+    if traces is not None and (problem := traces.close(EXIT_WAIT)):
+        console.print(labelled("NOTE: ", "bold yellow", outside(problem)))
     code = exit_code(ended.cause if ended else StopCause.ERROR)
     if stream is not None:
         console.print(Text(summary(ended, code)), soft_wrap=True)

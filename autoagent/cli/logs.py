@@ -12,8 +12,9 @@ if TYPE_CHECKING:
     from ..base.settings import Settings
 
 # Libraries whose records go to the debug log only: the MCP SDK logs a traceback for each line
-# a server writes on stdout that is not a message (mcp_client.py says so once, as a note).
-_NOT_ON_SCREEN = ("mcp",)
+# a server writes on stdout that is not a message (mcp_client.py says so once, as a note);
+# OpenTelemetry's exporter, each failed attempt to reach the collector (said once, at exit).
+_NOT_ON_SCREEN = ("mcp", "opentelemetry")
 
 
 class _ScreenFormatter(logging.Formatter):
