@@ -18,7 +18,9 @@ PROFILE = ["--name", "Scout", "--role", "a careful test agent", "--goal", "Write
 
 
 def cli_env(tmp_path: Path, server: FakeOpenAIServer | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTOAGENT_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTOAGENT_", "OTEL_"))
+    }
     env.update(
         {
             "AUTOAGENT_HOME": str(tmp_path / "home"),
