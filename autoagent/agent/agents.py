@@ -139,7 +139,7 @@ class ModelCaller:
                 seconds=round(completion.seconds, 3),
                 problem=str(problem) if problem else None,
             )
-            self._keep(CallSeen(record, completion, list(messages), cost))
+            self._keep(record, completion, messages, cost)
             if problem is None:
                 return reply
             echoes += isinstance(problem, FormatEchoed)
@@ -170,13 +170,19 @@ class ModelCaller:
             round(completion.seconds, 3),
             None,
         )
-        self._keep(CallSeen(record, completion, messages, cost))
+        self._keep(record, completion, messages, cost)
         return completion.text
 
-    def _keep(self, seen: CallSeen) -> None:
-        self.records.append(seen.record)
-        if self.on_call is not None:
-            self.on_call(seen)
+    def _keep(
+        self,
+        record: CallRecord,
+        completion: Completion,
+        messages: list[Message],
+        cost: float | None,
+    ) -> None:
+        self.records.append(record)
+        if self.on_call is not None:  # the messages as sent: the list grows when re-asking
+            self.on_call(CallSeen(record, completion, list(messages), cost))
 
     def _calibrate(self, messages: list[Message], usage: Usage) -> None:
         if usage.estimated or usage.prompt_tokens <= 0:
