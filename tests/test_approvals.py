@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from autoagent.base.decision import Channel, Decision, DecisionKind
 from autoagent.base.errors import CommandError
 from autoagent.base.risk import Risk
 from autoagent.cli.inbox import decide, find, pending
-from autoagent.human.authorize import Approve, Deny, Feedback, Proposal, Stop
+from autoagent.human.authorize import Proposal
 from autoagent.human.desk import Desk
 from autoagent.human.requests import (
     AUDIT_LOG,
     Answer,
     Answered,
     Kind,
-    Reply,
     Request,
     RequestError,
     RequestStore,
@@ -133,9 +133,11 @@ def test_the_same_step_and_arguments_reopen_the_same_request(tmp_path: Path) -> 
 def test_the_first_answer_wins_and_the_second_is_told_who_was_first(tmp_path: Path) -> None:
     store = store_in(tmp_path)
     request, _ = open_request(store)
-    given = decide(tmp_path, request.id, Reply.DENY, text="not now", by="ana", channel="cli")
+    given = decide(
+        tmp_path, request.id, DecisionKind.DENY, text="not now", by="ana", channel=Channel.CLI
+    )
     with pytest.raises(Answered) as late:
-        decide(tmp_path, request.id, Reply.APPROVE, by="127.0.0.1", channel="web")
+        decide(tmp_path, request.id, DecisionKind.APPROVE, by="127.0.0.1", channel=Channel.WEB)
     assert "deny" in str(late.value) and "ana" in str(late.value)
     assert store.answer_of(request.id) == given
     assert pending(tmp_path) == []
@@ -143,7 +145,7 @@ def test_the_first_answer_wins_and_the_second_is_told_who_was_first(tmp_path: Pa
 
 def _race(home: str, request_id: str, reply: str, results: multiprocessing.Queue) -> None:
     try:
-        decide(Path(home), request_id, Reply(reply), by=reply, channel="cli")
+        decide(Path(home), request_id, DecisionKind(reply), by=reply, channel=Channel.CLI)
         results.put("won")
     except Answered:
         results.put("lost")
@@ -173,9 +175,23 @@ def test_an_answer_is_bound_to_the_arguments_it_was_shown(tmp_path: Path) -> Non
     store = store_in(tmp_path)
     request, _ = open_request(store)
     with pytest.raises(RequestError, match="not the ones you were shown"):
-        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="web", shown_digest="0" * 64)
+        decide(
+            tmp_path,
+            request.id,
+            DecisionKind.APPROVE,
+            by="a",
+            channel=Channel.WEB,
+            shown_digest="0" * 64,
+        )
     assert store.answer_of(request.id) is None
-    decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="web", shown_digest=request.digest)
+    decide(
+        tmp_path,
+        request.id,
+        DecisionKind.APPROVE,
+        by="a",
+        channel=Channel.WEB,
+        shown_digest=request.digest,
+    )
 
 
 def test_unknown_expired_and_mismatched_requests_are_refused(tmp_path: Path) -> None:
@@ -195,7 +211,7 @@ def test_unknown_expired_and_mismatched_requests_are_refused(tmp_path: Path) -> 
     )
     waiting_at(store, 2)
     with pytest.raises(RequestError, match="expired"):
-        decide(tmp_path, expiring.id, Reply.APPROVE, by="a", channel="cli")
+        decide(tmp_path, expiring.id, DecisionKind.APPROVE, by="a", channel=Channel.CLI)
     waiting_at(store, 1, "running")  # ask_user waits while its command runs
     request, _ = store.open(
         kind=Kind.QUESTION,
@@ -207,7 +223,7 @@ def test_unknown_expired_and_mismatched_requests_are_refused(tmp_path: Path) -> 
         risk="low",
     )
     with pytest.raises(RequestError, match="is a question"):
-        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
+        decide(tmp_path, request.id, DecisionKind.APPROVE, by="a", channel=Channel.CLI)
     assert [p.request.id for p in pending(tmp_path)] == [request.id]
 
 
@@ -218,7 +234,7 @@ def test_a_request_its_run_went_on_without_is_not_pending(tmp_path: Path) -> Non
     waiting_at(store, 4, "running")  # resumed in a mode that decided without a human
     assert pending(tmp_path) == []
     with pytest.raises(RequestError, match="no longer waited for"):
-        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
+        decide(tmp_path, request.id, DecisionKind.APPROVE, by="a", channel=Channel.CLI)
     assert store.answer_of(request.id) is None
 
 
@@ -240,7 +256,9 @@ def test_links_take_only_their_own_token_until_they_expire(tmp_path: Path) -> No
 def test_the_audit_log_says_who_answered_through_which_channel(tmp_path: Path) -> None:
     store = store_in(tmp_path)
     request, _ = open_request(store)
-    decide(tmp_path, request.id, Reply.DENY, text="use git clean", by="ana", channel="cli")
+    decide(
+        tmp_path, request.id, DecisionKind.DENY, text="use git clean", by="ana", channel=Channel.CLI
+    )
     [line] = (tmp_path / AUDIT_LOG).read_text().splitlines()
     entry = json.loads(line)
     assert entry["request"] == request.id and entry["run_id"] == store.run_dir.name
@@ -262,38 +280,39 @@ def test_the_desk_takes_an_answer_from_another_channel(tmp_path: Path) -> None:
     once_shown(
         screen,
         lambda request: decide(
-            tmp_path, request.id, Reply.DENY, text="too broad", by="bo", channel="web"
+            tmp_path, request.id, DecisionKind.DENY, text="too broad", by="bo", channel=Channel.WEB
         ),
     )
     decision = desk.authorize(PROPOSAL)
-    assert isinstance(decision, Deny) and "too broad" in decision.reason
-    assert (decision.channel, decision.by, decision.request) == ("web", "bo", screen.shown[0].id)
-    assert screen.answers and screen.answers[0].channel == "web"
+    assert decision.kind is DecisionKind.DENY and "too broad" in (decision.reason or "")
+    assert (decision.channel, decision.who, decision.request) == ("web", "bo", screen.shown[0].id)
+    assert screen.answers and screen.answers[0].decision.channel == "web"
 
 
 def test_the_desk_reads_the_terminal_like_the_prompt_always_did(tmp_path: Path) -> None:
     store = store_in(tmp_path)
-    for typed, kind in [("y -3", Approve), ("n", Stop), ("rather list first", Feedback)]:
+    typed_kinds = [("y -3", "approve"), ("n", "stop"), ("rather list first", "feedback")]
+    for typed, kind in typed_kinds:
         screen = QuietScreen(["", typed])  # an empty line asks again
         step = len(list(store.requests()))
         decision = desk_on(store, screen).authorize(
             Proposal(step, "delete_file", {"path": typed}, Risk.HIGH)
         )
-        assert isinstance(decision, kind) and decision.channel == "terminal"
+        assert decision.kind == kind and decision.channel == "terminal"
         assert len(screen.shown) == 2
     approved = store.answer_of(store.requests()[0].id)
-    assert approved is not None and approved.count == 3
+    assert approved is not None and approved.decision.count == 3
 
 
 def test_an_unanswered_request_is_denied_when_it_expires(tmp_path: Path) -> None:
     store = store_in(tmp_path)
     screen = QuietScreen(clock=Clock())
     decision = desk_on(store, screen, timeout=0.3).authorize(PROPOSAL)
-    assert isinstance(decision, Deny) and "within 0.3 seconds" in decision.reason
+    assert decision.kind is DecisionKind.EXPIRED and "within 0.3 seconds" in (decision.reason or "")
     assert decision.channel == "timeout"
     [request] = store.requests()
     answer = store.answer_of(request.id)
-    assert answer is not None and answer.reply is Reply.EXPIRED
+    assert answer is not None and answer.decision.kind is DecisionKind.EXPIRED
 
 
 def test_questions_get_the_text_or_a_clear_no_answer(tmp_path: Path) -> None:
@@ -308,7 +327,7 @@ def test_questions_get_the_text_or_a_clear_no_answer(tmp_path: Path) -> None:
     once_shown(
         screen,
         lambda request: decide(
-            tmp_path, request.id, Reply.DENY, text="ask Ana", by="bo", channel="cli"
+            tmp_path, request.id, DecisionKind.DENY, text="ask Ana", by="bo", channel=Channel.CLI
         ),
     )
     with pytest.raises(CommandError, match="declined to answer: ask Ana"):
@@ -324,7 +343,7 @@ def test_a_request_file_changed_after_it_was_made_is_not_a_request(tmp_path: Pat
     path.write_text(json.dumps(shown))
     assert store.requests() == [] and pending(tmp_path) == []
     with pytest.raises(RequestError, match="No request"):
-        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
+        decide(tmp_path, request.id, DecisionKind.APPROVE, by="a", channel=Channel.CLI)
 
 
 def test_an_answer_for_other_arguments_or_unreadable_is_a_deny(tmp_path: Path) -> None:
@@ -334,14 +353,15 @@ def test_an_answer_for_other_arguments_or_unreadable_is_a_deny(tmp_path: Path) -
     desk = desk_on(store, screen)
 
     def answer_for_other_arguments(request: Request) -> None:
-        forged = Answer(
-            request_id=request.id, reply=Reply.APPROVE, digest="0" * 64, by="x", channel="cli"
+        approve = Decision(
+            kind=DecisionKind.APPROVE, who="x", channel=Channel.CLI, request=request.id
         )
+        forged = Answer(decision=approve, digest="0" * 64)
         (store.folder / f"{request.id}.answer.json").write_text(forged.model_dump_json())
 
     once_shown(screen, answer_for_other_arguments)
     decision = desk.authorize(PROPOSAL)
-    assert isinstance(decision, Deny) and "other arguments" in decision.reason
+    assert decision.kind is DecisionKind.DENY and "other arguments" in (decision.reason or "")
 
     broken = Proposal(4, "delete_file", {"path": "x"}, Risk.HIGH)
     waiting_at(store, 4)
@@ -357,9 +377,9 @@ def test_an_answer_for_other_arguments_or_unreadable_is_a_deny(tmp_path: Path) -
     (store.folder / f"{request.id}.answer.json").write_text('{"reply": "approve", "trunc')
     assert pending(tmp_path) == []  # answered, if badly
     with pytest.raises(RequestError, match="cannot be read"):
-        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
+        decide(tmp_path, request.id, DecisionKind.APPROVE, by="a", channel=Channel.CLI)
     decision = desk_on(store, QuietScreen()).authorize(broken)
-    assert isinstance(decision, Deny) and "cannot be read" in decision.reason
+    assert decision.kind is DecisionKind.DENY and "cannot be read" in (decision.reason or "")
 
 
 def test_a_drawn_id_already_taken_is_drawn_again(
@@ -382,7 +402,7 @@ def test_an_id_found_in_two_runs_is_refused_not_guessed(tmp_path: Path) -> None:
     other.folder.mkdir()
     (other.folder / f"{request.id}.json").write_text(copy.model_dump_json())
     with pytest.raises(RequestError, match="several runs"):
-        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
+        decide(tmp_path, request.id, DecisionKind.APPROVE, by="a", channel=Channel.CLI)
 
 
 def test_an_approval_is_not_pending_once_its_command_runs(tmp_path: Path) -> None:
@@ -391,4 +411,4 @@ def test_an_approval_is_not_pending_once_its_command_runs(tmp_path: Path) -> Non
     waiting_at(store, 3, "running")  # resumed where no human is asked, and running
     assert pending(tmp_path) == []
     with pytest.raises(RequestError, match="no longer waited for"):
-        decide(tmp_path, request.id, Reply.APPROVE, by="a", channel="cli")
+        decide(tmp_path, request.id, DecisionKind.APPROVE, by="a", channel=Channel.CLI)

@@ -3,41 +3,42 @@ from pathlib import Path
 
 import pytest
 
+from autoagent.base.decision import DecisionKind
 from autoagent.base.errors import ConfigError
 from autoagent.base.risk import Risk
 from autoagent.human.authorize import (
     PROMPT,
-    Approve,
-    Feedback,
     Gate,
     Policy,
     Proposal,
     Rule,
     ScriptedHuman,
-    Stop,
     parse_answer,
 )
+
+APPROVE, STOP, FEEDBACK = DecisionKind.APPROVE, DecisionKind.STOP, DecisionKind.FEEDBACK
 
 
 @pytest.mark.parametrize(
     "answer, decision",
     [
-        ("y", Approve()),
-        ("Y", Approve()),
-        ("yes", Approve()),
-        ("y -3", Approve(3)),
-        ("y-3", Approve(3)),
-        ("y - 10", Approve(10)),
-        ("n", Stop()),
-        ("No", Stop()),
-        ("please write to notes.md instead", Feedback("please write to notes.md instead")),
+        ("y", (APPROVE, 1, "")),
+        ("Y", (APPROVE, 1, "")),
+        ("yes", (APPROVE, 1, "")),
+        ("y -3", (APPROVE, 3, "")),
+        ("y-3", (APPROVE, 3, "")),
+        ("y - 10", (APPROVE, 10, "")),
+        ("n", (STOP, 1, "")),
+        ("No", (STOP, 1, "")),
+        ("please write to notes.md instead", (FEEDBACK, 1, "please write to notes.md instead")),
         ("", None),
         ("   ", None),
         ("y -0", None),
     ],
 )
 def test_answers(answer: str, decision: object) -> None:
-    assert parse_answer(answer) == decision
+    parsed = parse_answer(answer)
+    assert (parsed and (parsed.kind, parsed.count, parsed.text)) == decision
 
 
 def test_prompt_names_every_choice() -> None:
@@ -52,25 +53,25 @@ def proposal(name: str = "write_file", risk: Risk = Risk.MEDIUM) -> Proposal:
 def test_y_dash_n_approves_this_and_the_next_n_minus_one() -> None:
     human = ScriptedHuman(["y -3", "n"])
     gate = Gate(human, continuous=False)
-    verdicts = [gate.decide(proposal()) for _ in range(4)]
-    assert [v.by for v in verdicts] == ["human", "pre-approved", "pre-approved", "human"]
-    assert isinstance(verdicts[3].decision, Stop)
+    decisions = [gate.decide(proposal()) for _ in range(4)]
+    assert [d.by for d in decisions] == ["human", "pre-approved", "pre-approved", "human"]
+    assert decisions[3].kind is DecisionKind.STOP
     assert len(human.asked) == 2
 
 
 def test_continuous_refuses_high_risk_unless_allowed() -> None:
     gate = Gate(ScriptedHuman([]), continuous=True)
-    assert gate.decide(proposal("write_file")).refusal is None
+    assert gate.decide(proposal("write_file")).reason is None
     refused = gate.decide(proposal("delete_file", Risk.HIGH))
-    assert refused.refusal and "needs a human's approval" in refused.refusal
+    assert refused.reason and "needs a human's approval" in refused.reason
     assert (
         Gate(ScriptedHuman([]), continuous=True, allow_high_risk=True)
         .decide(proposal("delete_file", Risk.HIGH))
-        .refusal
+        .reason
         is None
     )
     by_policy = Gate(ScriptedHuman([]), continuous=True, policy=Policy({"delete_file": Rule.ALLOW}))
-    assert by_policy.decide(proposal("delete_file", Risk.HIGH)).refusal is None
+    assert by_policy.decide(proposal("delete_file", Risk.HIGH)).reason is None
 
 
 def test_continuous_with_wait_for_human_asks_instead_of_refusing() -> None:
@@ -85,15 +86,15 @@ def test_continuous_with_wait_for_human_asks_instead_of_refusing() -> None:
     assert gate.screen(proposal("delete_file", Risk.HIGH)) is None  # waits for a human
     assert gate.decide(proposal("delete_file", Risk.HIGH)).by == "human"
     asked = gate.decide(proposal("write_file"))  # the policy's ask
-    assert isinstance(asked.decision, Feedback) and asked.channel == "script"
-    assert "denies" in (gate.decide(proposal("read_file", Risk.LOW)).refusal or "")
+    assert asked.kind is DecisionKind.FEEDBACK and asked.channel == "script"
+    assert "denies" in (gate.decide(proposal("read_file", Risk.LOW)).reason or "")
     assert [p.name for p in human.asked] == ["delete_file", "write_file"]
 
 
 def test_denied_command_is_refused_without_asking() -> None:
     human = ScriptedHuman(["y"])
     gate = Gate(human, continuous=False, policy=Policy({"write_file": Rule.DENY}))
-    assert "denies" in (gate.decide(proposal()).refusal or "")
+    assert "denies" in (gate.decide(proposal()).reason or "")
     assert human.asked == []
 
 
@@ -113,9 +114,9 @@ def test_y_dash_n_covers_low_and_medium_risk_unless_the_policy_allows() -> None:
 
 def test_a_question_with_no_one_to_answer_is_refused() -> None:
     ask = Proposal(1, "ask_user", {"question": "?"}, Risk.LOW, needs_approval=False)
-    assert Gate(ScriptedHuman([]), continuous=True).decide(ask).refusal is None
+    assert Gate(ScriptedHuman([]), continuous=True).decide(ask).reason is None
     refused = Gate(ScriptedHuman([], can_answer=False), continuous=True).decide(ask)
-    assert refused.refusal and "no one can" in refused.refusal
+    assert refused.reason and "no one can" in refused.reason
 
 
 @pytest.mark.parametrize(
@@ -155,7 +156,7 @@ def test_a_policy_glob_names_every_tool_of_a_server_and_a_name_beats_a_glob(
     human = ScriptedHuman(["y"])
     gate = Gate(human, continuous=False, policy=policy)
     tool = Proposal(1, "mcp__files__delete", {}, Risk.HIGH)
-    assert "denies mcp__files__delete" in (gate.decide(tool).refusal or "")
+    assert "denies mcp__files__delete" in (gate.decide(tool).reason or "")
     assert human.asked == []
 
 

@@ -109,8 +109,8 @@ def test_a_continuous_run_waits_and_is_approved_from_another_shell(
     [entry] = [json.loads(x) for x in (tmp_path / "home" / AUDIT_LOG).read_text().splitlines()]
     assert (entry["reply"], entry["channel"], entry["request"]) == ("approve", "cli", request["id"])
     [state] = checkpoints(tmp_path)
-    verdict = state["recent"][0]["verdict"]
-    assert (verdict["by"], verdict["channel"], verdict["request"]) == (
+    decision = state["recent"][0]["decision"]
+    assert (decision["by"], decision["channel"], decision["request"]) == (
         "human",
         "cli",
         request["id"],

@@ -29,18 +29,16 @@ from autoagent.agent.events import (
 )
 from autoagent.agent.profile import AgentProfile
 from autoagent.agent.record import (
-    DecisionKind,
     StepProposal,
     StepRecord,
     StepResult,
     StepStatus,
-    StepVerdict,
 )
 from autoagent.agent.tasks import Task
+from autoagent.base.decision import Actor, Channel, Decision, DecisionKind
 from autoagent.base.status import RunStatus
 from autoagent.cli import inbox
 from autoagent.cli.console import ConsoleServer
-from autoagent.human.authorize import Actor
 from autoagent.human.requests import ANSWER_SUFFIX, Kind, RequestStore
 from autoagent.model.pricing import Spend
 from autoagent.model.replies import Thoughts
@@ -97,14 +95,14 @@ def make_run(home: Path, *, thoughts: str = EVIL, status: str = "finished") -> R
         )
         step_record = StepRecord(run_id=journal.run_id, step=step, proposal=proposal)
         record(Proposed(step_record))
-        verdict = StepVerdict(
-            decision=DecisionKind.APPROVE,
+        decision = Decision(
+            kind=DecisionKind.APPROVE,
             by=Actor.HUMAN,
-            channel="web",
+            channel=Channel.WEB,
             who="127.0.0.1",
             request="abcd1234",
         )
-        step_record = step_record.advance(StepStatus.RUNNING, verdict=verdict)
+        step_record = step_record.advance(StepStatus.RUNNING, decision=decision)
         record(Authorized(step_record))
         result = StepResult(output="Wrote <u>f.txt</u>", ok=True)
         step_record = step_record.advance(StepStatus.DONE, result=result)
@@ -273,7 +271,8 @@ def test_approve_from_the_console_records_who_and_how(console: ConsoleServer, ho
     assert response.headers["location"] == f"/runs/{journal.run_id}?answered={request.id}"
     answer = RequestStore(journal.run_dir).answer_of(request.id)
     assert answer is not None
-    assert (answer.reply, answer.channel, answer.by) == ("approve", "web", "127.0.0.1")
+    decision = answer.decision
+    assert (decision.kind, decision.channel, decision.who) == ("approve", "web", "127.0.0.1")
     page = client.get(response.headers["location"]).text
     assert f"Request {request.id}: approve by 127.0.0.1 through the web" in page
     # The first answer stands: a second one changes nothing.
@@ -295,7 +294,10 @@ def test_deny_carries_the_feedback(console: ConsoleServer, home: Path) -> None:
     )
     assert response.status_code == 303 and response.headers["location"].startswith("/approvals")
     answer = RequestStore(journal.run_dir).answer_of(request.id)
-    assert answer is not None and (answer.reply, answer.text) == ("deny", "Keep <it>")
+    assert answer is not None and (answer.decision.kind, answer.decision.text) == (
+        "deny",
+        "Keep <it>",
+    )
 
 
 def test_feedback_without_deny_goes_to_the_agent(console: ConsoleServer, home: Path) -> None:
@@ -313,7 +315,10 @@ def test_feedback_without_deny_goes_to_the_agent(console: ConsoleServer, home: P
     )
     assert response.status_code == 303
     answer = RequestStore(journal.run_dir).answer_of(request.id)
-    assert answer is not None and (answer.reply, answer.text) == ("feedback", "Use notes.md")
+    assert answer is not None and (answer.decision.kind, answer.decision.text) == (
+        "feedback",
+        "Use notes.md",
+    )
 
 
 def test_forged_posts_are_refused_and_record_nothing(console: ConsoleServer, home: Path) -> None:
@@ -372,7 +377,8 @@ def test_a_link_confirms_before_deciding_and_works_once(console: ConsoleServer, 
     assert response.status_code == 200 and "Recorded: deny" in response.text
     answer = store.answer_of(request.id)
     assert answer is not None
-    assert (answer.reply, answer.text, answer.channel) == ("deny", "Not that file", "link")
+    decision = answer.decision
+    assert (decision.kind, decision.text, decision.channel) == ("deny", "Not that file", "link")
     # A replay, or the other link, is refused.
     assert httpx.post(link, data=form).status_code == 409
     approve = {"token": tokens["approve"], "digest": request.digest}
@@ -399,7 +405,7 @@ def test_a_question_is_answered_with_text(console: ConsoleServer, home: Path) ->
     response = client.post(f"/requests/{request.id}", data={**form, "text": "Blue"})
     assert response.status_code == 303
     answer = inbox.find(home, request.id)[1].answer_of(request.id)
-    assert answer is not None and answer.text == "Blue"
+    assert answer is not None and answer.decision.text == "Blue"
     assert tokens.keys() == {"answer"}
 
 

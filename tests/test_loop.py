@@ -198,13 +198,13 @@ def test_journal_is_an_audit_trail(tmp_path: Path, server: FakeOpenAIServer) -> 
     kinds = [e["event"] for e in events]
     for kind in ("RunStarted", "model_call", "Proposed", "Authorized", "CommandDone", "RunEnded"):
         assert kind in kinds
-    verdicts = [e["record"]["verdict"] for e in events if e["event"] == "Authorized"]
-    assert [(v["decision"], v["by"], v["channel"]) for v in verdicts] == [
+    decisions = [e["record"]["decision"] for e in events if e["event"] == "Authorized"]
+    assert [(d["kind"], d["by"], d["channel"]) for d in decisions] == [
         ("approve", "human", "script"),
         ("feedback", "human", "script"),
         ("stop", "human", "script"),
     ]
-    assert verdicts[1]["feedback"] == "no thanks, finish now"
+    assert decisions[1]["text"] == "no thanks, finish now"
     [done] = [e["record"] for e in events if e["event"] == "CommandDone"]
     assert done["status"] == "ran" and done["result"]["ok"] and done["proposal"]["command"]
     call = next(e for e in events if e["event"] == "model_call")

@@ -3,35 +3,39 @@
 import pytest
 
 from autoagent.agent.profile import make_profile
-from autoagent.agent.record import (
-    DecisionKind,
-    StepProposal,
-    StepRecord,
-    StepResult,
-    StepStatus,
-    StepVerdict,
-)
+from autoagent.agent.record import StepProposal, StepRecord, StepResult, StepStatus
 from autoagent.agent.runner import read_state
 from autoagent.agent.state import RunConfig, RunState, resumed_settings
+from autoagent.base.decision import Actor, Channel, Decision, DecisionKind
 from autoagent.base.errors import JournalError
+from autoagent.base.risk import Risk
 from autoagent.base.settings import Settings
-from autoagent.human.authorize import Actor, Approve, Feedback, Stop, Verdict
+from autoagent.human.authorize import Gate, Policy, Proposal, Rule, ScriptedHuman
 from autoagent.store.journal import RunJournal
 
 
-def test_verdicts_become_typed_decisions() -> None:
-    cases = [
-        (Verdict(Approve(channel="terminal"), Actor.HUMAN), DecisionKind.APPROVE),
-        (Verdict(Approve(3), Actor.HUMAN), DecisionKind.APPROVE_NEXT),
-        (Verdict(Feedback("not that"), Actor.HUMAN), DecisionKind.FEEDBACK),
-        (Verdict(Stop(), Actor.HUMAN), DecisionKind.STOP),
-        (Verdict(Stop(), Actor.POLICY, refusal="Refused: denied"), DecisionKind.DENY),
-        (Verdict(Stop(), Actor.CONTINUOUS, refusal="Refused: ask"), DecisionKind.REFUSED),
-    ]
-    for verdict, kind in cases:
-        assert StepVerdict.of(verdict).decision is kind
-    assert StepVerdict.of(cases[0][0]).channel == "terminal"
-    assert StepVerdict.of(cases[1][0]).count == 3
+def test_a_refusal_is_a_deny_with_its_reason() -> None:
+    policy = Gate(ScriptedHuman([]), continuous=False, policy=Policy({"delete_file": Rule.DENY}))
+    by_policy = policy.decide(Proposal(1, "delete_file", {}, Risk.HIGH))
+    alone = Gate(ScriptedHuman([]), continuous=True).decide(Proposal(1, "x", {}, Risk.HIGH))
+    for decision, by in ((by_policy, Actor.POLICY), (alone, Actor.CONTINUOUS)):
+        assert (decision.kind, decision.by) == (DecisionKind.DENY, by)
+        assert decision.reason == decision.text and decision.text.startswith("Refused: ")
+    human = Decision(kind=DecisionKind.DENY, text="not that", channel=Channel.CLI)
+    assert (
+        human.reason == "Denied: the human did not allow this command and said: not that. "
+        "Try another way."
+    )
+    for kept in (DecisionKind.APPROVE, DecisionKind.FEEDBACK, DecisionKind.STOP):
+        assert Decision(kind=kept, text="x").reason is None
+
+
+def test_a_step_keeps_its_decision_as_it_is() -> None:
+    proposal = StepProposal(task="Write", command="write_file")
+    decision = Decision(kind=DecisionKind.APPROVE, count=3, who="ana", channel=Channel.TERMINAL)
+    record = StepRecord(run_id="r1", step=1, proposal=proposal, decision=decision)
+    copy = StepRecord.model_validate_json(record.model_dump_json())
+    assert copy.decision == decision and copy == record
 
 
 def test_a_step_record_gives_every_view_of_the_step() -> None:

@@ -50,7 +50,7 @@ class Invalid:
 
 @dataclass(frozen=True)
 class Authorized:
-    record: StepRecord  # record.verdict: the decision, who made it, how and when
+    record: StepRecord  # record.decision: what was decided, by whom, how and when
     event: Literal["Authorized"] = field(default="Authorized", init=False)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..base.decision import DecisionKind
 from ..base.errors import AutoAgentError, CommandError, InputEnded, WorkspaceGone
 from ..base.settings import Settings
 from ..base.status import RunStatus, StopCause
@@ -51,12 +52,10 @@ from .findings import write_findings
 from .recall import Recall
 from .record import (
     RESULT_CHARS_IN_PROMPT,
-    DecisionKind,
     StepProposal,
     StepRecord,
     StepResult,
     StepStatus,
-    StepVerdict,
 )
 from .recovery import Recovery
 from .state import RunState
@@ -322,38 +321,37 @@ class AgentLoop:
         yield from self._authorize_and_run(record, command)
 
     def _authorize_and_run(self, record: StepRecord, command: Command) -> Iterator[Event]:
-        """The gate's verdict on a valid proposal, and what follows from it."""
+        """The gate's decision on a valid proposal, and what follows from it."""
         state, args = self.state, record.proposal.args
         gate_proposal = Proposal(
             record.step, command.name, args, command.risk, command.needs_approval
         )
-        decided = self.gate.screen(gate_proposal)
-        if decided is None:  # a human is asked: saved first, so a resumed run asks again
+        decision = self.gate.screen(gate_proposal)
+        if decision is None:  # a human is asked: saved first, so a resumed run asks again
             state.current = record.advance(StepStatus.AWAITING)
             self._save()
-            decided = self.gate.ask(gate_proposal)
+            decision = self.gate.ask(gate_proposal)
             state.current = None
-        verdict = StepVerdict.of(decided)
-        if verdict.refusal:
-            record = record.advance(StepStatus.REFUSED, verdict=verdict)
+        if decision.reason is not None:
+            record = record.advance(StepStatus.REFUSED, decision=decision)
             yield self._emit(Authorized(record))
             yield from self._conclude(record)
             return
-        if verdict.decision is DecisionKind.STOP:
-            yield self._emit(Authorized(record.advance(StepStatus.STOPPED, verdict=verdict)))
+        if decision.kind is DecisionKind.STOP:
+            yield self._emit(Authorized(record.advance(StepStatus.STOPPED, decision=decision)))
             raise _RunOver(StopCause.HUMAN, f"Stopped by the human before running {command.name}.")
-        if verdict.decision is DecisionKind.FEEDBACK:
-            record = record.advance(StepStatus.FEEDBACK, verdict=verdict)
+        if decision.kind is DecisionKind.FEEDBACK:
+            record = record.advance(StepStatus.FEEDBACK, decision=decision)
             yield self._emit(Authorized(record))
-            state.feedback = verdict.feedback
+            state.feedback = decision.text
             yield from self._conclude(record, watch=False)
             return
         if command.ends_run:
-            yield self._emit(Authorized(record.advance(StepStatus.FINISHED, verdict=verdict)))
+            yield self._emit(Authorized(record.advance(StepStatus.FINISHED, decision=decision)))
             state.goal_report = [str(line) for line in args.get("goal_report") or []]
             self.context.step = record.step
             raise _RunOver(StopCause.FINISHED, self._run_command(command, args).output)
-        record = record.model_copy(update={"verdict": verdict})
+        record = record.model_copy(update={"decision": decision})
         yield self._emit(Authorized(record))
 
         record = record.advance(StepStatus.RUNNING)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..base.decision import Decision
 from ..base.status import StepStatus
 from ..base.text import trim_middle
-from ..human.authorize import Actor, Approve, Feedback, Stop, Verdict
 from ..model.replies import Thoughts
 from .agents import StepView
 from .tasks import Task
@@ -24,15 +23,6 @@ from .tasks import Task
 RESULT_CHARS_IN_PROMPT = 1500
 RESULT_CHARS_IN_MEMORY = 3000
 ARGS_CHARS = 500
-
-
-class DecisionKind(StrEnum):
-    APPROVE = "approve"
-    APPROVE_NEXT = "approve-next-n"  # 'y -N': this command and the next N-1
-    DENY = "deny"  # the policy or a human denies the command; the run goes on
-    FEEDBACK = "feedback"
-    REFUSED = "refused"  # needs a human, and the run is continuous
-    STOP = "stop"
 
 
 class _Record(BaseModel):
@@ -45,43 +35,6 @@ class StepProposal(_Record):
     thoughts: Thoughts = Field(default_factory=Thoughts)
     command: str
     args: dict[str, Any] = Field(default_factory=dict)
-
-
-class StepVerdict(_Record):
-    decision: DecisionKind
-    by: Actor
-    channel: str = "harness"
-    who: str | None = None  # the person who decided: an OS user or a web client's address
-    request: str | None = None  # the request they answered (requests.py)
-    at: float = Field(default_factory=time.time)
-    count: int = 1  # for approve-next-n: how many commands it covers
-    feedback: str | None = None
-    refusal: str | None = None
-
-    @classmethod
-    def of(cls, verdict: Verdict) -> StepVerdict:
-        decision = verdict.decision
-        signed: dict[str, Any] = {
-            "by": verdict.by,
-            "channel": verdict.channel,
-            "who": verdict.who or None,
-            "request": verdict.request or None,
-        }
-        if verdict.refusal is not None:
-            denied = verdict.by in {Actor.POLICY, Actor.HUMAN}
-            kind = DecisionKind.DENY if denied else DecisionKind.REFUSED
-            return cls(decision=kind, refusal=verdict.refusal, **signed)
-        if isinstance(decision, Feedback):
-            return cls(decision=DecisionKind.FEEDBACK, feedback=decision.text, **signed)
-        if isinstance(decision, Stop):
-            return cls(decision=DecisionKind.STOP, **signed)
-        assert isinstance(decision, Approve)
-        kind = DecisionKind.APPROVE_NEXT if decision.count > 1 else DecisionKind.APPROVE
-        return cls(decision=kind, count=decision.count, **signed)
-
-    @property
-    def approved(self) -> bool:
-        return self.decision in {DecisionKind.APPROVE, DecisionKind.APPROVE_NEXT}
 
 
 class StepResult(_Record):
@@ -104,7 +57,7 @@ class StepRecord(_Record):
     started: float = Field(default_factory=time.time)
     proposal: StepProposal
     invalid: str | None = None  # why the proposal could not be run
-    verdict: StepVerdict | None = None
+    decision: Decision | None = None  # whether it may run: who decided what, how and when
     result: StepResult | None = None
     tasks_added: list[Task] = Field(default_factory=list)
     progress: bool = False  # it made a file or a new task
@@ -139,8 +92,8 @@ class StepRecord(_Record):
             return self.result.output
         if self.invalid is not None:
             return f"Error: {self.invalid}"
-        if self.verdict is not None and self.verdict.refusal:
-            return self.verdict.refusal
+        if self.decision is not None and self.decision.reason is not None:
+            return self.decision.reason
         if self.status is StepStatus.FEEDBACK:
             return "Not run: the human gave feedback instead."
         if self.status is StepStatus.CUT:

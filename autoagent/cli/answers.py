@@ -15,7 +15,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..human.requests import Reply
+    from ..base.decision import DecisionKind
 
 # What `approvals --json` gives of each request.
 LISTED = {"id", "run_id", "agent", "step", "kind", "command", "args", "digest", "risk", "created"}
@@ -88,9 +88,9 @@ def approvals(
 
 def approve(request_id: RequestId) -> None:
     """Let the command of a request run."""
-    from ..human.requests import Reply
+    from ..base.decision import DecisionKind
 
-    _decide(request_id, Reply.APPROVE, "")
+    _decide(request_id, DecisionKind.APPROVE, "")
 
 
 def deny(
@@ -101,9 +101,9 @@ def deny(
     ] = "",
 ) -> None:
     """Refuse the command of a request (or decline a question); the run goes on without it."""
-    from ..human.requests import Reply
+    from ..base.decision import DecisionKind
 
-    _decide(request_id, Reply.DENY, feedback)
+    _decide(request_id, DecisionKind.DENY, feedback)
 
 
 def answer(
@@ -111,16 +111,17 @@ def answer(
     text: Annotated[str, typer.Argument(help="Your answer to the agent's question.")],
 ) -> None:
     """Answer a question the agent asked (ask_user)."""
-    from ..human.requests import Reply
+    from ..base.decision import DecisionKind
 
     if not text.strip():
         raise typer.BadParameter("The answer is empty.")
-    _decide(request_id, Reply.ANSWER, text)
+    _decide(request_id, DecisionKind.ANSWER, text)
 
 
-def _decide(request_id: str, reply: Reply, text: str) -> None:
+def _decide(request_id: str, kind: DecisionKind, text: str) -> None:
     from rich.text import Text
 
+    from ..base.decision import Channel
     from ..human.requests import describe_answer, os_user
     from .inbox import decide, find
     from .ui import labelled, one_line, outside
@@ -128,7 +129,7 @@ def _decide(request_id: str, reply: Reply, text: str) -> None:
     console = _console()
     home = _home()
     request, _ = find(home, request_id)
-    given = decide(home, request.id, reply, text=text, by=os_user(), channel="cli")
+    given = decide(home, request.id, kind, text=text, by=os_user(), channel=Channel.CLI)
     subject = (
         outside(request.question)
         if request.question

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..base.decision import Channel, DecisionKind
 from ..base.errors import JournalError
 from ..human.requests import (
     Answer,
     Answered,
     Kind,
-    Reply,
     Request,
     RequestError,
     RequestStore,
@@ -51,10 +51,13 @@ SECURITY_HEADERS = {
 RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 REQUEST_ID = re.compile(r"[0-9a-f]{1,64}")
 BACK = re.compile(r"/(?!/)[A-Za-z0-9_./-]*")  # a path of this console to return to
-REPLIES = {"approve": Reply.APPROVE, "deny": Reply.DENY, "answer": Reply.ANSWER}  # links too
+# What a link or a form may decide, by its action (links too).
+REPLIES = {
+    kind.value: kind for kind in (DecisionKind.APPROVE, DecisionKind.DENY, DecisionKind.ANSWER)
+}
 # The console's forms also send feedback: not run, the text goes to the agent (as typed at the
 # terminal).
-FORM_REPLIES = {**REPLIES, "feedback": Reply.FEEDBACK}
+FORM_REPLIES = {**REPLIES, "feedback": DecisionKind.FEEDBACK}
 
 
 @dataclass
@@ -188,12 +191,12 @@ class Console:
         back = form.get("back", "/approvals")
         if not BACK.fullmatch(back):
             back = "/approvals"
-        reply = FORM_REPLIES.get(form.get("action", ""))
-        if reply is None:
+        kind = FORM_REPLIES.get(form.get("action", ""))
+        if kind is None:
             return self.message(
                 "Nothing decided", "Unknown action.", HTTPStatus.BAD_REQUEST, back=back
             )
-        given = self._decide(request_id, reply, form, client, "web", back)
+        given = self._decide(request_id, kind, form, client, Channel.WEB, back)
         if isinstance(given, Response):
             return given
         return Response(HTTPStatus.SEE_OTHER, headers={"Location": f"{back}?answered={request_id}"})
@@ -214,7 +217,7 @@ class Console:
         found = self._linked(request_id, action, form.get("token", ""))
         if isinstance(found, Response):
             return found
-        given = self._decide(request_id, REPLIES[action], form, client, "link", None)
+        given = self._decide(request_id, REPLIES[action], form, client, Channel.LINK, None)
         if isinstance(given, Response):
             return given
         return self.message("Recorded", f"Recorded: {describe_answer(given)}.", HTTPStatus.OK)
@@ -253,10 +256,10 @@ class Console:
     def _decide(
         self,
         request_id: str,
-        reply: Reply,
+        kind: DecisionKind,
         form: dict[str, str],
         client: str,
-        channel: str,
+        channel: Channel,
         back: str | None,
     ) -> Answer | Response:
         text = form.get("text", "").strip()
@@ -264,16 +267,18 @@ class Console:
             request, _ = inbox.find(self.home, request_id)
         except RequestError as exc:
             return self.message("Nothing decided", str(exc), HTTPStatus.NOT_FOUND, back=back)
-        if reply in (Reply.ANSWER, Reply.FEEDBACK) and not text:
-            empty = "The answer is empty." if reply is Reply.ANSWER else "The feedback is empty."
+        if kind in (DecisionKind.ANSWER, DecisionKind.FEEDBACK) and not text:
+            empty = (
+                "The answer is empty." if kind is DecisionKind.ANSWER else "The feedback is empty."
+            )
             return self.message("Nothing decided", empty, HTTPStatus.BAD_REQUEST, back=back)
-        if request.kind is Kind.APPROVAL and reply is Reply.APPROVE:
+        if request.kind is Kind.APPROVAL and kind is DecisionKind.APPROVE:
             text = ""
         try:
             return inbox.decide(
                 self.home,
                 request.id,
-                reply,
+                kind,
                 text=text,
                 by=client,
                 channel=channel,

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..base.decision import Channel, Decision, DecisionKind
 from ..base.files import runs_dir
 from ..human.requests import (
     ID_PATTERN,
     Answer,
     Answered,
     Kind,
-    Reply,
     Request,
     RequestError,
     RequestStore,
@@ -81,17 +81,17 @@ def find(home: Path, request_id: str) -> tuple[Request, RequestStore]:
 def decide(
     home: Path,
     request_id: str,
-    reply: Reply,
+    kind: DecisionKind,
     *,
     text: str = "",
     by: str,
-    channel: str,
+    channel: Channel,
     shown_digest: str | None = None,
 ) -> Answer:
     """Answer a request from another channel than the run's terminal.
 
     `shown_digest` is the digest of the arguments the human was shown; when it is not the
-    request's, nothing is decided."""
+    request's, nothing is decided. `by` is the person: an OS user, or a web client's address."""
     request, store = find(home, request_id)
     if (existing := store.answer_of(request.id)) is not None:
         raise Answered(request, existing)
@@ -108,22 +108,15 @@ def decide(
             f"Request {request.id}'s arguments are not the ones you were shown; "
             "nothing was decided."
         )
-    if request.kind is Kind.QUESTION and reply is Reply.APPROVE:
+    if request.kind is Kind.QUESTION and kind is DecisionKind.APPROVE:
         raise RequestError(
             f"Request {request.id} is a question: answer it with "
             f"`autoagent answer {request.id} TEXT`."
         )
-    if request.kind is Kind.APPROVAL and reply is Reply.ANSWER:
+    if request.kind is Kind.APPROVAL and kind is DecisionKind.ANSWER:
         raise RequestError(
             f"Request {request.id} asks for an approval: `autoagent approve {request.id}` or "
             f"`autoagent deny {request.id}`."
         )
-    answer = Answer(
-        request_id=request.id,
-        reply=reply,
-        text=text,
-        digest=request.digest,
-        by=by,
-        channel=channel,
-    )
-    return store.answer(request, answer)
+    decision = Decision(kind=kind, text=text, who=by, channel=channel, request=request.id)
+    return store.answer(request, Answer(decision=decision, digest=request.digest))

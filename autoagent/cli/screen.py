@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from ..base.decision import Channel
 from ..base.risk import Risk
 from ..base.text import trim_middle
 from ..human.authorize import PROMPT
@@ -131,7 +132,9 @@ class TerminalScreen:
             self.console.print()  # end the prompt's line
         self.console.print(
             labelled(
-                "Answered elsewhere: " if answer.channel != "timeout" else "Timed out: ",
+                "Answered elsewhere: "
+                if answer.decision.channel is not Channel.TIMEOUT
+                else "Timed out: ",
                 "bold",
                 outside(describe_answer(answer)),
             )

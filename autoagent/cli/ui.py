@@ -36,7 +36,7 @@ from ..agent.events import (
     TasksChanged,
     Thinking,
 )
-from ..agent.record import DecisionKind
+from ..base.decision import Actor, DecisionKind
 from ..base.risk import Risk
 from ..base.status import RunStatus, StepStatus
 from ..base.text import strip_terminal_escapes, trim_middle
@@ -224,27 +224,28 @@ class Renderer:
         self._quote(labelled("NOT RUN: ", "bold red", outside(event.record.invalid)))
 
     def _authorized(self, event: Authorized) -> None:
-        verdict = event.record.verdict
-        if verdict is None:
+        decision = event.record.decision
+        if decision is None:
             return
-        if verdict.refusal:
-            self._quote(labelled("REFUSED: ", "bold red", outside(verdict.refusal)))
-        elif verdict.decision is DecisionKind.FEEDBACK:
+        if decision.reason is not None:
+            self._quote(labelled("REFUSED: ", "bold red", outside(decision.reason)))
+        elif decision.kind is DecisionKind.FEEDBACK:
             self.console.print(Text("Feedback sent to the agent; the command was not run.", "bold"))
             if self.replay:
-                self._quote(labelled("FEEDBACK: ", "bold", outside(verdict.feedback)))
-        elif verdict.by == "pre-approved" and not self.replay:
+                self._quote(labelled("FEEDBACK: ", "bold", outside(decision.text)))
+        elif decision.by is Actor.PRE_APPROVED and not self.replay:
             self.console.print(Text("-=-=-=- Authorised in advance (y -N) -=-=-=-", "dim"))
         if self.replay:
             line = Text.assemble(
                 "Decision: ",
-                one_line(verdict.decision.value),
+                one_line(decision.kind.value),
+                *((f" for {decision.count} commands",) if decision.count > 1 else ()),
                 " by ",
-                one_line(verdict.by.value),
+                one_line(decision.by.value),
                 " (",
-                one_line(verdict.channel),
-                *((", ", one_line(verdict.who)) if verdict.who else ()),
-                *((", request ", one_line(verdict.request)) if verdict.request else ()),
+                one_line(decision.channel.value),
+                *((", ", one_line(decision.who)) if decision.who else ()),
+                *((", request ", one_line(decision.request)) if decision.request else ()),
                 ")",
             )
             line.stylize("dim")

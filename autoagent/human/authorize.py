@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from ..base.decision import Actor, Channel, Decision, DecisionKind
 from ..base.errors import ConfigError, not_utf8
 from ..base.risk import Risk
 
@@ -22,57 +23,23 @@ PROMPT = (
     "'n' to stop, or type feedback: "
 )
 
-
-@dataclass(frozen=True, kw_only=True)
-class Signed:
-    """Who gave a decision, and how: kept in the step's record and the audit log."""
-
-    channel: str = "harness"  # harness (no human), terminal, cli, web, link, timeout, script
-    by: str = ""  # an OS user, or a web client's address
-    request: str = ""  # the id of the request it answered (requests.py)
-
-
-@dataclass(frozen=True)
-class Approve(Signed):
-    count: int = 1  # this command and the next count-1 without asking
-
-
-@dataclass(frozen=True)
-class Stop(Signed):
-    pass
-
-
-@dataclass(frozen=True)
-class Feedback(Signed):
-    text: str
-
-
-@dataclass(frozen=True)
-class Deny(Signed):
-    """This command does not run and the run goes on; `reason` is what the model is told."""
-
-    reason: str
-
-
-Decision = Approve | Stop | Feedback | Deny
-
 _APPROVE_N = re.compile(r"^y\s*-\s*(\d+)$", re.IGNORECASE)
 
 
 def parse_answer(answer: str) -> Decision | None:
-    """Read a human's answer; None means ask again (an empty answer)."""
+    """Read a human's answer to an approval; None means ask again (an empty answer)."""
     text = answer.strip()
     if not text:
         return None
     lowered = text.lower()
     if lowered in {"y", "yes"}:
-        return Approve()
+        return Decision(kind=DecisionKind.APPROVE)
     if lowered in {"n", "no"}:
-        return Stop()
+        return Decision(kind=DecisionKind.STOP)
     if match := _APPROVE_N.match(text):
         count = int(match.group(1))
-        return Approve(count) if count >= 1 else None
-    return Feedback(text)
+        return Decision(kind=DecisionKind.APPROVE, count=count) if count >= 1 else None
+    return Decision(kind=DecisionKind.FEEDBACK, text=text)
 
 
 @dataclass(frozen=True)
@@ -96,7 +63,7 @@ class Human(Protocol):
     can_answer: bool
 
     def authorize(self, proposal: Proposal) -> Decision:
-        """Ask whether `proposal` may run; raise KeyboardInterrupt or return Stop to end."""
+        """Ask whether `proposal` may run; raise KeyboardInterrupt or return a stop to end."""
         ...
 
     def ask(self, question: str, step: int) -> str:
@@ -214,17 +181,6 @@ def _matches(pattern: str, name: str) -> bool:
     return fnmatchcase(command[0], rule[0]) and fnmatchcase(command[1], rule[1])
 
 
-class Actor(StrEnum):
-    """Who decided whether a command runs."""
-
-    HUMAN = "human"
-    PRE_APPROVED = "pre-approved"  # an earlier 'y -N'
-    CONTINUOUS = "continuous"  # continuous mode, for what it may run alone
-    POLICY = "policy"  # a rule of the policy file
-    NOT_NEEDED = "not needed"  # the command is itself a talk with the human
-    NO_ONE = "no one to answer"  # a question in a run where no one can answer it
-
-
 def _read_rules(
     data: Any, commands: Collection[str], servers: tuple[str, ...] = ()
 ) -> tuple[dict[str, Rule], list[str]]:
@@ -299,28 +255,6 @@ def _lookalikes(name: str, known: str) -> str:
     return f" It holds look-alike letters outside ASCII: {'; '.join(letters)}."
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What the gate decided about one proposal."""
-
-    decision: Decision
-    by: Actor
-    refusal: str | None = None  # a message for the model when the command may not run
-
-    # Who decided and how: the decision's own signature.
-    @property
-    def channel(self) -> str:
-        return self.decision.channel
-
-    @property
-    def who(self) -> str:
-        return self.decision.by
-
-    @property
-    def request(self) -> str:
-        return self.decision.request
-
-
 class Gate:
     """Decides, for each proposal, whether to run it, refuse it, or ask the human.
 
@@ -349,56 +283,48 @@ class Gate:
         (until they answer 'y -N' anew)."""
         self.pre_approved = 0
 
-    def decide(self, proposal: Proposal) -> Verdict:
-        verdict = self.screen(proposal)
-        return verdict if verdict is not None else self.ask(proposal)
+    def decide(self, proposal: Proposal) -> Decision:
+        decision = self.screen(proposal)
+        return decision if decision is not None else self.ask(proposal)
 
-    def screen(self, proposal: Proposal) -> Verdict | None:
-        """The verdict on `proposal` when no human is needed for it; None when one is."""
+    def screen(self, proposal: Proposal) -> Decision | None:
+        """The decision on `proposal` when no human is needed for it; None when one is."""
         if not proposal.needs_approval:  # the command is itself a talk with the human
             if not self.human.can_answer:
-                return Verdict(
-                    Stop(),
+                return _refusal(
                     Actor.NO_ONE,
-                    refusal=(
-                        f"Refused: {proposal.name} needs someone to answer, and no one can in "
-                        "this run (it is continuous). Decide for yourself and say what you "
-                        "assumed, or finish and say what you need to know."
-                    ),
+                    f"Refused: {proposal.name} needs someone to answer, and no one can in "
+                    "this run (it is continuous). Decide for yourself and say what you "
+                    "assumed, or finish and say what you need to know.",
                 )
-            return Verdict(Approve(), Actor.NOT_NEEDED)
+            return Decision(kind=DecisionKind.APPROVE, by=Actor.NOT_NEEDED)
         rule = self.policy.rule_for(proposal.name)
         if rule is Rule.DENY:
-            return Verdict(
-                Stop(),
-                Actor.POLICY,
-                refusal=f"Refused: the policy denies {proposal.name}. Try another way.",
+            return _refusal(
+                Actor.POLICY, f"Refused: the policy denies {proposal.name}. Try another way."
             )
         if self.continuous:
             needs_human = rule is Rule.ASK or (
                 proposal.risk is Risk.HIGH and not self.allow_high_risk and rule is not Rule.ALLOW
             )
             if not needs_human:
-                return Verdict(Approve(), Actor.CONTINUOUS)
+                return Decision(kind=DecisionKind.APPROVE, by=Actor.CONTINUOUS)
             if self.wait_for_human:
                 return None
-            return Verdict(
-                Stop(),
+            return _refusal(
                 Actor.CONTINUOUS,
-                refusal=(
-                    f"Refused: {proposal.name} needs a human's approval, and this run is "
-                    "continuous; try another way or ask_user."
-                ),
+                f"Refused: {proposal.name} needs a human's approval, and this run is "
+                "continuous; try another way or ask_user.",
             )
         # 'y -N' covers low and medium risk; a high-risk command needs its own yes, unless
         # the policy explicitly allows it.
         covered = proposal.risk is not Risk.HIGH or rule is Rule.ALLOW
         if self.pre_approved > 0 and rule is not Rule.ASK and covered:
             self.pre_approved -= 1
-            return Verdict(Approve(), Actor.PRE_APPROVED)
+            return Decision(kind=DecisionKind.APPROVE, by=Actor.PRE_APPROVED)
         return None
 
-    def ask(self, proposal: Proposal) -> Verdict:
+    def ask(self, proposal: Proposal) -> Decision:
         """Ask the human about `proposal`, which `screen` left to them."""
         rule = self.policy.rule_for(proposal.name)
         if not self.continuous and self.pre_approved > 0 and rule is not Rule.ASK:
@@ -410,12 +336,15 @@ class Gate:
                 ),
             )
         decision = self.human.authorize(proposal)
-        if isinstance(decision, Deny):
-            return Verdict(decision, Actor.HUMAN, refusal=decision.reason)
-        if isinstance(decision, Approve):
+        if decision.approved:
             # A plain 'y' answers this command only; what was authorised in advance remains.
             self.pre_approved = max(self.pre_approved, decision.count - 1)
-        return Verdict(decision, Actor.HUMAN)
+        return decision
+
+
+def _refusal(by: Actor, reason: str) -> Decision:
+    """The harness's deny: the command does not run, and the model is told `reason`."""
+    return Decision(kind=DecisionKind.DENY, by=by, text=reason)
 
 
 class ScriptedHuman:
@@ -435,8 +364,8 @@ class ScriptedHuman:
         while self.answers:
             decision = parse_answer(self.answers.pop(0))
             if decision is not None:
-                return replace(decision, channel="script")
-        return Stop(channel="script")
+                return decision.model_copy(update={"channel": Channel.SCRIPT})
+        return Decision(kind=DecisionKind.STOP, channel=Channel.SCRIPT)
 
     def ask(self, question: str, step: int = 0) -> str:
         self.questions.append(question)

@@ -9,19 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..base.decision import Channel, Decision, DecisionKind
 from ..base.errors import CommandError, InputEnded
 from ..base.risk import Risk
-from .authorize import Approve, Decision, Deny, Feedback, Proposal, Stop, parse_answer
-from .requests import (
-    Answer,
-    Answered,
-    Kind,
-    Reply,
-    Request,
-    RequestStore,
-    UnreadableAnswer,
-    os_user,
-)
+from .authorize import Proposal, parse_answer
+from .requests import Answer, Answered, Kind, Request, RequestStore, UnreadableAnswer, os_user
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +71,16 @@ class Desk:
             proposal.risk,
             proposal.note,
         )
+        stop = Decision(kind=DecisionKind.STOP)
         try:
             answer = self._wait(request)
         except EOFError:
-            answer = self._typed(request, Reply.STOP)
+            answer = self._typed(request, stop)
         except KeyboardInterrupt:
             if not self.screen.interactive:
                 raise  # the run is interrupted; the request stays pending for its resume
-            answer = self._typed(request, Reply.STOP)  # Ctrl-C at the prompt: stop
-        return decision_of(answer)
+            answer = self._typed(request, stop)  # Ctrl-C at the prompt: stop
+        return answer.decision
 
     def ask(self, question: str, step: int) -> str:
         request = self._open(Kind.QUESTION, step, "ask_user", {"question": question}, Risk.LOW)
@@ -98,11 +91,12 @@ class Desk:
                 "The input ended while the agent asked a question; "
                 "`autoagent resume` continues the run."
             ) from None
-        if answer.reply is Reply.ANSWER:
-            return answer.text
-        if answer.reply is Reply.EXPIRED:
-            raise CommandError(f"{answer.text} Decide for yourself and say what you assumed.")
-        reason = f": {answer.text}" if answer.text else "."
+        decision = answer.decision
+        if decision.kind is DecisionKind.ANSWER:
+            return decision.text
+        if decision.kind is DecisionKind.EXPIRED:
+            raise CommandError(f"{decision.text} Decide for yourself and say what you assumed.")
+        reason = f": {decision.text}" if decision.text else "."
         raise CommandError(f"The human declined to answer{reason}")
 
     def _open(
@@ -164,57 +158,42 @@ class Desk:
 
     def _refused(self, request: Request, reason: str) -> Answer:
         log.warning("%s", reason)
-        return Answer(
-            request_id=request.id,
-            reply=Reply.DENY,
-            text=reason,
-            digest=request.digest,
-            by="autoagent",
-            channel="harness",
-        )
+        refused = Decision(kind=DecisionKind.DENY, text=reason, who="autoagent")
+        return self._bound(request, refused)
 
     def _from_terminal(self, request: Request, line: str) -> Answer | None:
         if request.kind is Kind.QUESTION:
             if not line.strip():  # an empty answer: ask again, as the other channels do
                 self.screen.show_request(request)
                 return None
-            return self._typed(request, Reply.ANSWER, text=line.strip())
+            return self._typed(request, Decision(kind=DecisionKind.ANSWER, text=line.strip()))
         decision = parse_answer(line)
         if decision is None:  # an empty line: ask again
             self.screen.show_request(request)
             return None
-        if isinstance(decision, Approve):
-            return self._typed(request, Reply.APPROVE, count=decision.count)
-        if isinstance(decision, Feedback):
-            return self._typed(request, Reply.FEEDBACK, text=decision.text)
-        return self._typed(request, Reply.STOP)
+        return self._typed(request, decision)
 
-    def _typed(self, request: Request, reply: Reply, *, text: str = "", count: int = 1) -> Answer:
-        answer = Answer(
-            request_id=request.id,
-            reply=reply,
-            text=text,
-            count=count,
-            digest=request.digest,
-            by=os_user(),
-            channel="terminal",
-        )
-        return self._record(request, answer)
+    def _typed(self, request: Request, decision: Decision) -> Answer:
+        typed = decision.model_copy(update={"who": os_user(), "channel": Channel.TERMINAL})
+        return self._record(request, self._bound(request, typed))
 
     def _expire(self, request: Request) -> Answer:
         what = "answered" if request.kind is Kind.QUESTION else "decided"
         seconds = (request.expires or request.created) - request.created
-        answer = Answer(
-            request_id=request.id,
-            reply=Reply.EXPIRED,
+        expired = Decision(
+            kind=DecisionKind.EXPIRED,
             text=f"No one {what} within {seconds:g} seconds (--approval-timeout).",
-            digest=request.digest,
-            by="autoagent",
-            channel="timeout",
+            who="autoagent",
+            channel=Channel.TIMEOUT,
         )
-        answer = self._record(request, answer)
+        answer = self._record(request, self._bound(request, expired))
         self.screen.show_answer(request, answer)
         return answer
+
+    def _bound(self, request: Request, decision: Decision) -> Answer:
+        """`decision` as the answer to `request`, for the arguments it holds."""
+        bound = decision.model_copy(update={"request": request.id})
+        return Answer(decision=bound, digest=request.digest)
 
     def _record(self, request: Request, answer: Answer) -> Answer:
         try:
@@ -223,26 +202,3 @@ class Desk:
             first = self._answer_elsewhere(request) or answer
             self.screen.show_answer(request, first)
             return first
-
-
-def decision_of(answer: Answer) -> Decision:
-    """The gate's decision for an answer to an approval request."""
-    signed = {"channel": answer.channel, "by": answer.by, "request": answer.request_id}
-    match answer.reply:
-        case Reply.APPROVE:
-            return Approve(answer.count, **signed)
-        case Reply.FEEDBACK:
-            return Feedback(answer.text, **signed)
-        case Reply.DENY:
-            reason = f" and said: {answer.text}" if answer.text else ", giving no reason"
-            return Deny(
-                f"Denied: the human did not allow this command{reason}. Try another way.",
-                **signed,
-            )
-        case Reply.EXPIRED:
-            return Deny(
-                f"Denied: {answer.text} Try another way, or finish and say what needs a human.",
-                **signed,
-            )
-        case _:
-            return Stop(**signed)

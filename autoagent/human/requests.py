@@ -24,10 +24,11 @@ import tempfile
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..base.decision import Decision, Time
 from ..base.errors import AutoAgentError
 from ..base.files import sync_folder
 from ..base.risk import Risk
@@ -50,18 +51,6 @@ class RequestError(AutoAgentError):
 class Kind(StrEnum):
     APPROVAL = "approval"  # may this command run?
     QUESTION = "question"  # the agent's ask_user
-
-
-class Reply(StrEnum):
-    APPROVE = "approve"
-    DENY = "deny"  # the command does not run; the run goes on
-    FEEDBACK = "feedback"  # not run; the text goes to the agent (the terminal's free text)
-    STOP = "stop"  # the run stops (the terminal's 'n', Ctrl-C)
-    ANSWER = "answer"  # to a question
-    EXPIRED = "expired"  # no one decided in time: a deny
-
-
-Time = Annotated[float, Field(allow_inf_nan=False, ge=0, lt=1e11)]
 
 
 class Request(BaseModel):
@@ -100,16 +89,12 @@ class Request(BaseModel):
 
 
 class Answer(BaseModel):
+    """A request's answer file: the decision, bound to the arguments the human was shown."""
+
     model_config = ConfigDict(frozen=True)
 
-    request_id: str
-    reply: Reply
-    text: str = ""  # the feedback, the reason, or the answer to a question
-    count: int = 1  # for approve: this command and the next count-1 ('y -N')
-    digest: str  # of the arguments the human was shown
-    by: str  # an OS user, or a web client's address
-    channel: str  # terminal, cli, web, link, timeout
-    at: Time = Field(default_factory=time.time)
+    decision: Decision
+    digest: str
 
 
 def digest(command: str, args: dict[str, Any]) -> str:
@@ -231,10 +216,10 @@ class RequestStore:
                 f"Request {request_id} has an answer that cannot be read ({path}: "
                 f"{type(exc).__name__}); the run treats it as a deny."
             ) from exc
-        if answer.request_id != request_id:
+        if answer.decision.request != request_id:
             raise UnreadableAnswer(
                 f"The answer file of request {request_id} answers request "
-                f"{answer.request_id}; the run treats it as a deny."
+                f"{answer.decision.request}; the run treats it as a deny."
             )
         return answer
 
@@ -275,10 +260,11 @@ class Answered(RequestError):
 
 
 def describe_answer(answer: Answer) -> str:
-    who = f" by {answer.by}" if answer.by else ""
-    when = time.strftime("%H:%M:%S", time.localtime(answer.at))
-    text = f' ("{answer.text}")' if answer.text else ""
-    return f"{answer.reply.value}{text}{who} through the {answer.channel} at {when}"
+    decision = answer.decision
+    who = f" by {decision.who}" if decision.who else ""
+    when = time.strftime("%H:%M:%S", time.localtime(decision.at))
+    text = f' ("{decision.text}")' if decision.text else ""
+    return f"{decision.kind.value}{text}{who} through the {decision.channel.value} at {when}"
 
 
 def _write_new(path: Path, text: str) -> bool:
@@ -303,8 +289,9 @@ def _write_new(path: Path, text: str) -> bool:
 def _audit(home: Path, request: Request, answer: Answer) -> None:
     """Append one line to the audit log; a log that cannot be written is logged, not fatal:
     the answer itself is on disk beside its request."""
+    decision = answer.decision
     entry = {
-        "at": answer.at,
+        "at": decision.at,
         "request": request.id,
         "run_id": request.run_id,
         "agent": request.agent,
@@ -313,11 +300,11 @@ def _audit(home: Path, request: Request, answer: Answer) -> None:
         "command": request.command,
         "args": request.args,
         "digest": request.digest,
-        "reply": answer.reply.value,
-        "text": answer.text,
-        "count": answer.count,
-        "by": answer.by,
-        "channel": answer.channel,
+        "reply": decision.kind.value,
+        "text": decision.text,
+        "count": decision.count,
+        "by": decision.who,
+        "channel": decision.channel.value,
     }
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
     try:
