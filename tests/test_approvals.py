@@ -412,3 +412,39 @@ def test_an_approval_is_not_pending_once_its_command_runs(tmp_path: Path) -> Non
     assert pending(tmp_path) == []
     with pytest.raises(RequestError, match="no longer waited for"):
         decide(tmp_path, request.id, DecisionKind.APPROVE, by="a", channel=Channel.CLI)
+
+
+def test_an_answer_file_of_an_earlier_version_is_its_decision(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    waiting_at(store, PROPOSAL.step)
+    screen = QuietScreen()
+
+    def answer_as_before(request: Request) -> None:
+        # As the answer files were written before they carried the decision whole.
+        old = {
+            "request_id": request.id,
+            "reply": "approve",
+            "text": "",
+            "count": 2,
+            "digest": request.digest,
+            "by": "ana",
+            "channel": "cli",
+            "at": 1796172567.1,
+        }
+        (store.folder / f"{request.id}.answer.json").write_text(json.dumps(old, indent=1))
+
+    once_shown(screen, answer_as_before)
+    decision = desk_on(store, screen).authorize(PROPOSAL)
+    assert (decision.kind, decision.count, decision.who, decision.channel) == (
+        "approve",
+        2,
+        "ana",
+        "cli",
+    )
+    assert (decision.by, decision.request, decision.at) == (
+        "human",
+        screen.shown[0].id,
+        1796172567.1,
+    )
+    with pytest.raises(Answered, match="already answered: approve by ana through the cli"):
+        decide(tmp_path, screen.shown[0].id, DecisionKind.DENY, by="bo", channel=Channel.CLI)

@@ -78,3 +78,73 @@ def test_a_checkpoint_from_another_version_is_refused_clearly(tmp_path) -> None:
     journal.publish()
     with pytest.raises(JournalError, match=r"another version of autoagent.*start a new run"):
         read_state(journal)
+
+
+OLD_VERDICT = {"by": "human", "who": "ana", "request": "a6da616a2636", "at": 1796172567.3}
+
+
+@pytest.mark.parametrize(
+    "old, kind, text",
+    [
+        ({"decision": "approve-next-n", "channel": "terminal", "count": 3}, "approve", ""),
+        ({"decision": "feedback", "channel": "web", "feedback": "use notes.md"}, "feedback", ""),
+        ({"decision": "stop", "channel": "terminal"}, "stop", ""),
+        (
+            {
+                "decision": "deny",
+                "channel": "cli",
+                "refusal": "Denied: the human did not allow this command and said: not now. "
+                "Try another way.",
+            },
+            "deny",
+            "not now",
+        ),
+        (
+            {
+                "decision": "deny",
+                "channel": "cli",
+                "refusal": "Denied: the human did not allow this command, giving no reason. "
+                "Try another way.",
+            },
+            "deny",
+            "",
+        ),
+        (
+            {
+                "decision": "deny",
+                "channel": "timeout",
+                "refusal": "Denied: No one decided within 5 seconds (--approval-timeout). "
+                "Try another way, or finish and say what needs a human.",
+            },
+            "expired",
+            "No one decided within 5 seconds (--approval-timeout).",
+        ),
+    ],
+)
+def test_a_verdict_of_an_earlier_version_reads_as_its_decision(
+    old: dict, kind: str, text: str
+) -> None:
+    written = {**OLD_VERDICT, "count": 1, "feedback": None, "refusal": None, **old}
+    proposal = {"task": "Write", "command": "write_file", "args": {"path": "a"}}
+    record = StepRecord.model_validate(
+        {"run_id": "r1", "step": 1, "status": "refused", "proposal": proposal, "verdict": written}
+    )
+    decision = record.decision
+    assert decision is not None and decision.kind == kind
+    assert (decision.by, decision.who, decision.channel) == ("human", "ana", old["channel"])
+    assert (decision.request, decision.at, decision.count) == (
+        "a6da616a2636",
+        1796172567.3,
+        old.get("count", 1),
+    )
+    assert decision.text == (old.get("feedback") or text)
+    # What the model is told of it is what it was told then.
+    assert decision.reason == old.get("refusal")
+
+
+def test_a_refusal_of_an_earlier_version_is_a_deny_by_the_harness() -> None:
+    reason = "Refused: write_file needs a human's approval, and this run is continuous."
+    old = {"decision": "refused", "by": "continuous", "channel": "harness", "refusal": reason}
+    decision = Decision.model_validate({**old, "who": None, "request": None, "count": 1})
+    assert (decision.kind, decision.by, decision.text) == ("deny", "continuous", reason)
+    assert decision.reason == reason and (decision.who, decision.request) == ("", "")

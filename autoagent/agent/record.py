@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..base.decision import Decision
 from ..base.status import StepStatus
@@ -61,6 +61,15 @@ class StepRecord(_Record):
     result: StepResult | None = None
     tasks_added: list[Task] = Field(default_factory=list)
     progress: bool = False  # it made a file or a new task
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_a_verdict(cls, data: Any) -> Any:
+        """Read a record of an earlier version, which kept its decision as `verdict`."""
+        if isinstance(data, dict) and "verdict" in data and "decision" not in data:
+            rest = {k: v for k, v in data.items() if k != "verdict"}
+            return {**rest, "decision": data["verdict"]}
+        return data
 
     def advance(self, status: StepStatus, **changes: Any) -> StepRecord:
         """The next stage of the step, as a new record."""

@@ -8,11 +8,12 @@ deny with its reason.
 
 from __future__ import annotations
 
+import re
 import time
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Time = Annotated[float, Field(allow_inf_nan=False, ge=0, lt=1e11)]
 
@@ -78,3 +79,46 @@ class Decision(BaseModel):
             return self.text
         said = f" and said: {self.text}" if self.text else ", giving no reason"
         return f"Denied: the human did not allow this command{said}. Try another way."
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_a_step_verdict(cls, data: Any) -> Any:
+        """Read a decision as records of earlier versions kept it (a step's `verdict`)."""
+        if isinstance(data, dict) and "decision" in data:
+            return from_step_verdict(data)
+        return data
+
+
+# The reasons the gate wrote for a human's deny and an expiry, before a deny kept the words.
+_HUMAN_DENY = re.compile(
+    r"Denied: the human did not allow this command(?: and said: (?P<text>.*)|, giving no reason)"
+    r"\. Try another way\.",
+    re.DOTALL,
+)
+_EXPIRY = re.compile(
+    r"Denied: (?P<text>.*) Try another way, or finish and say what needs a human\.", re.DOTALL
+)
+_OLD_KINDS = {"approve-next-n": "approve", "refused": "deny"}
+
+
+def from_step_verdict(old: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a decision from an earlier version's step verdict: decision (approve,
+    approve-next-n, deny, feedback, refused, stop), by, channel, who, request, at, count,
+    feedback, refusal."""
+    kind = _OLD_KINDS.get(str(old.get("decision")), old.get("decision"))
+    text = old.get("feedback") or old.get("refusal") or ""
+    if kind == "deny" and old.get("by") == "human":
+        if old.get("channel") == "timeout" and (match := _EXPIRY.fullmatch(text)):
+            kind, text = "expired", match["text"]
+        elif match := _HUMAN_DENY.fullmatch(text):
+            text = match["text"] or ""
+    fields = {
+        "kind": kind,
+        "count": old.get("count", 1),
+        "text": text,
+        "by": old.get("by", Actor.HUMAN),
+        "who": old.get("who") or "",
+        "channel": old.get("channel", Channel.HARNESS),
+        "request": old.get("request") or "",
+    }
+    return {**fields, **({"at": old["at"]} if "at" in old else {})}

@@ -96,6 +96,24 @@ class Answer(BaseModel):
     decision: Decision
     digest: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_the_first_shape(cls, data: Any) -> Any:
+        """Read an answer file of an earlier version: the decision's fields at the top, its
+        kind named `reply`, its person `by` and its request `request_id`."""
+        if not isinstance(data, dict) or "reply" not in data:
+            return data
+        decision = {
+            "kind": data.get("reply"),
+            "text": data.get("text", ""),
+            "count": data.get("count", 1),
+            "who": data.get("by", ""),
+            "channel": data.get("channel"),
+            "request": data.get("request_id", ""),
+            **({"at": data["at"]} if "at" in data else {}),
+        }
+        return {"decision": decision, "digest": data.get("digest")}
+
 
 def digest(command: str, args: dict[str, Any]) -> str:
     """What an answer is bound to: the command and its exact arguments."""
