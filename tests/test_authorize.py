@@ -6,15 +6,8 @@ import pytest
 from autoagent.base.decision import DecisionKind
 from autoagent.base.errors import ConfigError
 from autoagent.base.risk import Risk
-from autoagent.human.authorize import (
-    PROMPT,
-    Gate,
-    Policy,
-    Proposal,
-    Rule,
-    ScriptedHuman,
-    parse_answer,
-)
+from autoagent.human.authorize import PROMPT, Gate, Proposal, ScriptedHuman, parse_answer
+from autoagent.human.policy import Policy, Rule
 
 APPROVE, STOP, FEEDBACK = DecisionKind.APPROVE, DecisionKind.STOP, DecisionKind.FEEDBACK
 

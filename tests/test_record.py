@@ -10,7 +10,8 @@ from autoagent.base.decision import Actor, Channel, Decision, DecisionKind
 from autoagent.base.errors import JournalError
 from autoagent.base.risk import Risk
 from autoagent.base.settings import Settings
-from autoagent.human.authorize import Gate, Policy, Proposal, Rule, ScriptedHuman
+from autoagent.human.authorize import Gate, Proposal, ScriptedHuman
+from autoagent.human.policy import Policy, Rule
 from autoagent.store.journal import RunJournal
 
 

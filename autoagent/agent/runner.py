@@ -12,9 +12,10 @@ from pydantic import ValidationError
 from ..base.errors import ConfigError, JournalError, describe_validation
 from ..base.settings import Settings
 from ..base.status import RunStatus
-from ..human.authorize import Gate, Human, Policy
+from ..human.authorize import Gate, Human
 from ..human.desk import Desk, Screen
 from ..human.notify import Notifier
+from ..human.policy import Policy
 from ..human.requests import Answer, Request, RequestStore
 from ..model import prompts
 from ..model.llm import ChatModel, OpenAIChatModel, OpenAIEmbedder
