@@ -80,10 +80,10 @@ def test_a_run_is_one_valid_json_line_per_event_and_a_summary_on_stderr(
     thoughts = steps("Proposed")[0]["data"]["record"]["proposal"]["thoughts"]
     assert thoughts["text"] == "Working on it."
     wrote, refused, finished = (line["data"]["record"] for line in steps("Authorized"))
-    assert (wrote["verdict"]["decision"], wrote["verdict"]["by"]) == ("approve", "continuous")
+    assert (wrote["decision"]["kind"], wrote["decision"]["by"]) == ("approve", "continuous")
     assert refused["proposal"]["command"] == "delete_file"
-    assert refused["verdict"]["decision"] == "refused"
-    assert "needs a human's approval" in refused["verdict"]["refusal"]
+    assert (refused["decision"]["kind"], refused["decision"]["by"]) == ("deny", "continuous")
+    assert "needs a human's approval" in refused["decision"]["text"]
     assert finished["proposal"]["command"] == "finish"
     [result] = steps("CommandDone")
     assert result["step"] == 1 and result["data"]["record"]["result"]["ok"] is True
@@ -168,8 +168,8 @@ def test_a_held_request_is_an_event_and_another_shell_answers_it(
     assert process.returncode == 0, stderr
     lines = lines_of("\n".join(json.dumps(line) for line in seen) + "\n" + rest, checked_by)
     decided = next(line for line in lines if line["type"] == "Authorized")["data"]["record"]
-    assert decided["verdict"]["decision"] == "approve"
-    assert (decided["verdict"]["channel"], decided["verdict"]["request"]) == (
+    assert decided["decision"]["kind"] == "approve"
+    assert (decided["decision"]["channel"], decided["decision"]["request"]) == (
         "cli",
         asked["request"],
     )

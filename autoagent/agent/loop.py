@@ -8,9 +8,7 @@ end of the step. A resumed run finishes the step it finds in flight from that re
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,12 +22,7 @@ from ..human.authorize import Gate, Proposal
 from ..store.journal import RunJournal
 from ..store.memory import Memory
 from ..tools.commands.base import Command, CommandContext, Registry
-from .agents import (
-    BudgetExceeded,
-    ExecutionAgent,
-    ModelCaller,
-    TaskCreationAgent,
-)
+from .agents import BudgetExceeded, ExecutionAgent, ModelCaller, TaskCreationAgent
 from .changes import changed_files, snapshot
 from .events import (
     Authorized,
@@ -42,21 +35,15 @@ from .events import (
     Proposed,
     RunEnded,
     RunStarted,
-    StepFinished,
     StepRecovered,
     TasksChanged,
     Thinking,
-    to_data,
 )
+from .execution import RunOver, check_limits, run_command, without_workspace
 from .findings import write_findings
+from .keeper import RunKeeper
 from .recall import Recall
-from .record import (
-    RESULT_CHARS_IN_PROMPT,
-    StepProposal,
-    StepRecord,
-    StepResult,
-    StepStatus,
-)
+from .record import RESULT_CHARS_IN_PROMPT, StepProposal, StepRecord, StepStatus
 from .recovery import Recovery
 from .state import RunState
 from .tasks import Task
@@ -67,15 +54,6 @@ NO_TASK = "No open tasks are left: check the goals against what was done; finish
 # What the checkpoint keeps of a done task's result (the whole result is in the journal and
 # in memory); the checkpoint is written three times a step, so it must not grow much.
 DONE_RESULT_CHARS = 200
-
-
-class _RunOver(Exception):
-    """Raised inside the loop to end the run, saying why."""
-
-    def __init__(self, cause: StopCause, reason: str) -> None:
-        super().__init__(reason)
-        self.cause = cause
-        self.reason = reason
 
 
 class AgentLoop:
@@ -118,6 +96,7 @@ class AgentLoop:
         )
         self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
         self.timings = caller.timings
+        self.keeper = RunKeeper(state, journal, caller)
         self.recall = Recall(memory, state, settings, caller.timings)
         self.recovery = Recovery(
             state, journal, self._available, lambda record: self.recall.keep(record, self._window)
@@ -150,7 +129,7 @@ class AgentLoop:
 
     def announce(self, event: Event) -> None:
         """Journal an event that comes while the loop waits, and pass it to the listener."""
-        self._emit(event)
+        self.keeper.emit(event)
         if self._listener is not None:
             self._listener(event)
 
@@ -185,8 +164,8 @@ class AgentLoop:
         recovered, human_notes = self.recovery.settle() if self.resumed else ([], [])
         state.status = RunStatus.RUNNING
         self.recall.prepare()
-        self._save()
-        yield self._emit(
+        self.keeper.save()
+        yield self.keeper.emit(
             RunStarted(
                 state.run_id,
                 str(self.run_dir),
@@ -199,14 +178,14 @@ class AgentLoop:
         )
         try:
             for record in recovered:
-                yield self._emit(StepRecovered(record))
+                yield self.keeper.emit(StepRecovered(record))
             self.recall.restore()
             if (current := state.unfinished_step()) is not None:
                 yield from self._finish_unfinished(current)
             while True:
-                self._check_limits()
+                check_limits(self.state, self.settings, self._commands_at_start)
                 yield from self._step()
-        except _RunOver as over:
+        except RunOver as over:
             state.stop(over.cause, over.reason)
         except BudgetExceeded as exc:
             state.stop(StopCause.BUDGET, str(exc))
@@ -217,9 +196,9 @@ class AgentLoop:
         changed = changed_files(self._files_before, snapshot(self.context.workspace.root))
         state.files = sorted(set(state.files) | set(changed))
         findings = self._write_findings() if self.settings.read_only else None
-        self._record_calls()
-        self._save()
-        yield self._emit(
+        self.keeper.record_calls()
+        self.keeper.save()
+        yield self.keeper.emit(
             RunEnded(
                 state.status,
                 state.reason,
@@ -253,11 +232,11 @@ class AgentLoop:
         except CommandError as exc:  # e.g. its MCP server is not configured any more
             invalid = record.advance(StepStatus.INVALID, invalid=str(exc))
             self.state.current = None
-            yield self._emit(Invalid(invalid))
+            yield self.keeper.emit(Invalid(invalid))
             yield from self._conclude(invalid)
             return
         if record.status is StepStatus.AWAITING:
-            yield self._emit(Proposed(record))
+            yield self.keeper.emit(Proposed(record))
             yield from self._authorize_and_run(record.advance(StepStatus.PROPOSED), command)
         else:
             yield from self._run(record, command)
@@ -269,17 +248,17 @@ class AgentLoop:
             self.executor.use_commands(self.registry)
             if not gone.reported:
                 self.state.notices = [*self.state.notices, gone.message]
-                yield self._emit(CommandsWithdrawn(gone.message, list(gone.commands)))
+                yield self.keeper.emit(CommandsWithdrawn(gone.message, list(gone.commands)))
         state = self.state
         try:
             self.context.workspace.check_present()  # before the model is asked for a step
         except WorkspaceGone as exc:
-            raise self._without_workspace(exc) from exc
+            raise without_workspace(exc, state.run_id) from exc
         state.step += 1
         task = state.tasks.current
         task_text = task.text if task else NO_TASK
 
-        yield self._emit(Thinking("execution"))
+        yield self.keeper.emit(Thinking("execution"))
         # The task says what to look for; the goals only when no task is left. Adding the goals
         # to every query made it several times slower to embed and blurred it toward them.
         query = "\n".join(self.state.profile.goals) if task is None else task_text
@@ -306,7 +285,7 @@ class AgentLoop:
             args=call.args,
         )
         record = StepRecord(run_id=state.run_id, step=state.step, proposal=proposal)
-        yield self._emit(Proposed(record))
+        yield self.keeper.emit(Proposed(record))
 
         try:
             with self.timings.phase("parse"):
@@ -314,7 +293,7 @@ class AgentLoop:
                 args = command.validate(call.args)
         except CommandError as exc:
             record = record.advance(StepStatus.INVALID, invalid=str(exc))
-            yield self._emit(Invalid(record))
+            yield self.keeper.emit(Invalid(record))
             yield from self._conclude(record)
             return
         record = record.model_copy(update={"proposal": proposal.model_copy(update={"args": args})})
@@ -329,30 +308,34 @@ class AgentLoop:
         decision = self.gate.screen(gate_proposal)
         if decision is None:  # a human is asked: saved first, so a resumed run asks again
             state.current = record.advance(StepStatus.AWAITING)
-            self._save()
+            self.keeper.save()
             decision = self.gate.ask(gate_proposal)
             state.current = None
         if decision.reason is not None:
             record = record.advance(StepStatus.REFUSED, decision=decision)
-            yield self._emit(Authorized(record))
+            yield self.keeper.emit(Authorized(record))
             yield from self._conclude(record)
             return
         if decision.kind is DecisionKind.STOP:
-            yield self._emit(Authorized(record.advance(StepStatus.STOPPED, decision=decision)))
-            raise _RunOver(StopCause.HUMAN, f"Stopped by the human before running {command.name}.")
+            yield self.keeper.emit(
+                Authorized(record.advance(StepStatus.STOPPED, decision=decision))
+            )
+            raise RunOver(StopCause.HUMAN, f"Stopped by the human before running {command.name}.")
         if decision.kind is DecisionKind.FEEDBACK:
             record = record.advance(StepStatus.FEEDBACK, decision=decision)
-            yield self._emit(Authorized(record))
+            yield self.keeper.emit(Authorized(record))
             state.feedback = decision.text
             yield from self._conclude(record, watch=False)
             return
         if command.ends_run:
-            yield self._emit(Authorized(record.advance(StepStatus.FINISHED, decision=decision)))
+            yield self.keeper.emit(
+                Authorized(record.advance(StepStatus.FINISHED, decision=decision))
+            )
             state.goal_report = [str(line) for line in args.get("goal_report") or []]
             self.context.step = record.step
-            raise _RunOver(StopCause.FINISHED, self._run_command(command, args).output)
+            raise RunOver(StopCause.FINISHED, run_command(command, self.context, args).output)
         record = record.model_copy(update={"decision": decision})
-        yield self._emit(Authorized(record))
+        yield self.keeper.emit(Authorized(record))
 
         record = record.advance(StepStatus.RUNNING)
         state.current = record
@@ -360,7 +343,7 @@ class AgentLoop:
         # answerable from elsewhere only once the step is seen running). A command that
         # changes nothing is written down without waiting: after a crash, it is proposed again.
         on_disk_first = command.changes_things or command.asks_human
-        yield self._durable(CommandStarted(record), wait=on_disk_first)
+        yield self.keeper.durable(CommandStarted(record), wait=on_disk_first)
         yield from self._run(record, command)
 
     def _run(self, record: StepRecord, command: Command) -> Iterator[Event]:
@@ -370,34 +353,19 @@ class AgentLoop:
         try:
             self.context.workspace.check_present()  # e.g. removed while the human was asked
             with self.timings.phase("command"):
-                result = self._run_command(command, args)
+                result = run_command(command, self.context, args)
         except InputEnded as exc:  # nothing was done: the step is not pending
             state.current = None
-            raise _RunOver(StopCause.INPUT_ENDED, str(exc)) from exc
+            raise RunOver(StopCause.INPUT_ENDED, str(exc)) from exc
         except WorkspaceGone as exc:  # the same: a command finds it gone before doing anything
             state.current = None
-            raise self._without_workspace(exc) from exc
+            raise without_workspace(exc, state.run_id) from exc
         state.commands_run += 1
         record = record.advance(StepStatus.RAN, result=result)
         state.current = record
         # Its result: on the disk the moment it returned (a step number is never used twice).
-        yield self._durable(CommandDone(record))
+        yield self.keeper.durable(CommandDone(record))
         yield from self._complete(record)
-
-    def _run_command(self, command: Command, args: dict[str, Any]) -> StepResult:
-        try:
-            return StepResult(output=command(self.context, args), ok=True)
-        except (InputEnded, WorkspaceGone):
-            raise  # the caller stops the run
-        except CommandError as exc:
-            return StepResult(output=f"Error: {exc}", ok=False, error=repr(exc))
-        except Exception as exc:  # a command's own bug: logged in full, and the run goes on
-            log.exception("command %s failed unexpectedly", command.name)
-            return StepResult(
-                output=f"Error: {command.name} failed ({type(exc).__name__}: {exc}).",
-                ok=False,
-                error=repr(exc),
-            )
 
     def _complete(self, record: StepRecord) -> Iterator[Event]:
         """The rest of a step whose result is recorded: remember it, plan, conclude."""
@@ -419,16 +387,16 @@ class AgentLoop:
             yield from self._watch(record)
         self.state.current = None
         self.recall.keep(record, self._window)
-        self._record_calls()
+        self.keeper.record_calls()
         # Not waited for: losing it to a crash means redoing the step's planning, no more.
-        self._save(wait=False)
-        yield self._step_finished(record)
+        self.keeper.save(wait=False)
+        yield self.keeper.step_finished(record)
 
     def _plan(self, task: str, result: str) -> Generator[Event, None, list[Task]]:
         """Task creation, which also gives the order of the list: prioritization in the same
         call (shown when it has a choice to make)."""
         tasks = self.state.tasks
-        yield self._emit(Thinking("task-creation"))
+        yield self.keeper.emit(Thinking("task-creation"))
         with self.timings.phase("prompt"):
             reply = self.task_creator.create(
                 task, trim_middle(result, RESULT_CHARS_IN_PROMPT), tasks.open, tasks.next_id
@@ -436,8 +404,8 @@ class AgentLoop:
         added, _ = tasks.plan(reply.tasks, reply.order)
         self.recall.prepare()
         if reply.order and len(tasks.open) > 1:
-            yield self._emit(Thinking("prioritization"))
-        yield self._emit(TasksChanged(tasks.open, added))
+            yield self.keeper.emit(Thinking("prioritization"))
+        yield self.keeper.emit(TasksChanged(tasks.open, added))
         return added
 
     def _watch(self, record: StepRecord) -> Iterator[Event]:
@@ -451,9 +419,9 @@ class AgentLoop:
             return
         if detector.warned:
             if self.settings.continuous:
-                raise _RunOver(StopCause.LOOPING, f"Stopped: the agent is looping ({problem}).")
+                raise RunOver(StopCause.LOOPING, f"Stopped: the agent is looping ({problem}).")
             self.gate.revoke_pre_approval()  # the human sees every command from now on
-        yield self._emit(LoopWarning(problem, escalated=detector.warned))
+        yield self.keeper.emit(LoopWarning(problem, escalated=detector.warned))
         detector.warned = True
         self.state.notices = [
             *self.state.notices,
@@ -463,65 +431,6 @@ class AgentLoop:
 
     # Helpers.
 
-    def _without_workspace(self, gone: WorkspaceGone) -> _RunOver:
-        """The stop of a run whose workspace was removed; it goes on with `resume`."""
-        return _RunOver(
-            StopCause.WORKSPACE_GONE,
-            f"{gone}; put the folder back and go on with `autoagent resume {self.state.run_id}` "
-            "(an empty one is made if it is still missing).",
-        )
-
     def _available(self, name: str) -> Command | None:
         """The command `name`, unless it is gone (e.g. its MCP server is not configured)."""
         return self.registry.get(name) if name in self.registry else None
-
-    def _check_limits(self) -> None:
-        state, settings = self.state, self.settings
-        if state.step >= settings.max_steps:
-            raise _RunOver(
-                StopCause.MAX_STEPS,
-                f"Reached the limit of {settings.max_steps} steps (--max-steps).",
-            )
-        limit = settings.continuous_limit
-        ran = state.commands_run - self._commands_at_start
-        if settings.continuous and limit is not None and ran >= limit:
-            raise _RunOver(
-                StopCause.CONTINUOUS_LIMIT,
-                f"Ran {limit} commands, the continuous limit (--continuous-limit).",
-            )
-
-    def _step_finished(self, record: StepRecord) -> StepFinished:
-        timings = {name: round(seconds, 6) for name, seconds in self.timings.take().items()}
-        log.debug("step %d took %s", record.step, timings)
-        return self._emit(
-            StepFinished(record, self.state.spend.model_copy(), self.caller.budget, timings)
-        )
-
-    def _record_calls(self) -> None:
-        with self.timings.phase("journal"):
-            for call in self.caller.drain():
-                self.journal.record("model_call", **asdict(call))
-
-    def _save(self, *, wait: bool = True) -> None:
-        self.state.updated = time.time()
-        with self.timings.phase("checkpoint"):
-            self.journal.save_checkpoint(self.state.model_dump(mode="json"), wait=wait)
-
-    def _durable(self, event: Any, *, wait: bool = True) -> Any:
-        """Journal the event, then save the checkpoint (synced), before anything goes on
-        (`wait=False`: in the background, for a point whose loss is safe).
-
-        The checkpoint holds the same record and is synced right after, so the journal line
-        is not synced on its own: a killed process leaves both (the kernel has them); only a
-        power cut in the moment between the two can leave neither, and then the step counts
-        as cut (its command is never run again)."""
-        with self.timings.phase("journal"):
-            self.journal.record(event.event, **to_data(event))
-        self._record_calls()
-        self._save(wait=wait)
-        return event
-
-    def _emit(self, event: Any) -> Any:
-        with self.timings.phase("journal"):
-            self.journal.record(event.event, **to_data(event))
-        return event

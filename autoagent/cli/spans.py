@@ -40,11 +40,11 @@ from ..agent.events import (
     TasksChanged,
     Thinking,
 )
+from ..base.decision import Actor, Decision
 from ..base.redact import redact
 from ..base.risk import Risk
 from ..base.status import StopCause
 from ..base.text import trim_middle
-from ..human.authorize import Actor
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +183,8 @@ class RunTracer:
             case Invalid(record=record):
                 self._open_step(record.step)
                 self._end_command("invalid", StatusCode.ERROR)
-            case Authorized(record=record) if record.verdict is not None:
-                self._authorized(record.verdict, record.command)
+            case Authorized(record=record) if record.decision is not None:
+                self._authorized(record.decision, record.command)
             case CommandStarted(record=record) if self._asks_human(record.command):
                 self._start_wait("answer", time.time_ns())
             case CommandDone(record=record) if record.result is not None:
@@ -236,22 +236,22 @@ class RunTracer:
             self._step.set_attribute("autoagent.step", number)
         return self._step
 
-    def _authorized(self, verdict: Any, command: str) -> None:
+    def _authorized(self, decision: Decision, command: str) -> None:
         if self._command is None:
             return
         self._command.set_attributes(
             {
-                "autoagent.command.decision": verdict.decision.value,
-                "autoagent.command.decided_by": verdict.by.value,
-                "autoagent.command.channel": verdict.channel,
+                "autoagent.command.decision": decision.kind.value,
+                "autoagent.command.decided_by": decision.by.value,
+                "autoagent.command.channel": decision.channel.value,
             }
         )
-        if verdict.by is Actor.HUMAN:  # the gate asked someone: from the proposal to the answer
+        if decision.by is Actor.HUMAN:  # the gate asked someone: from the proposal to the answer
             self._start_wait("approval", self._proposed_at)
             if self._wait is not None:
-                self._wait.set_attribute("autoagent.command.channel", verdict.channel)
+                self._wait.set_attribute("autoagent.command.channel", decision.channel.value)
             self._end_wait()
-        if not verdict.approved:
+        if not decision.approved:
             self._end_command("not run")
 
     def _start_wait(self, kind: str, start: int) -> None:
