@@ -11,6 +11,7 @@ from typing import get_args
 from autoagent.agent.events import (
     TAGS,
     Authorized,
+    CaptureFailed,
     CommandDone,
     CommandStarted,
     CommandsWithdrawn,
@@ -19,10 +20,12 @@ from autoagent.agent.events import (
     Invalid,
     LoopWarning,
     Proposed,
+    Rewound,
     RunEnded,
     RunStarted,
     StepFinished,
     StepRecovered,
+    StepsUndone,
     TasksChanged,
     Thinking,
     from_data,
@@ -35,6 +38,7 @@ from autoagent.base.status import RunStatus, StepStatus, StopCause
 from autoagent.cli.timeline import load_timeline
 from autoagent.model.pricing import Spend
 from autoagent.store.journal import RunJournal
+from autoagent.store.snapshots import FileChange
 
 from .cli_helpers import cli_env
 
@@ -44,7 +48,10 @@ def one_of_each(journal: RunJournal) -> list[Event]:
     profile = AgentProfile(name="Scout", role="a test agent", goals=["Tidy the notes"])
     proposal = StepProposal(task="Tidy", command="write_file", args={"path": "a.txt"})
     record = StepRecord(run_id=journal.run_id, step=1, proposal=proposal)
-    ran = record.advance(StepStatus.DONE, result=StepResult(output="Wrote a.txt", ok=True))
+    changes = [FileChange(path="a.txt", change="added", size_after=312)]
+    ran = record.advance(
+        StepStatus.DONE, result=StepResult(output="Wrote a.txt", ok=True), changes=changes
+    )
     return [
         RunStarted(journal.run_id, str(journal.run_dir), "/ws", False, profile=profile),
         Thinking("execution"),
@@ -59,6 +66,9 @@ def one_of_each(journal: RunJournal) -> list[Event]:
         StepFinished(ran, Spend(cost=0.001, calls=2), None),
         LoopWarning("the same write three times", escalated=False),
         CommandsWithdrawn("The MCP server notes stopped: its tools are gone.", ["mcp__notes__x"]),
+        CaptureFailed(2, "Cannot record the workspace: No space left on device."),
+        Rewound(1, 1, 3, [FileChange(path="a.txt", change="deleted", size_before=312)]),
+        StepsUndone([1], "a.txt was wrong"),
         RunEnded(
             RunStatus.STOPPED,
             "Reached the limit of 1 steps (--max-steps).",
@@ -106,6 +116,10 @@ def test_show_and_the_console_replay_every_event_type(tmp_path: Path) -> None:
         "the same write three times",
         "The MCP server notes stopped: its tools are gone.",
         "Asked a human whether delete_file may run (request 0123456789ab)",
+        "Changed: a.txt (+312 B)",
+        "No space left on device",
+        "Rewound to before step 1: a.txt (deleted)",
+        "UNDONE: steps 1 (a.txt was wrong)",
         "Run stopped: Reached the limit of 1 steps",
     ):
         assert text in shown.stdout, text
@@ -115,4 +129,7 @@ def test_show_and_the_console_replay_every_event_type(tmp_path: Path) -> None:
     assert ("withdrawn", "The MCP server notes stopped: its tools are gone.") in notes
     assert ("warning", "the same write three times") in notes
     assert ("asked", "May delete_file run? (request 0123456789ab)") in notes
+    assert ("rewound", "a.txt (deleted)") in notes and ("undone", "a.txt was wrong") in notes
+    [step] = [item for item in timeline.items if hasattr(item, "record")]
+    assert step.undone and step.changes_text == "Changed: a.txt (+312 B)"
     assert timeline.status == "stopped" and timeline.steps == 1

@@ -1,29 +1,51 @@
-"""What a run made or changed in its workspace, from the files' sizes and times before and after."""
+"""What the run's commands change in its workspace: captured before and after each command that
+can change it (store/snapshots.py), so every step's changes are recorded and can be undone."""
 
 from __future__ import annotations
 
-import os
+import logging
 from pathlib import Path
 
+from ..base.errors import SnapshotError
+from ..store.snapshots import FileChange, Manifest, Snapshots, changes_between
 
-def snapshot(root: Path, limit: int = 20_000) -> dict[str, tuple[int, int]]:
-    """Size and modification time of the workspace's files (links not followed)."""
-    files: dict[str, tuple[int, int]] = {}
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
-        for name in names:
-            path = os.path.join(folder, name)
-            try:
-                info = os.lstat(path)
-            except OSError:
-                continue
-            files[os.path.relpath(path, root)] = (info.st_size, info.st_mtime_ns)
-            if len(files) >= limit:
-                return files
-    return files
+log = logging.getLogger(__name__)
+
+CHANGES_KEPT = 200  # in a step's record; `autoagent diff` has them all
 
 
-def changed_files(
-    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
-) -> list[str]:
-    return sorted(path for path, stamp in after.items() if before.get(path) != stamp)
+class WorkspaceChanges:
+    """The loop's side of the captures: one before a command, one after it."""
+
+    def __init__(self, run_dir: Path, root: Path, max_file_bytes: int) -> None:
+        self.snapshots = Snapshots(run_dir, root, max_file_bytes)
+        self.files: set[str] = set()  # made or changed by this process's commands
+        self._before: tuple[int, Manifest] | None = None
+
+    def before(self, step: int) -> str | None:
+        """Capture the workspace before step `step`'s command; the problem, if it cannot be
+        (said before the command runs: the step will not be undoable)."""
+        try:
+            _, manifest = self.snapshots.capture(step, "before")
+        except SnapshotError as exc:
+            self._before = None
+            return f"{exc} Step {step} cannot be rewound."
+        self._before = (step, manifest)
+        return None
+
+    def after(self, step: int) -> tuple[list[FileChange] | None, int, str | None]:
+        """Capture after the command: its changes (at most CHANGES_KEPT, and how many more),
+        or the problem that kept them from being known."""
+        if self._before is None or self._before[0] != step:
+            return None, 0, None
+        before = self._before[1]
+        self._before = None
+        try:
+            _, after = self.snapshots.capture(step, "after")
+        except SnapshotError as exc:
+            return None, 0, str(exc)
+        changes = changes_between(before, after)
+        self.files |= {
+            c.path for c in changes if c.kind in {"file", "link"} and c.change != "deleted"
+        }
+        return changes[:CHANGES_KEPT], max(len(changes) - CHANGES_KEPT, 0), None

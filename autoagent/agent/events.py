@@ -12,6 +12,7 @@ from pydantic import Field, TypeAdapter
 
 from ..base.status import RunStatus, StopCause
 from ..model.pricing import Spend
+from ..store.snapshots import FileChange
 from .profile import AgentProfile
 from .record import StepRecord
 from .state import RunConfig
@@ -103,7 +104,7 @@ class StepFinished:
     spend: Spend
     budget: float | None
     # Seconds per phase of the step (model, prompt, parse, memory_query, memory_write,
-    # command, journal, checkpoint), each second counted once.
+    # command, capture, journal, checkpoint), each second counted once.
     timings: dict[str, float] = field(default_factory=dict)
     event: Literal["StepFinished"] = field(default="StepFinished", init=False)
 
@@ -124,6 +125,36 @@ class CommandsWithdrawn:
     message: str  # why, as the human and the agent are told
     commands: list[str]
     event: Literal["CommandsWithdrawn"] = field(default="CommandsWithdrawn", init=False)
+
+
+@dataclass(frozen=True)
+class CaptureFailed:
+    step: int
+    problem: str  # said before the command runs (and before the human is asked)
+    event: Literal["CaptureFailed"] = field(default="CaptureFailed", init=False)
+
+
+@dataclass(frozen=True)
+class Rewound:
+    """`autoagent rewind`: the workspace put back as it was before step `to_step` (or, with
+    `undo_of`, as it was before the rewind of that number)."""
+
+    to_step: int | None
+    rewind: int  # the run's rewinds, counted from 1
+    capture: int  # the capture of the workspace just before it: what undoing it brings back
+    changes: list[FileChange] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # paths it could not bring back, and why
+    undo_of: int | None = None
+    event: Literal["Rewound"] = field(default="Rewound", init=False)
+
+
+@dataclass(frozen=True)
+class StepsUndone:
+    """`resume --from-step`: these steps are undone; the agent is told, memory forgets them."""
+
+    steps: list[int]
+    reason: str = ""  # the human's words, if any
+    event: Literal["StepsUndone"] = field(default="StepsUndone", init=False)
 
 
 @dataclass(frozen=True)
@@ -155,6 +186,9 @@ Event = (
     | StepFinished
     | LoopWarning
     | CommandsWithdrawn
+    | CaptureFailed
+    | Rewound
+    | StepsUndone
     | RunEnded
 )
 

@@ -23,9 +23,10 @@ from ..store.journal import RunJournal
 from ..store.memory import Memory
 from ..tools.commands.base import Command, CommandContext, Registry
 from .agents import BudgetExceeded, ExecutionAgent, ModelCaller, TaskCreationAgent
-from .changes import changed_files, snapshot
+from .changes import WorkspaceChanges
 from .events import (
     Authorized,
+    CaptureFailed,
     CommandDone,
     CommandStarted,
     CommandsWithdrawn,
@@ -103,7 +104,9 @@ class AgentLoop:
         )
         self.notes = notes or []  # for the human, shown when the run starts
         self._window = settings.recent_steps
-        self._files_before = snapshot(context.workspace.root)
+        self.changes = WorkspaceChanges(
+            journal.run_dir, context.workspace.root, settings.rewind_file_limit
+        )
         self._commands_at_start = state.commands_run  # --continuous-limit counts from here
         self._listener: Callable[[Event], None] | None = None
 
@@ -193,8 +196,7 @@ class AgentLoop:
             state.stop(StopCause.INTERRUPTED, "Interrupted with Ctrl-C.")
         except AutoAgentError as exc:
             state.stop(StopCause.ERROR, str(exc))
-        changed = changed_files(self._files_before, snapshot(self.context.workspace.root))
-        state.files = sorted(set(state.files) | set(changed))
+        state.files = sorted(set(state.files) | self.changes.files)
         findings = self._write_findings() if self.settings.read_only else None
         self.keeper.record_calls()
         self.keeper.save()
@@ -307,6 +309,8 @@ class AgentLoop:
         )
         decision = self.gate.screen(gate_proposal)
         if decision is None:  # a human is asked: saved first, so a resumed run asks again
+            if command.changes_things and not command.ends_run:
+                yield from self._capture_before(record.step)  # a failure is said before asking
             state.current = record.advance(StepStatus.AWAITING)
             self.keeper.save()
             decision = self.gate.ask(gate_proposal)
@@ -350,8 +354,11 @@ class AgentLoop:
         """Run a started step's command, save its result, and complete the step."""
         state, args = self.state, record.proposal.args
         self.context.step = record.step
+        captured = command.changes_things
         try:
             self.context.workspace.check_present()  # e.g. removed while the human was asked
+            if captured:
+                yield from self._capture_before(record.step)
             with self.timings.phase("command"):
                 result = run_command(command, self.context, args)
         except InputEnded as exc:  # nothing was done: the step is not pending
@@ -362,6 +369,11 @@ class AgentLoop:
             raise without_workspace(exc, state.run_id) from exc
         state.commands_run += 1
         record = record.advance(StepStatus.RAN, result=result)
+        if captured:
+            with self.timings.phase("capture"):
+                changes, more, problem = self.changes.after(record.step)
+            update = {"changes": changes, "changes_more": more, "changes_problem": problem}
+            record = record.model_copy(update=update)
         state.current = record
         # Its result: on the disk the moment it returned (a step number is never used twice).
         yield self.keeper.durable(CommandDone(record))
@@ -430,6 +442,13 @@ class AgentLoop:
         ]
 
     # Helpers.
+
+    def _capture_before(self, step: int) -> Iterator[Event]:
+        """Capture the workspace before a command that can change it; a failure is said."""
+        with self.timings.phase("capture"):
+            problem = self.changes.before(step)
+        if problem is not None:
+            yield self.keeper.emit(CaptureFailed(step, problem))
 
     def _available(self, name: str) -> Command | None:
         """The command `name`, unless it is gone (e.g. its MCP server is not configured)."""

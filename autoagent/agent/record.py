@@ -17,6 +17,7 @@ from ..base.decision import Decision
 from ..base.status import StepStatus
 from ..base.text import trim_middle
 from ..model.replies import Thoughts
+from ..store.snapshots import FileChange, summary
 from .agents import StepView
 from .tasks import Task
 
@@ -61,6 +62,11 @@ class StepRecord(_Record):
     result: StepResult | None = None
     tasks_added: list[Task] = Field(default_factory=list)
     progress: bool = False  # it made a file or a new task
+    # What its command changed in the workspace (None: not captured), how many changes more
+    # than are kept here, and why they are not known when a capture failed.
+    changes: list[FileChange] | None = None
+    changes_more: int = 0
+    changes_problem: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -91,6 +97,14 @@ class StepRecord(_Record):
     @property
     def ran(self) -> bool:
         return self.status in {StepStatus.RAN, StepStatus.DONE} and self.result is not None
+
+    def changes_text(self) -> str | None:
+        """`Changed: notes.md (+312 B), old.txt (deleted)`, or None when there is nothing to say."""
+        if self.changes_problem:
+            return f"Changes not recorded: {self.changes_problem}"
+        if not self.changes:
+            return None
+        return "Changed: " + summary(self.changes, self.changes_more)
 
     def cut_note(self) -> str:
         return CUT_NOTE.format(step=self.step, command=self.command, args=self.args_text)

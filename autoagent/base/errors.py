@@ -33,6 +33,10 @@ class JournalError(AutoAgentError):
     """A run's journal or checkpoint could not be read or written."""
 
 
+class SnapshotError(AutoAgentError):
+    """The workspace could not be captured or put back (a full disk, an unreadable store)."""
+
+
 class InputEnded(AutoAgentError):
     """The human's input ended (end of file) while they were asked something: the run stops,
     and can be resumed."""

@@ -62,6 +62,8 @@ class Settings(BaseModel):
     policy_file: Path | None = _env("AUTOAGENT_POLICY_FILE", default=None)
     # Only commands that change nothing; the run ends with its findings and plan in a file.
     read_only: bool = _env("AUTOAGENT_READ_ONLY", default=False)
+    # Files larger than this are not kept by the captures that make steps rewindable.
+    rewind_file_limit: int = _env("AUTOAGENT_REWIND_FILE_LIMIT", default=50 << 20, ge=0)
 
     # Humans elsewhere (human/requests.py): continuous runs hold what needs a human until someone
     # answers, instead of refusing it; an unanswered request is denied after the timeout.
@@ -138,7 +140,7 @@ class Settings(BaseModel):
             return tuple(name for name in re.split(r"[,\s]+", value) if name)
         return value
 
-    @field_validator("sandbox_memory", "sandbox_file_size", mode="before")
+    @field_validator("sandbox_memory", "sandbox_file_size", "rewind_file_limit", mode="before")
     @classmethod
     def _parse_size(cls, value: Any) -> Any:
         if isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, assert_never
 import typer
 
 from ..base.status import StopCause
-from . import answers, inspect, mcp, memory
+from . import answers, inspect, mcp, memory, rewind
 from .common import fail, load_flags, new_console
 from .logs import configure_logging, log_to_file
 from .mcp import ask_about_project_servers
@@ -318,6 +318,8 @@ app.command("approvals")(answers.approvals)
 app.command("approve")(answers.approve)
 app.command("deny")(answers.deny)
 app.command("answer")(answers.answer)
+app.command("diff")(rewind.diff)
+app.command("rewind")(rewind.rewind)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from ..agent.events import (
     Authorized,
+    CaptureFailed,
     CommandDone,
     CommandStarted,
     CommandsWithdrawn,
@@ -24,10 +25,12 @@ from ..agent.events import (
     Invalid,
     LoopWarning,
     Proposed,
+    Rewound,
     RunEnded,
     RunStarted,
     StepFinished,
     StepRecovered,
+    StepsUndone,
     TasksChanged,
     from_data,
 )
@@ -39,6 +42,7 @@ from ..base.status import StepStatus
 from ..human.requests import Request, RequestStore, unanswered
 from ..model.pricing import Spend
 from ..store.journal import RunJournal, is_live
+from ..store.snapshots import summary
 from .inbox import waited_for
 
 STEP_EVENTS = (
@@ -71,6 +75,11 @@ class StepItem:
     record: StepRecord
     tasks_added: list[Task] = field(default_factory=list)
     kind: str = "step"
+    undone: bool = False  # `resume --from-step` undid it
+
+    @property
+    def changes_text(self) -> str | None:
+        return self.record.changes_text()
 
     @property
     def args_json(self) -> str:
@@ -182,6 +191,22 @@ def build_timeline(
             items.append(Note("warning", title, event.problem, at=at))
         elif isinstance(event, CommandsWithdrawn):
             items.append(Note("withdrawn", "Commands withdrawn", event.message, at=at))
+        elif isinstance(event, CaptureFailed):
+            items.append(Note("warning", f"Step {event.step} not captured", event.problem, at=at))
+        elif isinstance(event, Rewound):
+            if event.undo_of is not None:
+                title = f"Rewind {event.undo_of} undone"
+            else:
+                title = f"Rewound to before step {event.to_step}"
+            text = summary(event.changes) if event.changes else "Nothing to change."
+            lost = [f"Not brought back: {', '.join(event.lost)}"] if event.lost else []
+            items.append(Note("rewound", title, text, lost, at=at))
+        elif isinstance(event, StepsUndone):
+            for step in event.steps:
+                if step in steps:
+                    steps[step].undone = True
+            listed = ", ".join(map(str, event.steps))
+            items.append(Note("undone", f"Steps {listed} undone", event.reason, at=at))
         elif isinstance(event, RunEnded):
             last_end = event
             lines = [*event.goal_report]

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from ..agent.events import (
     Authorized,
+    CaptureFailed,
     CommandDone,
     CommandStarted,
     CommandsWithdrawn,
@@ -29,10 +30,12 @@ from ..agent.events import (
     Invalid,
     LoopWarning,
     Proposed,
+    Rewound,
     RunEnded,
     RunStarted,
     StepFinished,
     StepRecovered,
+    StepsUndone,
     TasksChanged,
     Thinking,
 )
@@ -41,6 +44,7 @@ from ..base.risk import Risk
 from ..base.status import RunStatus, StepStatus
 from ..base.text import strip_terminal_escapes, trim_middle
 from ..model.pricing import Spend
+from ..store.snapshots import summary
 
 SCREEN_OUTPUT_CHARS = 1500
 ROLE_LABELS = {
@@ -151,6 +155,12 @@ class Renderer:
                 self._loop_warning(event)
             case CommandsWithdrawn():
                 self._commands_withdrawn(event)
+            case CaptureFailed():
+                self._quote(labelled("NOTE: ", "bold yellow", outside(event.problem)))
+            case Rewound():
+                self._rewound(event)
+            case StepsUndone():
+                self._steps_undone(event)
             case RunEnded():
                 self._run_ended(event)
             case CommandStarted():
@@ -259,6 +269,25 @@ class Renderer:
         text = trim_middle(result.output, SCREEN_OUTPUT_CHARS)
         label = f"RESULT ({one_line(event.record.command).plain}):"
         self._quote(labelled(label, style, " ", outside(text)))
+        if (changed := event.record.changes_text()) is not None:
+            self.console.print(outside(changed))
+
+    def _rewound(self, event: Rewound) -> None:
+        if event.undo_of is not None:
+            title = f"Rewind {event.undo_of} undone"
+        else:
+            title = f"Rewound to before step {event.to_step}"
+        changed = summary(event.changes) if event.changes else "nothing to change"
+        lines = [labelled(f"{title}: ", "bold magenta", outside(changed))]
+        if event.lost:
+            lost = ", ".join(event.lost)
+            lines.append(labelled("Not brought back: ", "bold red", outside(lost)))
+        self._quote(*lines)
+
+    def _steps_undone(self, event: StepsUndone) -> None:
+        steps = ", ".join(map(str, event.steps))
+        why = f" ({event.reason})" if event.reason else ""
+        self._quote(labelled("UNDONE: ", "bold magenta", f"steps {steps}", outside(why)))
 
     def _step_recovered(self, event: StepRecovered) -> None:
         record = event.record

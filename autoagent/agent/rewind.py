@@ -1,0 +1,128 @@
+"""Rewinding a run's workspace: back to how it was before a step (or before the last rewind),
+from the captures its commands left (store/snapshots.py), recorded in the run's journal.
+
+The run is locked while it is rewound, so no process runs it meanwhile; the workspace is
+captured first, so a rewind can itself be rewound."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..base.errors import JournalError, SnapshotError
+from ..store.journal import RunJournal
+from ..store.restore import RestorePlan, plan_restore, restore
+from ..store.snapshots import Capture, Manifest, Snapshots
+from .events import Rewound, from_data, to_data
+
+
+@dataclass
+class Rewind:
+    """A rewind ready to be applied (the run is locked until `apply` or `cancel`)."""
+
+    journal: RunJournal
+    snapshots: Snapshots
+    to_step: int | None
+    undo_of: int | None
+    number: int  # this rewind's number
+    before: Capture  # the workspace now, captured
+    current: Manifest
+    target: Manifest
+    plan: RestorePlan
+
+    def apply(self) -> Rewound:
+        try:
+            lost = restore(self.snapshots, self.current, self.target)
+            event = Rewound(
+                self.to_step,
+                self.number,
+                self.before.number,
+                self.plan.changes,
+                lost,
+                undo_of=self.undo_of,
+            )
+            self.journal.record(event.event, sync=True, **to_data(event))
+            return event
+        finally:
+            self.journal.release()
+
+    def cancel(self) -> None:
+        self.journal.release()
+
+
+def run_workspace(journal: RunJournal) -> Path:
+    """The workspace the run works in, as its checkpoint says."""
+    try:
+        return Path(journal.load_checkpoint()["config"]["workspace"])
+    except (KeyError, TypeError) as exc:
+        raise JournalError(
+            f"Run {journal.run_id}'s checkpoint does not say where its workspace is."
+        ) from exc
+
+
+def rewinds(journal: RunJournal) -> list[Rewound]:
+    """The rewinds recorded in the run's journal, oldest first."""
+    found = []
+    for entry in journal.events():
+        if entry.get("event") == "Rewound":
+            event = from_data("Rewound", entry)
+            if isinstance(event, Rewound):
+                found.append(event)
+    return found
+
+
+def prepare_rewind(
+    journal: RunJournal, max_file_bytes: int, *, to_step: int | None, undo: bool = False
+) -> Rewind:
+    """Lock the run, capture its workspace, and plan the way back; JournalError or
+    SnapshotError (one sentence) when it cannot be done."""
+    try:
+        journal.acquire()
+    except JournalError as exc:
+        raise JournalError(
+            f"Run {journal.run_id} is running: stop it before rewinding its workspace."
+        ) from exc
+    try:
+        return _plan(journal, max_file_bytes, to_step, undo)
+    except BaseException:
+        journal.release()
+        raise
+
+
+def _plan(journal: RunJournal, max_file_bytes: int, to_step: int | None, undo: bool) -> Rewind:
+    snapshots = Snapshots(journal.run_dir, run_workspace(journal), max_file_bytes)
+    done = rewinds(journal)
+    undo_of = None
+    if undo:
+        if not done:
+            raise SnapshotError(f"Run {journal.run_id} has not been rewound: nothing to undo.")
+        last = done[-1]
+        target_capture = next((c for c in snapshots.captures() if c.number == last.capture), None)
+        undo_of = last.rewind
+    else:
+        assert to_step is not None
+        steps = int(journal.load_checkpoint().get("step", 0))
+        if not 1 <= to_step <= max(steps, 1):
+            raise SnapshotError(f"Run {journal.run_id} has steps 1 to {steps}; no step {to_step}.")
+        target_capture = snapshots.before_step(to_step)
+        if target_capture is None:
+            raise SnapshotError(
+                f"No command of step {to_step} or later changed the workspace as far as the "
+                "captures know: there is nothing to rewind."
+            )
+    if target_capture is None:
+        raise SnapshotError("The capture to go back to is missing from the run's snapshots.")
+    target = snapshots.manifest(target_capture.manifest)
+    number = len(done) + 1
+    before, current = snapshots.capture(number, "rewind")
+    return Rewind(
+        journal,
+        snapshots,
+        to_step,
+        undo_of,
+        number,
+        before,
+        current,
+        target,
+        plan_restore(current, target),
+    )

@@ -1,0 +1,375 @@
+"""The workspace as it stood before and after each command, kept so a step can be undone.
+
+A capture is a manifest (path -> kind, mode, size, times, inode, and the hash of its content)
+plus content-addressed blobs, all in the run folder (runs/<id>/snapshots/), which the sandbox
+never shows. Like git's index, an entry whose size, times and inode match the previous
+manifest keeps its hash without being read, so a capture costs what changed, not the size of
+the workspace; a capture in which nothing changed points at the previous manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict
+
+from ..base.errors import SnapshotError
+
+FOLDER = "snapshots"
+CAPTURES = "captures.jsonl"
+# File times come from a coarse clock: a file changed this close before a capture may change
+# again with the same time and size, so the next capture reads it again (git's "racy" rule).
+RACY_NS = 20_000_000
+CHUNK = 1 << 20
+
+Kind = Literal["file", "dir", "link", "other"]
+Phase = Literal["before", "after", "rewind"]
+
+
+class Entry(NamedTuple):
+    kind: str  # a Kind
+    mode: int  # permission bits
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    ref: str = ""  # a file's blob hash, a link's target; "" when not kept
+    note: str = ""  # why a file is not kept: too large, unreadable
+
+    @property
+    def kept(self) -> bool:
+        return self.kind != "file" or bool(self.ref)
+
+    def same_stat(self, other: Entry) -> bool:
+        return self[:6] == other[:6]
+
+
+Manifest = dict[str, Entry]
+
+
+@dataclass(frozen=True)
+class Capture:
+    number: int  # its place among the run's captures
+    step: int
+    phase: str  # a Phase
+    manifest: int  # the manifest it uses (the previous one's when nothing changed)
+    at: float
+
+
+class FileChange(BaseModel):
+    """One path a step added, modified or deleted, as the step's record keeps it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    change: Literal["added", "modified", "deleted"]
+    kind: str = "file"
+    size_before: int | None = None
+    size_after: int | None = None
+    mode_before: int | None = None
+    mode_after: int | None = None
+    target: str | None = None  # a link's target after (before, when deleted)
+    note: str = ""  # e.g. not kept: over the size limit
+
+    def describe(self) -> str:
+        """`notes.md (+312 B)`, `old.txt (deleted)`, `bin/ (new folder)`, `x -> y (link)`."""
+        name = self.path + ("/" if self.kind == "dir" else "")
+        parts: list[str] = []
+        if self.change == "deleted":
+            parts.append("deleted")
+        elif self.kind == "link":
+            name += f" -> {self.target}"
+            parts.append("link" if self.change == "added" else "link changed")
+        elif self.kind == "dir":
+            parts.append("new folder" if self.change == "added" else "")
+        elif self.change == "added":
+            parts.append(f"+{human_size(self.size_after or 0)}")
+        else:
+            delta = (self.size_after or 0) - (self.size_before or 0)
+            sign = "+" if delta >= 0 else "-"
+            parts.append(f"{sign}{human_size(abs(delta))}" if delta else "same size")
+        if self.change == "modified" and self.mode_before != self.mode_after:
+            parts.append(f"mode {self.mode_before or 0:o} -> {self.mode_after or 0:o}")
+        if self.note:
+            parts.append(self.note)
+        shown = ", ".join(p for p in parts if p)
+        return f"{name} ({shown})" if shown else name
+
+
+def human_size(size: int) -> str:
+    if size < 1000:
+        return f"{size} B"
+    for unit in ("kB", "MB", "GB"):
+        size_f = size / 1000
+        if size_f < 1000 or unit == "GB":
+            return f"{size_f:.1f} {unit}"
+        size = int(size_f)
+    return f"{size} B"
+
+
+def summary(changes: list[FileChange], more: int = 0, limit: int = 10) -> str:
+    """The changes on one line: `notes.md (+312 B), old.txt (deleted)`."""
+    shown = ", ".join(c.describe() for c in changes[:limit])
+    rest = len(changes) - limit + more
+    return shown + (f" and {rest} more" if rest > 0 else "")
+
+
+def changes_between(before: Manifest, after: Manifest) -> list[FileChange]:
+    """What turned `before` into `after`, path by path, in path order."""
+    found: list[FileChange] = []
+    for path in sorted(before.keys() | after.keys()):
+        old, new = before.get(path), after.get(path)
+        if old is not None and new is not None and not _differs(old, new):
+            continue
+        if new is None:
+            assert old is not None
+            found.append(_change(path, "deleted", old, None))
+        elif old is None:
+            found.append(_change(path, "added", None, new))
+        elif old.kind != new.kind:
+            found += [_change(path, "deleted", old, None), _change(path, "added", None, new)]
+        else:
+            found.append(_change(path, "modified", old, new))
+    return found
+
+
+def _differs(old: Entry, new: Entry) -> bool:
+    if old.kind != new.kind or old.mode != new.mode:
+        return True
+    if old.kind == "dir":
+        return False
+    if old.kind == "file" and not (old.ref and new.ref):  # not kept: only its stat is known
+        return not old.same_stat(new)
+    return old.ref != new.ref
+
+
+def _change(path: str, what: str, old: Entry | None, new: Entry | None) -> FileChange:
+    shown = new or old
+    assert shown is not None
+    return FileChange(
+        path=path,
+        change=what,  # type: ignore[arg-type]
+        kind=shown.kind,
+        size_before=old.size if old and old.kind == "file" else None,
+        size_after=new.size if new and new.kind == "file" else None,
+        mode_before=old.mode if old else None,
+        mode_after=new.mode if new else None,
+        target=shown.ref if shown.kind == "link" else None,
+        note=shown.note,
+    )
+
+
+class Snapshots:
+    """The captures of one run's workspace, in `run_dir`/snapshots."""
+
+    def __init__(self, run_dir: Path, root: Path, max_file_bytes: int = 50 << 20) -> None:
+        self.folder = run_dir / FOLDER
+        self.root = root
+        self.max_file_bytes = max_file_bytes
+        self._last: tuple[int, float, Manifest] | None = None  # number, taken, entries
+
+    # Reading.
+
+    def captures(self) -> list[Capture]:
+        path = self.folder / CAPTURES
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise SnapshotError(
+                f"Cannot read the run's captures in {path}: {exc.strerror}."
+            ) from exc
+        found = []
+        for line in lines:
+            try:
+                found.append(Capture(**json.loads(line)))
+            except (ValueError, TypeError):
+                continue  # a line torn by a crash: that capture never finished
+        return found
+
+    def manifest(self, number: int) -> Manifest:
+        path = self.folder / "manifests" / f"{number}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SnapshotError(f"The capture {path} cannot be read ({exc}).") from exc
+        return {p: Entry(*fields) for p, fields in data["entries"].items()}
+
+    def blob(self, digest: str) -> Path:
+        return self.folder / "blobs" / digest[:2] / digest
+
+    # Capturing.
+
+    def capture(self, step: int, phase: Phase) -> tuple[Capture, Manifest]:
+        """Capture the workspace now; SnapshotError (one sentence) when it cannot be kept."""
+        started = time.time_ns()
+        previous = self._previous()
+        index = previous[2] if previous else {}
+        racy_before = previous[1] - RACY_NS if previous else 0
+        try:
+            entries, reused = self._scan(index, racy_before)
+            number = previous[0] if previous and reused and len(entries) == len(index) else None
+            if number is None:
+                number = self._next_manifest()
+                self._write_json(
+                    self.folder / "manifests" / f"{number}.json",
+                    {"taken_ns": started, "entries": entries},
+                )
+            capture = Capture(len(self.captures()) + 1, step, phase, number, time.time())
+            line = json.dumps(capture.__dict__) + "\n"
+            with open(self.folder / CAPTURES, "a", encoding="utf-8") as log:
+                log.write(line)
+        except OSError as exc:
+            raise SnapshotError(
+                f"Cannot record the workspace in {self.folder}: {exc.strerror or exc}."
+            ) from exc
+        if previous is None or number != previous[0]:
+            self._last = (number, started, entries)
+        return capture, entries
+
+    def _previous(self) -> tuple[int, float, Manifest] | None:
+        if self._last is None:
+            captures = self.captures()
+            if captures:
+                number = captures[-1].manifest
+                path = self.folder / "manifests" / f"{number}.json"
+                try:
+                    taken = json.loads(path.read_text(encoding="utf-8"))["taken_ns"]
+                except (OSError, ValueError, KeyError):
+                    return None  # captured again in full
+                self._last = (number, taken, self.manifest(number))
+        return self._last
+
+    def _next_manifest(self) -> int:
+        folder = self.folder / "manifests"
+        folder.mkdir(parents=True, exist_ok=True)
+        numbers = [int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()]
+        return max(numbers, default=0) + 1
+
+    def _scan(self, index: Manifest, racy_before: float) -> tuple[Manifest, bool]:
+        """Every entry under the root (links not followed); whether all came from `index`."""
+        entries: Manifest = {}
+        all_reused = True
+        pending = [""]
+        while pending:
+            folder = pending.pop()
+            try:
+                with os.scandir(os.path.join(self.root, folder) if folder else self.root) as it:
+                    found = list(it)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:  # an unreadable folder: named, its contents unknown
+                if folder:
+                    old = entries[folder]
+                    entries[folder] = old._replace(note=f"unreadable: {exc.strerror}")
+                    all_reused = False
+                continue
+            for item in found:
+                path = folder + "/" + item.name if folder else item.name
+                try:
+                    info = item.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # gone while it was listed
+                entry = self._entry(path, info, index.get(path), racy_before)
+                if entry is not index.get(path):
+                    all_reused = False
+                entries[path] = entry
+                if entry.kind == "dir":
+                    pending.append(path)
+        return entries, all_reused
+
+    def _entry(
+        self, path: str, info: os.stat_result, old: Entry | None, racy_before: float
+    ) -> Entry:
+        mode = info.st_mode
+        if stat.S_ISDIR(mode):
+            kind = "dir"
+        elif stat.S_ISREG(mode):
+            kind = "file"
+        elif stat.S_ISLNK(mode):
+            kind = "link"
+        else:
+            kind = "other"
+        entry = Entry(
+            kind, stat.S_IMODE(mode), info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
+        )
+        if old is not None and old.same_stat(entry):
+            if kind == "dir" or (kind == "link" and old.ref):
+                return old
+            if kind == "file" and entry.mtime_ns < racy_before and entry.ctime_ns < racy_before:
+                return old
+        full = os.path.join(self.root, path)
+        if kind == "link":
+            try:
+                return entry._replace(ref=os.readlink(full))
+            except OSError as exc:
+                return entry._replace(note=f"unreadable: {exc.strerror}")
+        if kind == "other":
+            return entry._replace(note="not a file, folder or link: not kept")
+        if kind == "dir":
+            return entry
+        if info.st_size > self.max_file_bytes:
+            return entry._replace(note=f"over {human_size(self.max_file_bytes)}: not kept")
+        try:
+            return entry._replace(ref=self._keep(full))
+        except PermissionError as exc:
+            return entry._replace(note=f"unreadable: {exc.strerror}")
+        except FileNotFoundError:
+            return entry._replace(note="gone while it was read: not kept")
+
+    def _keep(self, path: str) -> str:
+        """Copy a file's content into the blobs (once per content); its hash."""
+        blobs = self.folder / "blobs"
+        blobs.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with open(path, "rb") as source:
+            fd, tmp = tempfile.mkstemp(dir=blobs, prefix=".new-")
+            try:
+                with os.fdopen(fd, "wb") as copy:
+                    while chunk := source.read(CHUNK):
+                        digest.update(chunk)
+                        copy.write(chunk)
+                name = digest.hexdigest()
+                target = self.blob(name)
+                if target.exists():
+                    os.unlink(tmp)
+                else:
+                    target.parent.mkdir(exist_ok=True)
+                    os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        return name
+
+    def _write_json(self, path: Path, data: object) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, path)
+
+    # Finding what a step changed.
+
+    def before_step(self, step: int) -> Capture | None:
+        """The first capture made before step `step` or a later one: the workspace as it was
+        before that step (no capture in between means nothing was changed by the agent)."""
+        return next((c for c in self.captures() if c.phase == "before" and c.step >= step), None)
+
+    def of_step(self, step: int) -> tuple[Capture, Capture] | None:
+        """The captures around step `step`'s command, if it was captured."""
+        captures = self.captures()
+        befores = [c for c in captures if c.step == step and c.phase == "before"]
+        afters = [c for c in captures if c.step == step and c.phase == "after"]
+        if not befores or not afters:
+            return None
+        return befores[-1], afters[-1]
