@@ -194,10 +194,10 @@ def test_resume_from_a_step_tells_the_agent_what_was_undone(
         tmp_path, server, "resume", run, "--from-step", "2", "--why", "b.txt was the wrong file"
     )
     child.expect_exact("UNDONE:")
+    child.expect_exact("steps 2, 3 (b.txt was the wrong file)")
     child.expect_exact(PROMPT)
     child.sendline("y")
-    child.expect_exact(PROMPT)
-    child.sendline("y")
+    child.expect_exact("Files made or changed: a.txt")  # not b.txt: undone
     assert finish(child) == 0
     prompt = server.requests_for("execution")[3]["messages"][-1]["content"]
     assert "undid steps 2-3" in prompt and "b.txt was the wrong file" in prompt
@@ -205,3 +205,17 @@ def test_resume_from_a_step_tells_the_agent_what_was_undone(
     events = [json.loads(line) for line in (tmp_path / "home/runs" / run / "events.jsonl").open()]
     undone = [e for e in events if e["event"] == "StepsUndone"]
     assert undone and undone[0]["steps"] == [2, 3]
+
+
+def test_the_memory_of_an_undone_step_is_forgotten(tmp_path: Path) -> None:
+    from autoagent.store.embeddings import WordEmbedder
+    from autoagent.store.memory import Memory
+
+    memory = Memory.open_local(tmp_path / "memory", "Scout", WordEmbedder())
+    memory.add("Task: notes\nCommand: write_file b.txt", "run-step-2", run_id="run", step=2)
+    memory.add("Task: notes\nCommand: write_file a.txt", "run-step-1", run_id="run", step=1)
+    memory.flush()
+    memory.forget(["run-step-2"])
+    found = [m.text for m in memory.recall("write_file notes", 5)]
+    memory.close()
+    assert found == ["Task: notes\nCommand: write_file a.txt"]

@@ -37,6 +37,7 @@ from .events import (
     RunEnded,
     RunStarted,
     StepRecovered,
+    StepsUndone,
     TasksChanged,
     Thinking,
 )
@@ -75,6 +76,7 @@ class AgentLoop:
         resumed: bool = False,
         notes: list[str] | None = None,
         instructions: str = "",
+        undone: StepsUndone | None = None,
     ) -> None:
         self.state = state
         self.settings = settings
@@ -103,6 +105,7 @@ class AgentLoop:
             state, journal, self._available, lambda record: self.recall.keep(record, self._window)
         )
         self.notes = notes or []  # for the human, shown when the run starts
+        self.undone = undone  # steps `resume --from-step` undid
         self._window = settings.recent_steps
         self.changes = WorkspaceChanges(
             journal.run_dir, context.workspace.root, settings.rewind_file_limit
@@ -180,6 +183,9 @@ class AgentLoop:
             )
         )
         try:
+            if self.undone is not None:
+                yield self.keeper.emit(self.undone)
+                self.recall.forget(self.undone.steps)
             for record in recovered:
                 yield self.keeper.emit(StepRecovered(record))
             self.recall.restore()

@@ -41,6 +41,7 @@ class Recall:
         if self.memory is None or self.settings.memory_recall == 0:
             return []
         in_window = {(self.state.run_id, s.step) for s in self.state.recent}
+        in_window |= {(self.state.run_id, step) for step in self.state.undone}
         with self.timings.phase("memory_query"):
             found = self.memory.recall(query, self.settings.memory_recall + len(in_window))
         texts = [
@@ -51,6 +52,11 @@ class Recall:
         return [
             trim_middle(t, MEMORY_CHARS_IN_PROMPT) for t in texts[: self.settings.memory_recall]
         ]
+
+    def forget(self, steps: list[int]) -> None:
+        """Delete the memories of undone steps (recall skips them even if this fails)."""
+        if self.memory is not None:
+            self.memory.forget([f"{self.state.run_id}-step-{step}" for step in steps])
 
     def remember(self, record: StepRecord) -> None:
         """Write a step that ran to long-term memory, under the step's own id."""

@@ -36,6 +36,7 @@ from .instructions import instruction_cap, read_instructions
 from .loop import AgentLoop
 from .profile import AgentProfile
 from .state import CHECKPOINT_VERSION, RunConfig, RunState, resumed_settings
+from .undo import undo_steps
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,8 @@ def prepare_run(
     allow_high_risk: bool = False,
     model: ChatModel | None = None,
     start_dir: Path | None = None,
+    from_step: int | None = None,
+    why: str = "",
 ) -> AgentLoop:
     """A loop for a new run of `profile`, or for the run `resume` names.
 
@@ -172,7 +175,8 @@ def prepare_run(
 
     Everything that can be checked is checked before anything is written: a new run's folder
     appears only once the run can start. A resumed run keeps its own workspace, model,
-    endpoint and memory unless the settings name others (the notes then say so)."""
+    endpoint and memory unless the settings name others (the notes then say so). With
+    `from_step`, the resumed run goes on from before that step (undo.py)."""
     home, _ = check_folders(settings)
     notes: list[str] = []
     saved_digest: str | None = None
@@ -180,7 +184,7 @@ def prepare_run(
         journal = RunJournal.open(home, resume)
         if is_live(journal.run_dir):
             raise JournalError(f"Run {resume} is running in another process.")
-        saved = read_state(journal)
+        saved = read_state(journal, undoing=from_step is not None)
         settings, changed = resumed_settings(settings, saved.config)
         notes += changed
         profile = saved.profile
@@ -240,9 +244,15 @@ def prepare_run(
         workspace = Workspace(workspace_root, forbidden=[home])
         memory = open_memory(settings, profile.name)
         cleanup.callback(memory.close)
-        journal, state = open_run(settings, home, profile, resume, workspace.root)
+        journal, state = open_run(
+            settings, home, profile, resume, workspace.root, undoing=from_step is not None
+        )
         state.instructions_digest = instructions.digest()
         cleanup.callback(journal.release)
+        undone = None
+        if from_step is not None:
+            undone, undo_notes = undo_steps(journal, state, from_step, why)
+            notes += undo_notes
         cleanup.callback(journal.discard)  # a new run that cannot start leaves nothing
         cleanup.callback(registry.close)  # its servers stop before their logs are removed
         if mcp_servers is not None:  # started last: nothing is left running if a check fails
@@ -294,6 +304,7 @@ def prepare_run(
             resumed=resume is not None,
             notes=notes,
             instructions=instructions.prompt_text(),
+            undone=undone,
         )
         if announcing is not None:
             announcing.announce = loop.announce
@@ -360,6 +371,8 @@ def open_run(
     profile: AgentProfile,
     resume: str | None,
     workspace: Path,
+    *,
+    undoing: bool = False,
 ) -> tuple[RunJournal, RunState]:
     """The run's journal, locked, and its state: new (saved, and named by `publish` once the
     run can start), or loaded."""
@@ -376,7 +389,7 @@ def open_run(
     journal = RunJournal.open(home, resume)
     journal.acquire()
     try:
-        state = read_state(journal)  # again, now that no other process can change it
+        state = read_state(journal, undoing=undoing)  # again, now that no one can change it
     except BaseException:
         journal.release()
         raise
@@ -384,8 +397,9 @@ def open_run(
     return journal, state
 
 
-def read_state(journal: RunJournal) -> RunState:
-    """A run's state from its checkpoint, for resuming it; a clear error when it cannot be."""
+def read_state(journal: RunJournal, *, undoing: bool = False) -> RunState:
+    """A run's state from its checkpoint, for resuming it; a clear error when it cannot be
+    (a finished run goes on only when steps are undone)."""
     run_id = journal.run_id
     checkpoint = journal.load_checkpoint()
     version = checkpoint.get("version")
@@ -402,7 +416,7 @@ def read_state(journal: RunJournal) -> RunState:
             f"The checkpoint of run {run_id} is damaged ({describe_validation(exc)}); "
             "it was left as it is."
         ) from exc
-    if state.status is RunStatus.FINISHED:
+    if state.status is RunStatus.FINISHED and not undoing:
         raise JournalError(f"Run {run_id} has finished; start a new run instead.")
     return state
 

@@ -126,6 +126,7 @@ class RunState(BaseModel):
     # What the project's AGENTS.md said when the run last went on (instructions.py), in short.
     instructions_digest: str | None = None
     files: list[str] = Field(default_factory=list)
+    undone: list[int] = Field(default_factory=list)  # steps `resume --from-step` undid
 
     @classmethod
     def new(

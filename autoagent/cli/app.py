@@ -267,8 +267,21 @@ def resume(
     notify_url: Notify = None,
     output: Output = OutputFormat.TEXT,
     read_only: ReadOnly = None,
+    from_step: Annotated[
+        int | None,
+        typer.Option(
+            "--from-step",
+            min=1,
+            help="Go on from before this step: it and the later ones are undone (see rewind).",
+        ),
+    ] = None,
+    why: Annotated[
+        str, typer.Option("--why", help="With --from-step: why, in words the agent is told.")
+    ] = "",
 ) -> None:
-    """Continue an unfinished run from its last completed step."""
+    """Continue an unfinished run from its last completed step (or from before a step)."""
+    if why and from_step is None:
+        raise typer.BadParameter("--why goes with --from-step: it says why those steps are undone.")
     stream = _output(output)
     settings = _nobody_to_ask(_run_settings(locals()), stream)
     from ..agent.runner import latest_unfinished
@@ -280,7 +293,15 @@ def resume(
         run_id, skipped = latest_unfinished(settings.home)
         for problem in skipped:
             console.print(labelled("Skipped: ", "bold yellow", outside(problem)))
-    _drive(console, settings, stream, resume=run_id, allow_high_risk=allow_high_risk)
+    _drive(
+        console,
+        settings,
+        stream,
+        resume=run_id,
+        allow_high_risk=allow_high_risk,
+        from_step=from_step,
+        why=why,
+    )
 
 
 def _run_settings(flags: dict[str, Any]) -> Settings:

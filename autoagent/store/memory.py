@@ -185,6 +185,18 @@ class Memory:
             raise MemoryStoreError(f"Cannot read the memory store at {self.where}: {exc}") from exc
         return [i for i in memory_ids if i not in found]
 
+    def forget(self, memory_ids: Sequence[str]) -> None:
+        """Delete these memories (after the pending writes); ids not held are ignored."""
+        self.flush()
+        if not memory_ids:
+            return
+        try:
+            self._collection.delete(ids=list(memory_ids))
+        except Exception as exc:
+            raise MemoryStoreError(
+                f"Cannot delete from the memory store at {self.where}: {exc}"
+            ) from exc
+
     def flush(self, through: str | None = None) -> None:
         """Wait for every write to finish, or only those up to the memory `through` (the
         writes happen in order); raise the first that failed."""
