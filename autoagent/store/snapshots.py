@@ -176,6 +176,7 @@ class Snapshots:
         self.root = root
         self.max_file_bytes = max_file_bytes
         self._last: tuple[int, float, Manifest] | None = None  # number, taken, entries
+        self._count: int | None = None  # captures made so far
 
     # Reading.
 
@@ -225,10 +226,13 @@ class Snapshots:
                     self.folder / "manifests" / f"{number}.json",
                     {"taken_ns": started, "entries": entries},
                 )
-            capture = Capture(len(self.captures()) + 1, step, phase, number, time.time())
+            if self._count is None:
+                self._count = len(self.captures())
+            capture = Capture(self._count + 1, step, phase, number, time.time())
             line = json.dumps(capture.__dict__) + "\n"
             with open(self.folder / CAPTURES, "a", encoding="utf-8") as log:
                 log.write(line)
+            self._count += 1
         except OSError as exc:
             raise SnapshotError(
                 f"Cannot record the workspace in {self.folder}: {exc.strerror or exc}."
@@ -270,8 +274,7 @@ class Snapshots:
                 continue
             except OSError as exc:  # an unreadable folder: named, its contents unknown
                 if folder:
-                    old = entries[folder]
-                    entries[folder] = old._replace(note=f"unreadable: {exc.strerror}")
+                    entries[folder] = entries[folder]._replace(note=f"unreadable: {exc.strerror}")
                     all_reused = False
                 continue
             for item in found:
@@ -280,8 +283,25 @@ class Snapshots:
                     info = item.stat(follow_symlinks=False)
                 except OSError:
                     continue  # gone while it was listed
-                entry = self._entry(path, info, index.get(path), racy_before)
-                if entry is not index.get(path):
+                old = index.get(path)
+                # The common case inline, without making an entry: a file as it was.
+                if (
+                    old is not None
+                    and old[0] == "file"
+                    and old[3] == info.st_mtime_ns
+                    and old[4] == info.st_ctime_ns
+                    and old[2] == info.st_size
+                    and old[5] == info.st_ino
+                    and old[6]
+                    and info.st_mtime_ns < racy_before
+                    and info.st_ctime_ns < racy_before
+                    and stat.S_ISREG(info.st_mode)
+                    and old[1] == info.st_mode & 0o7777
+                ):
+                    entries[path] = old
+                    continue
+                entry = self._entry(path, info, old, racy_before)
+                if entry is not old:
                     all_reused = False
                 entries[path] = entry
                 if entry.kind == "dir":
