@@ -165,7 +165,7 @@ def test_rewind_refuses_while_the_run_is_live(tmp_path: Path, server: FakeOpenAI
     other.expect_exact("is running: stop it before rewinding")
     assert finish(other) == 1
     child.sendline("n")
-    assert finish(child) == 0
+    assert finish(child) == 7  # a human's stop
 
 
 def test_resume_from_a_step_tells_the_agent_what_was_undone(
@@ -184,7 +184,7 @@ def test_resume_from_a_step_tells_the_agent_what_was_undone(
         child.sendline("y")
     child.expect_exact(PROMPT)
     child.sendline("n")
-    assert finish(child) == 0
+    assert finish(child) == 7  # a human's stop
     run = run_id(tmp_path)
     child = spawn(tmp_path, None, "rewind", run, "--to-step", "2", "--yes")
     assert finish(child) == 0
