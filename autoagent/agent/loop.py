@@ -19,6 +19,7 @@ from ..base.settings import Settings
 from ..base.status import RunStatus, StopCause
 from ..base.text import trim_middle
 from ..human.authorize import Gate, Proposal
+from ..human.hooks import Hooks
 from ..store.journal import RunJournal
 from ..store.memory import Memory
 from ..tools.commands.base import Command, CommandContext, Registry
@@ -77,6 +78,7 @@ class AgentLoop:
         notes: list[str] | None = None,
         instructions: str = "",
         undone: StepsUndone | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.state = state
         self.settings = settings
@@ -87,6 +89,7 @@ class AgentLoop:
         self.journal = journal
         self.context = context
         self.resumed = resumed
+        self.hooks = hooks  # PostToolUse and Stop; the gate runs PreToolUse
         profile = state.profile
         self.executor = ExecutionAgent(
             caller,
@@ -206,6 +209,13 @@ class AgentLoop:
         findings = self._write_findings() if self.settings.read_only else None
         self.keeper.record_calls()
         self.keeper.save()
+        if self.hooks is not None:
+            self.hooks.at_end(
+                status=state.status.value,
+                cause=state.cause.value if state.cause else None,
+                reason=state.reason,
+                steps=state.step,
+            )
         yield self.keeper.emit(
             RunEnded(
                 state.status,
@@ -383,6 +393,10 @@ class AgentLoop:
         state.current = record
         # Its result: on the disk the moment it returned (a step number is never used twice).
         yield self.keeper.durable(CommandDone(record))
+        if self.hooks is not None:
+            hooked = Proposal(record.step, command.name, args, command.risk)
+            said = self.hooks.after(hooked, result.output, result.ok)
+            state.notices = [*state.notices, *said]
         yield from self._complete(record)
 
     def _complete(self, record: StepRecord) -> Iterator[Event]:

@@ -10,10 +10,11 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..base.errors import ConfigError, JournalError, describe_validation
-from ..base.settings import Settings
+from ..base.settings import Settings, process_environment
 from ..base.status import RunStatus
 from ..human.authorize import Gate, Human
 from ..human.desk import Desk, Screen
+from ..human.hooks import Hooks
 from ..human.notify import Notifier
 from ..human.policy import Policy
 from ..human.requests import Answer, Request, RequestStore
@@ -32,6 +33,7 @@ from ..tools.workspace import Workspace
 from .agents import ModelCaller, execution_system_prompt
 from .events import Event, HumanAsked
 from .findings import FILE_NAME as FINDINGS_FILE
+from .hooks_setup import configured_hooks
 from .instructions import instruction_cap, read_instructions
 from .loop import AgentLoop
 from .profile import AgentProfile
@@ -204,6 +206,8 @@ def prepare_run(
         [c.name for c in builtin_commands()],
         servers=[*(mcp_servers.servers if mcp_servers else []), *mcp.left_out],
     )
+    hook_list, hook_notes = configured_hooks(settings)
+    notes += hook_notes
     prices = price_table(settings)
     check_budget_prices(settings, prices)
     if settings.embeddings != "openai" and not transformer_runs_here():
@@ -285,12 +289,23 @@ def prepare_run(
                 settings.fast_model,
             ),
         )
+        hooks = None
+        if hook_list:  # the user's own commands: unconfined, in the folder the run starts in
+            hooks = Hooks(
+                hook_list,
+                cwd=Path.cwd(),
+                env=process_environment(),
+                home=home,
+                run_id=journal.run_id,
+                agent=profile.name,
+            )
         gate = Gate(
             human,
             continuous=settings.continuous,
             policy=policy,
             allow_high_risk=allow_high_risk,
             wait_for_human=settings.wait_for_approval,
+            hooks=hooks,
         )
         loop = AgentLoop(
             state=state,
@@ -305,6 +320,7 @@ def prepare_run(
             notes=notes,
             instructions=instructions.prompt_text(),
             undone=undone,
+            hooks=hooks,
         )
         if announcing is not None:
             announcing.announce = loop.announce

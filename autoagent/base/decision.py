@@ -37,6 +37,7 @@ class Channel(StrEnum):
     LINK = "link"  # a notification's link
     TIMEOUT = "timeout"
     SCRIPT = "script"  # a scripted human (tests, demos)
+    HOOK = "hook"  # a PreToolUse hook of the hooks file (human/hooks.py)
 
 
 class Actor(StrEnum):
@@ -48,6 +49,7 @@ class Actor(StrEnum):
     POLICY = "policy"  # a rule of the policy file
     NOT_NEEDED = "not needed"  # the command is itself a talk with the human
     NO_ONE = "no one to answer"  # a question in a run where no one can answer it
+    HOOK = "hook"  # a PreToolUse hook of the hooks file; `who` is the hook's command
 
 
 class Decision(BaseModel):

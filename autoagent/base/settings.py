@@ -64,6 +64,8 @@ class Settings(BaseModel):
     read_only: bool = _env("AUTOAGENT_READ_ONLY", default=False)
     # Files larger than this are not kept by the captures that make steps rewindable.
     rewind_file_limit: int = _env("AUTOAGENT_REWIND_FILE_LIMIT", default=50 << 20, ge=0)
+    # Hooks (human/hooks_config.py): default .autoagent/hooks.json here, if there is one.
+    hooks_file: Path | None = _env("AUTOAGENT_HOOKS_FILE", default=None)
 
     # Humans elsewhere (human/requests.py): continuous runs hold what needs a human until someone
     # answers, instead of refusing it; an unanswered request is denied after the timeout.

@@ -85,6 +85,7 @@ def _drive(
     screen = TerminalScreen(console, interactive=not settings.continuous)
     if not settings.continuous:
         ask_about_project_servers(console, settings)
+        _ask_about_project_hooks(console, settings)
     with console.status("Starting..."):
         loop = prepare_run(settings, screen=screen, **prepare)
     ended: RunEnded | None = None
@@ -140,6 +141,17 @@ def _drive(
 
 # Exit 2 is the command line's: a flag typer refuses, or a profile nobody can be asked for.
 USAGE_EXIT = 2
+
+
+def _ask_about_project_hooks(console: Console, settings: Settings) -> None:
+    """Ask before a project's own hooks file is first used; Ctrl-C there starts nothing."""
+    from .project_hooks import ask_about_project_hooks
+
+    try:
+        ask_about_project_hooks(console, settings)
+    except KeyboardInterrupt:
+        console.print("\nNothing started.")
+        raise typer.Exit(1) from None
 
 
 def exit_code(cause: StopCause | None) -> int:

@@ -245,6 +245,10 @@ class Renderer:
                 self._quote(labelled("FEEDBACK: ", "bold", outside(decision.text)))
         elif decision.by is Actor.PRE_APPROVED and not self.replay:
             self.console.print(Text("-=-=-=- Authorised in advance (y -N) -=-=-=-", "dim"))
+        elif decision.by is Actor.HOOK and decision.approved and not self.replay:
+            allowed = Text.assemble("Allowed by the hook ", one_line(decision.who))
+            allowed.stylize("dim")
+            self.console.print(allowed)
         if self.replay:
             line = Text.assemble(
                 "Decision: ",

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..base.decision import Actor, Channel, Decision, DecisionKind
 from ..base.risk import Risk
 from .policy import Policy, Rule
+
+if TYPE_CHECKING:
+    from .hooks import HookDecision, Hooks
 
 PROMPT = (
     "Enter 'y' to authorise, 'y -N' to run N commands without asking, "
@@ -79,8 +82,11 @@ class Gate:
         policy: Policy | None = None,
         allow_high_risk: bool = False,
         wait_for_human: bool = False,
+        hooks: Hooks | None = None,
     ) -> None:
         self.human = human
+        self.hooks = hooks
+        self._hook_asks: tuple[int, str] | None = None  # the step a hook asks about, and why
         self.continuous = continuous
         self.policy = policy or Policy()
         self.allow_high_risk = allow_high_risk
@@ -98,7 +104,20 @@ class Gate:
         return decision if decision is not None else self.ask(proposal)
 
     def screen(self, proposal: Proposal) -> Decision | None:
-        """The decision on `proposal` when no human is needed for it; None when one is."""
+        """The decision on `proposal` when no human is needed for it; None when one is.
+
+        The hooks speak first: a deny holds whatever else would allow; an ask goes to the
+        human even within a 'y -N'; an allow needs no human, unless the policy denies or asks."""
+        hook = self._consult_hooks(proposal)
+        if hook is not None and hook.rule is Rule.DENY:
+            reason = f"Denied by the hook `{hook.hook}`: {hook.reason}"
+            return Decision(
+                kind=DecisionKind.DENY,
+                by=Actor.HOOK,
+                who=hook.hook,
+                channel=Channel.HOOK,
+                text=reason,
+            )
         if not proposal.needs_approval:  # the command is itself a talk with the human
             if not self.human.can_answer:
                 return _refusal(
@@ -112,6 +131,20 @@ class Gate:
         if rule is Rule.DENY:
             return _refusal(
                 Actor.POLICY, f"Refused: the policy denies {proposal.name}. Try another way."
+            )
+        if hook is not None and hook.rule is Rule.ASK:
+            if self.continuous and not self.wait_for_human:
+                return _refusal(
+                    Actor.CONTINUOUS,
+                    f"Refused: the hook `{hook.hook}` asks a human about {proposal.name}, "
+                    "and this run is continuous; try another way or ask_user.",
+                )
+            why = f": {hook.reason}" if hook.reason else "."
+            self._hook_asks = (proposal.step, f"Asked because the hook `{hook.hook}` asks{why}")
+            return None
+        if hook is not None and hook.rule is Rule.ALLOW and rule is not Rule.ASK:
+            return Decision(
+                kind=DecisionKind.APPROVE, by=Actor.HOOK, who=hook.hook, channel=Channel.HOOK
             )
         if self.continuous:
             needs_human = rule is Rule.ASK or (
@@ -134,10 +167,16 @@ class Gate:
             return Decision(kind=DecisionKind.APPROVE, by=Actor.PRE_APPROVED)
         return None
 
+    def _consult_hooks(self, proposal: Proposal) -> HookDecision | None:
+        self._hook_asks = None
+        return self.hooks.before(proposal) if self.hooks is not None else None
+
     def ask(self, proposal: Proposal) -> Decision:
         """Ask the human about `proposal`, which `screen` left to them."""
         rule = self.policy.rule_for(proposal.name)
-        if not self.continuous and self.pre_approved > 0 and rule is not Rule.ASK:
+        if self._hook_asks is not None and self._hook_asks[0] == proposal.step:
+            proposal = replace(proposal, note=self._hook_asks[1])
+        elif not self.continuous and self.pre_approved > 0 and rule is not Rule.ASK:
             proposal = replace(
                 proposal,
                 note=(

@@ -324,6 +324,11 @@ def _audit(home: Path, request: Request, answer: Answer) -> None:
         "by": decision.who,
         "channel": decision.channel.value,
     }
+    append_audit(home, entry)
+
+
+def append_audit(home: Path, entry: dict[str, Any]) -> None:
+    """Append `entry` to the audit log in `home` (a hook's run, an answer)."""
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
     try:
         fd = os.open(home / AUDIT_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -1,8 +1,9 @@
-"""The user's answers about projects' own MCP configs, kept in AUTOAGENT_HOME.
+"""The user's answers about projects' own MCP configs and hooks files, kept in AUTOAGENT_HOME.
 
-A `.mcp.json` found in the folder a run starts in comes with the project, not from the user:
-its servers start only once the user has said yes to it. An answer holds for that file with
-that content (its full path and sha256 digest); a changed or moved file is asked about again.
+A `.mcp.json` (or `.autoagent/hooks.json`) found in the folder a run starts in comes with the
+project, not from the user: its servers start (its hooks run) only once the user has said yes
+to it. An answer holds for that file with that content (its full path and sha256 digest); a
+changed or moved file is asked about again.
 """
 
 from __future__ import annotations
@@ -13,11 +14,21 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..base.errors import ConfigError
-from .mcp_config import ConfigFile
 
 FILE_NAME = "mcp-approvals.json"
+
+
+class ConfigFile(Protocol):
+    """A project's file as read: an MCP config (mcp_config.py) or a hooks file."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def digest(self) -> str: ...
 
 
 @dataclass(frozen=True)
