@@ -81,6 +81,9 @@ def run_hook(
         return HookRun(
             hook, None, "", "", failure=f"did not finish within {hook.timeout:g} seconds"
         )
+    except BaseException:  # Ctrl-C, which its own session does not get: it ends with the run
+        _kill_group(process)
+        raise
     return HookRun(hook, process.returncode, _clean(out), _clean(err))
 
 
