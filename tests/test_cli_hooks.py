@@ -232,7 +232,7 @@ def test_stop_runs_when_the_run_ends_with_its_cause(
     server.script("execution", write("a.txt"), write("b.txt"))
     child = spawn(tmp_path, server, "run", *PROFILE, "-l", "1", AUTOAGENT_HOOKS_FILE=str(hooks))
     child.expect_exact("Run stopped:")
-    assert finish(child) == 0
+    assert finish(child) == 4  # the continuous limit
     [event] = seen(tmp_path, "stop")
     assert event["hook_event_name"] == "Stop"
     assert (event["stop_cause"], event["status"]) == ("continuous-limit", "stopped")
