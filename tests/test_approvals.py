@@ -77,6 +77,7 @@ class QuietScreen:
         self.shown: list[Request] = []
         self.first_shown = threading.Event()
         self.answers: list[Answer] = []
+        self.notes: list[str] = []
 
     def show_request(self, request: Request) -> None:
         self.shown.append(request)
@@ -93,6 +94,9 @@ class QuietScreen:
 
     def show_answer(self, request: Request, answer: Answer) -> None:
         self.answers.append(answer)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
 
 
 def once_shown(screen: QuietScreen, act: Callable[[Request], object]) -> None:
@@ -342,7 +346,7 @@ def test_a_request_file_changed_after_it_was_made_is_not_a_request(tmp_path: Pat
     shown["args"] = {"command_line": "ls"}  # benign to look at; the digest is the real one
     path.write_text(json.dumps(shown))
     assert store.requests() == [] and pending(tmp_path) == []
-    with pytest.raises(RequestError, match="No request"):
+    with pytest.raises(RequestError, match=r"its digest is not .* cannot be shown or approved"):
         decide(tmp_path, request.id, DecisionKind.APPROVE, by="a", channel=Channel.CLI)
 
 

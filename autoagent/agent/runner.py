@@ -361,6 +361,9 @@ class AnnouncingScreen:
     def show_answer(self, request: Request, answer: Answer) -> None:
         self.screen.show_answer(request, answer)
 
+    def note(self, text: str) -> None:
+        self.screen.note(text)
+
 
 def desk(settings: Settings, screen: Screen, journal: RunJournal, agent: str) -> Desk:
     """The run's human: requests answered from the terminal or any other channel."""

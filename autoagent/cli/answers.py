@@ -30,6 +30,12 @@ def _console() -> Console:
     return Console(highlight=False)
 
 
+def _console_err() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, stderr=True)
+
+
 def _home():  # type: ignore[no-untyped-def]
     from ..base.settings import load_settings
 
@@ -47,10 +53,13 @@ def approvals(
     from rich.table import Table
     from rich.text import Text
 
-    from .inbox import pending
-    from .ui import one_line, outside
+    from .inbox import damaged, damaged_sentence, pending
+    from .ui import labelled, one_line, outside
 
-    found = pending(_home())
+    home = _home()
+    found = pending(home)
+    for broken in damaged(home):  # on stderr: the list itself stays what it was
+        _console_err().print(labelled("Note: ", "bold yellow", outside(damaged_sentence(*broken))))
     if as_json:
         for item in found:
             line = item.request.model_dump(mode="json", include=LISTED)
@@ -123,12 +132,19 @@ def _decide(request_id: str, kind: DecisionKind, text: str) -> None:
 
     from ..base.decision import Channel
     from ..human.requests import describe_answer, os_user
-    from .inbox import decide, find
+    from .inbox import DamagedRequest, decide, find
     from .ui import labelled, one_line, outside
 
     console = _console()
     home = _home()
-    request, _ = find(home, request_id)
+    try:
+        request, _ = find(home, request_id)
+    except DamagedRequest:
+        if kind is not DecisionKind.DENY:
+            raise
+        given = decide(home, request_id, kind, text=text, by=os_user(), channel=Channel.CLI)
+        console.print(labelled("Recorded: ", "bold green", outside(describe_answer(given))))
+        return
     given = decide(home, request.id, kind, text=text, by=os_user(), channel=Channel.CLI)
     subject = (
         outside(request.question)

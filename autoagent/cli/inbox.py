@@ -62,6 +62,26 @@ def pending(home: Path) -> list[Pending]:
     return sorted(found, key=lambda p: p.request.created)
 
 
+def damaged(home: Path) -> list[tuple[str, RequestStore, str]]:
+    """Request files that cannot be read in runs with a step in flight: (id, store, what is
+    wrong). Their command cannot be shown, so they can be denied, not approved."""
+    found = []
+    for run in read_runs(home):
+        if run.current is not None:
+            store = RequestStore(run.folder)
+            found += [(rid, store, what) for rid, what in store.damaged().items()]
+    return found
+
+
+def damaged_sentence(request_id: str, store: RequestStore, what: str) -> str:
+    return (
+        f"Request {request_id} of run {store.run_dir.name} cannot be read ({what} in "
+        f"{store.path_of(request_id)}), so its command cannot be shown or approved: a run "
+        f"that still waits writes it again within a second, so try again; "
+        f"`autoagent deny {request_id}` cancels it."
+    )
+
+
 def find(home: Path, request_id: str) -> tuple[Request, RequestStore]:
     request_id = request_id.strip()
     found = []
@@ -70,6 +90,8 @@ def find(home: Path, request_id: str) -> tuple[Request, RequestStore]:
     if len(found) > 1:  # never guess which one the human meant
         runs = ", ".join(r.run_id for r, _ in found)
         raise RequestError(f"Request {request_id} names requests of several runs ({runs}).")
+    if not found and (broken := [d for d in damaged(home) if d[0] == request_id]):
+        raise DamagedRequest(damaged_sentence(*broken[0]), broken[0][1])
     if not found:
         raise RequestError(
             f"No request {request_id!r} in {runs_dir(home)}: `autoagent approvals` lists the "
@@ -91,8 +113,14 @@ def decide(
     """Answer a request from another channel than the run's terminal.
 
     `shown_digest` is the digest of the arguments the human was shown; when it is not the
-    request's, nothing is decided. `by` is the person: an OS user, or a web client's address."""
-    request, store = find(home, request_id)
+    request's, nothing is decided. `by` is the person: an OS user, or a web client's address.
+    A request whose file cannot be read can only be denied."""
+    try:
+        request, store = find(home, request_id)
+    except DamagedRequest as exc:
+        if kind is not DecisionKind.DENY:
+            raise
+        return _cancel(exc.store, request_id.strip(), text, by=by, channel=channel)
     if (existing := store.answer_of(request.id)) is not None:
         raise Answered(request, existing)
     if not waited_for(store, request):
@@ -119,4 +147,36 @@ def decide(
             f"`autoagent deny {request.id}`."
         )
     decision = Decision(kind=kind, text=text, who=by, channel=channel, request=request.id)
-    return store.answer(request, Answer(decision=decision, digest=request.digest))
+    try:
+        return store.answer(request, Answer(decision=decision, digest=request.digest))
+    except OSError as exc:
+        raise unsaved_answer(request.id, store, exc) from exc
+
+
+class DamagedRequest(RequestError):
+    """A request of a waiting run whose file cannot be read."""
+
+    def __init__(self, message: str, store: RequestStore) -> None:
+        super().__init__(message)
+        self.store = store
+
+
+def unsaved_answer(request_id: str, store: RequestStore, exc: OSError) -> RequestError:
+    return RequestError(
+        f"The answer to request {request_id} could not be saved in {store.folder} "
+        f"({exc.strerror or exc}); nothing was decided."
+    )
+
+
+def _cancel(
+    store: RequestStore, request_id: str, text: str, *, by: str, channel: Channel
+) -> Answer:
+    decision = Decision(
+        kind=DecisionKind.DENY, text=text, who=by, channel=channel, request=request_id
+    )
+    answer = Answer(decision=decision, digest="")
+    try:
+        store.cancel(request_id, answer)
+    except OSError as exc:
+        raise unsaved_answer(request_id, store, exc) from exc
+    return answer

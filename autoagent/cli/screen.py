@@ -38,6 +38,7 @@ class TerminalScreen:
         self.spill_dir = spill_dir
         self.interactive = interactive
         self._typed = b""  # a line being typed, until its newline
+        self._prompt = ""  # the prompt waiting at the end of the screen, if any
 
     def show_request(self, request: Request) -> None:
         if request.kind is Kind.QUESTION:
@@ -59,8 +60,15 @@ class TerminalScreen:
         self.console.print(hint)
         if drop_typed_ahead():
             self._typed = b""
-        prompt = PROMPT if request.kind is Kind.APPROVAL else "Your answer: "
-        self.console.print(Text(prompt), end="")
+        self._prompt = PROMPT if request.kind is Kind.APPROVAL else "Your answer: "
+        self.console.print(Text(self._prompt), end="")
+
+    def note(self, text: str) -> None:
+        if self._prompt:
+            self.console.print()  # end the prompt's line; it is shown again below
+        self.console.print(labelled("Note: ", "bold yellow", outside(text)))
+        if self._prompt:
+            self.console.print(Text(self._prompt), end="")
 
     def _show_command(self, request: Request) -> None:
         style = RISK_STYLES.get(Risk(request.risk), "bold")
@@ -125,9 +133,11 @@ class TerminalScreen:
             if b"\n" not in self._typed:
                 return None
         line, _, self._typed = self._typed.partition(b"\n")
+        self._prompt = ""
         return line.decode("utf-8", errors="replace")
 
     def show_answer(self, request: Request, answer: Answer) -> None:
+        self._prompt = ""
         if self.interactive:
             self.console.print()  # end the prompt's line
         self.console.print(

@@ -13,7 +13,17 @@ from ..base.decision import Channel, Decision, DecisionKind
 from ..base.errors import CommandError, InputEnded
 from ..base.risk import Risk
 from .authorize import Proposal, parse_answer
-from .requests import Answer, Answered, Kind, Request, RequestStore, UnreadableAnswer, os_user
+from .requests import (
+    Answer,
+    Answered,
+    Kind,
+    Request,
+    RequestError,
+    RequestStore,
+    UnreadableAnswer,
+    UnsavedRequest,
+    os_user,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +43,10 @@ class Screen(Protocol):
 
     def show_answer(self, request: Request, answer: Answer) -> None:
         """Show an answer that came through another channel, or a timeout."""
+        ...
+
+    def note(self, text: str) -> None:
+        """Say something about the request itself (its file damaged, or not saved)."""
         ...
 
 
@@ -61,6 +75,7 @@ class Desk:
         self.timeout = timeout
         self.notify = notify
         self.clock = clock
+        self._off_disk: set[str] = set()  # requests whose file could not be written (said)
 
     def authorize(self, proposal: Proposal) -> Decision:
         request = self._open(
@@ -108,18 +123,28 @@ class Desk:
         risk: Risk,
         note: str = "",
     ) -> Request:
-        request, tokens = self.store.open(
-            kind=kind,
-            run_id=self.run_id,
-            agent=self.agent,
-            step=step,
-            command=command,
-            args=args,
-            risk=risk,
-            note=note,
-            timeout=self.timeout,
-            now=self.clock(),
-        )
+        try:
+            request, tokens = self.store.open(
+                kind=kind,
+                run_id=self.run_id,
+                agent=self.agent,
+                step=step,
+                command=command,
+                args=args,
+                risk=risk,
+                note=note,
+                timeout=self.timeout,
+                now=self.clock(),
+            )
+        except UnsavedRequest as exc:
+            if not self.screen.interactive:  # no channel at all could answer it
+                raise RequestError(
+                    f"{exc}, and nobody answers at the terminal of a continuous run: free some "
+                    "space, then `autoagent resume` asks again."
+                ) from exc
+            self.screen.note(f"{exc}: answer here.")
+            self._off_disk.add(exc.request.id)
+            return exc.request
         if tokens and self.notify is not None:
             self.notify(request, tokens)
         return request
@@ -127,6 +152,7 @@ class Desk:
     def _wait(self, request: Request) -> Answer:
         self.screen.show_request(request)
         while True:
+            self._keep_on_disk(request)
             if (answer := self._answer_elsewhere(request)) is not None:
                 self.screen.show_answer(request, answer)
                 return answer
@@ -139,6 +165,28 @@ class Desk:
             if answer is not None:
                 return answer
 
+    def _keep_on_disk(self, request: Request) -> None:
+        """Write the request's file again when it was damaged (or could not be saved), so the
+        other channels can answer it; say once when that fails, and when it works again."""
+        if self.store.intact(request):
+            return
+        try:
+            self.store.restore(request)
+        except OSError as exc:
+            if request.id not in self._off_disk:
+                self._off_disk.add(request.id)
+                where = "answer here" if self.screen.interactive else "only a deny reaches the run"
+                self.screen.note(
+                    f"Request {request.id}'s file is damaged and cannot be written again "
+                    f"({exc.strerror or exc}): {where}; `autoagent deny {request.id}` cancels it."
+                )
+            return
+        if request.id in self._off_disk:
+            self._off_disk.discard(request.id)
+            self.screen.note(f"Request {request.id} is saved now: every channel can answer it.")
+        else:
+            self.screen.note(f"Request {request.id}'s file was damaged; the run wrote it again.")
+
     def _answer_elsewhere(self, request: Request) -> Answer | None:
         """The answer on disk, if any; one that cannot be read, or that was given for other
         arguments than the ones this run holds, counts as a deny."""
@@ -146,6 +194,8 @@ class Desk:
             answer = self.store.answer_of(request.id)
         except UnreadableAnswer as exc:
             return self._refused(request, str(exc))
+        if answer is not None and answer.decision.kind is DecisionKind.DENY:
+            return answer  # a deny needs no arguments: one given to a damaged request counts
         if answer is not None and not hmac.compare_digest(
             answer.digest.encode(), request.digest.encode()
         ):
@@ -202,3 +252,9 @@ class Desk:
             first = self._answer_elsewhere(request) or answer
             self.screen.show_answer(request, first)
             return first
+        except OSError as exc:  # the disk is full, say: the run goes on with what it heard
+            self.screen.note(
+                f"The answer to request {request.id} could not be saved "
+                f"({exc.strerror or exc}); the run goes on with it."
+            )
+            return answer

@@ -180,7 +180,6 @@ class RequestStore:
         actions = ("approve", "deny") if kind is Kind.APPROVAL else ("answer",)
         tokens = {action: secrets.token_urlsafe(24) for action in actions}
         expires = now + timeout if timeout else None
-        self.folder.mkdir(parents=True, exist_ok=True)
         while True:  # an id already taken (in this run) is drawn again
             request = Request(
                 id=secrets.token_hex(6),
@@ -198,12 +197,47 @@ class RequestStore:
                 links_expire=min(expires or now + LINK_LIFETIME, now + LINK_LIFETIME),
                 link_hashes={action: _hash(token) for action, token in tokens.items()},
             )
-            text = request.model_dump_json(indent=1)
-            if _write_new(self.folder / f"{request.id}.json", text):
-                return request, tokens
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                if _write_new(self.path_of(request.id), request.model_dump_json(indent=1)):
+                    return request, tokens
+            except OSError as exc:
+                raise UnsavedRequest(request, exc, self.folder) from exc
+
+    def path_of(self, request_id: str) -> Path:
+        return self.folder / f"{request_id}.json"
+
+    def intact(self, request: Request) -> bool:
+        """Whether the request's file on disk is still the request."""
+        try:
+            return Request.model_validate_json(self.path_of(request.id).read_bytes()) == request
+        except (OSError, ValidationError):
+            return False
+
+    def restore(self, request: Request) -> None:
+        """Write the request's file again, whole (it was damaged, or never saved); OSError
+        when it cannot be written."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _write_new(self.path_of(request.id), request.model_dump_json(indent=1), replace=True)
+
+    def damaged(self) -> dict[str, str]:
+        """The request files of this run that cannot be read: id -> what is wrong."""
+        found = {}
+        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+            request_id = path.name.removesuffix(".json")
+            if path.name.endswith(ANSWER_SUFFIX) or not re.fullmatch(ID_PATTERN, request_id):
+                continue
+            try:
+                Request.model_validate_json(path.read_bytes())
+            except OSError as exc:
+                found[request_id] = exc.strerror or type(exc).__name__
+            except ValidationError as exc:
+                found[request_id] = exc.errors()[0]["msg"]
+        return found
 
     def requests(self) -> list[Request]:
-        """This run's requests, oldest first; unreadable files are skipped (and logged)."""
+        """This run's requests, oldest first; unreadable files are skipped (`damaged` says
+        which, and the channels say so; --debug's log has them too)."""
         found = []
         for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
             if path.name.endswith(ANSWER_SUFFIX):
@@ -211,15 +245,22 @@ class RequestStore:
             try:
                 found.append(Request.model_validate_json(path.read_bytes()))
             except (OSError, ValidationError) as exc:
-                log.warning("skipped the unreadable request %s: %s", path, exc)
+                log.info("skipped the unreadable request %s: %s", path, exc)
         return sorted(found, key=lambda r: r.created)
 
     def get(self, request_id: str) -> Request | None:
-        path = self.folder / f"{request_id}.json"
         try:
-            return Request.model_validate_json(path.read_bytes())
+            return Request.model_validate_json(self.path_of(request_id).read_bytes())
         except (OSError, ValidationError):
             return None
+
+    def cancel(self, request_id: str, answer: Answer) -> None:
+        """Deny a request whose file cannot be read: its answer is bound to no arguments (a
+        deny needs none); Answered-like RequestError when it has an answer already."""
+        if not _write_new(self.folder / f"{request_id}{ANSWER_SUFFIX}", answer.model_dump_json()):
+            raise RequestError(
+                f"Request {request_id} was already answered; the first answer stands."
+            )
 
     def answer_of(self, request_id: str) -> Answer | None:
         """The request's answer, None while it has none; UnreadableAnswer when its answer
@@ -261,6 +302,18 @@ class RequestStore:
         return answer
 
 
+class UnsavedRequest(RequestError):
+    """A request that could not be written to disk (say, the disk is full): only the run's
+    own terminal can answer it."""
+
+    def __init__(self, request: Request, exc: OSError, folder: Path) -> None:
+        super().__init__(
+            f"Request {request.id} could not be saved in {folder} ({exc.strerror or exc}), "
+            "so no other channel can see it"
+        )
+        self.request = request
+
+
 class UnreadableAnswer(RequestError):
     """A request's answer file exists but cannot be read: answered, but not usably."""
 
@@ -285,8 +338,9 @@ def describe_answer(answer: Answer) -> str:
     return f"{decision.kind.value}{text}{who} through the {decision.channel.value} at {when}"
 
 
-def _write_new(path: Path, text: str) -> bool:
-    """Create `path` with `text`, durably and whole, unless it exists (then False)."""
+def _write_new(path: Path, text: str, *, replace: bool = False) -> bool:
+    """Create `path` with `text`, durably and whole, unless it exists (then False); with
+    `replace`, put it in place of the file there."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -294,7 +348,10 @@ def _write_new(path: Path, text: str) -> bool:
             file.flush()
             os.fsync(file.fileno())
         try:
-            os.link(temporary, path)
+            if replace:
+                os.replace(temporary, path)
+            else:
+                os.link(temporary, path)
         except FileExistsError:
             return False
         sync_folder(path.parent)
