@@ -284,6 +284,9 @@ class Console:
                 channel=channel,
                 shown_digest=form.get("digest", ""),
             )
+        except inbox.UnsavedAnswer as exc:  # a full disk, say: nothing wrong with the request
+            status = HTTPStatus.INSUFFICIENT_STORAGE
+            return self.message("Nothing decided", str(exc), status, back=back)
         except RequestError as exc:
             return self.message("Nothing decided", str(exc), HTTPStatus.CONFLICT, back=back)
 

@@ -161,8 +161,12 @@ class DamagedRequest(RequestError):
         self.store = store
 
 
-def unsaved_answer(request_id: str, store: RequestStore, exc: OSError) -> RequestError:
-    return RequestError(
+class UnsavedAnswer(RequestError):
+    """An answer that could not be written (say, the disk is full): nothing was decided."""
+
+
+def unsaved_answer(request_id: str, store: RequestStore, exc: OSError) -> UnsavedAnswer:
+    return UnsavedAnswer(
         f"The answer to request {request_id} could not be saved in {store.folder} "
         f"({exc.strerror or exc}); nothing was decided."
     )
