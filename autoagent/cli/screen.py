@@ -20,7 +20,7 @@ from ..base.risk import Risk
 from ..base.text import trim_middle
 from ..human.authorize import PROMPT
 from ..human.requests import Answer, Kind, Request, describe_answer
-from .ui import RISK_STYLES, SCREEN_OUTPUT_CHARS, Quoted, labelled, one_line, outside
+from .ui import RISK_STYLES, SCREEN_OUTPUT_CHARS, Quoted, labelled, one_line, outside, said
 
 
 class TerminalScreen:
@@ -43,7 +43,7 @@ class TerminalScreen:
     def show_request(self, request: Request) -> None:
         if request.kind is Kind.QUESTION:
             self.console.print(
-                Quoted([labelled("The agent asks: ", "bold cyan", outside(request.question))])
+                Quoted([labelled("The agent asks: ", "bold cyan", said(request.question))])
             )
         else:
             self._show_command(request)

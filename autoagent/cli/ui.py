@@ -47,6 +47,7 @@ from ..model.pricing import Spend
 from ..store.snapshots import summary
 
 SCREEN_OUTPUT_CHARS = 1500
+PLAN_LINES = 12  # of a proposal's plan, on the screen
 ROLE_LABELS = {
     "execution": "Thinking...",
     "task-creation": "Creating tasks...",
@@ -61,6 +62,12 @@ def outside(value: Any, style: str = "") -> Text:
     """Text from outside, safe to show: no escape sequences, no control or invisible
     characters, and never parsed as markup. Every such string goes through here."""
     return Text(strip_terminal_escapes(str(value)), style=style)
+
+
+def said(value: Any, style: str = "") -> Text:
+    """`outside`, cut in the middle to what a screen shows: what the model says, however
+    long it writes (its whole reply is in the run's event log)."""
+    return outside(trim_middle(str(value), SCREEN_OUTPUT_CHARS), style)
 
 
 def one_line(value: Any, style: str = "") -> Text:
@@ -207,16 +214,22 @@ class Renderer:
         proposal = event.record.proposal
         t = proposal.thoughts
         self.console.rule(Text(f"Step {event.record.step}"))
+        plan = t.plan or ["(none)"]
         lines = [
-            labelled("TASK: ", "bold cyan", outside(proposal.task)),
-            labelled("THOUGHTS: ", "bold yellow", outside(t.text)),
-            labelled("REASONING: ", "bold yellow", outside(t.reasoning)),
+            labelled("TASK: ", "bold cyan", said(proposal.task)),
+            labelled("THOUGHTS: ", "bold yellow", said(t.text)),
+            labelled("REASONING: ", "bold yellow", said(t.reasoning)),
             labelled("PLAN:", "bold yellow"),
-            *(Text.assemble("  - ", outside(line)) for line in t.plan or ["(none)"]),
-            labelled("CRITICISM: ", "bold yellow", outside(t.criticism)),
+            *(Text.assemble("  - ", said(line)) for line in plan[:PLAN_LINES]),
+            *(
+                [Text(f"  [... {len(plan) - PLAN_LINES} more ...]")]
+                if len(plan) > PLAN_LINES
+                else []
+            ),
+            labelled("CRITICISM: ", "bold yellow", said(t.criticism)),
         ]
         if t.speak:
-            lines.append(labelled("SPEAK: ", "bold yellow", outside(t.speak)))
+            lines.append(labelled("SPEAK: ", "bold yellow", said(t.speak)))
         args = json.dumps(proposal.args, ensure_ascii=False)
         lines.append(
             labelled(
@@ -330,9 +343,7 @@ class Renderer:
 
     def _tasks_changed(self, event: TasksChanged) -> None:
         if event.added:
-            self._quote(
-                *(labelled("NEW TASK: ", "bold blue", outside(t.text)) for t in event.added)
-            )
+            self._quote(*(labelled("NEW TASK: ", "bold blue", said(t.text)) for t in event.added))
 
     def _step_finished(self, event: StepFinished) -> None:
         line = Text(f"Step {event.step} · ").append_text(format_spend(event.spend, event.budget))
@@ -363,8 +374,8 @@ class Renderer:
         style = end_style(event.status)
         c = self.console
         c.rule()
-        lines = [labelled(f"Run {event.status}: ", style, outside(event.reason))]
-        lines += [Text.assemble("  - ", outside(line)) for line in event.goal_report]
+        lines = [labelled(f"Run {event.status}: ", style, said(event.reason))]
+        lines += [Text.assemble("  - ", said(line)) for line in event.goal_report]
         if event.files:
             shown = ", ".join(event.files[:20]) + (" ..." if len(event.files) > 20 else "")
             lines.append(Text.assemble("Files made or changed: ", outside(shown)))
