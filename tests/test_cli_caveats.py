@@ -4,6 +4,12 @@ store, the budget."""
 from __future__ import annotations
 
 import io
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pexpect
@@ -11,7 +17,7 @@ import pytest
 
 from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
-from .cli_helpers import PROFILE, finish, spawn
+from .cli_helpers import PROFILE, cli_env, finish, spawn
 
 pytestmark = pytest.mark.slow
 
@@ -33,3 +39,41 @@ def test_long_model_text_is_cut_on_the_screen_as_program_output_is(
     assert len(shown) < 30_000, len(shown)
     assert shown.count("characters cut ...]") >= 3  # thoughts, speak, the reason
     assert "[... 488 more ...]" in shown
+
+
+def test_the_console_answers_forty_clients_at_once_without_a_retry(tmp_path: Path) -> None:
+    served = subprocess.Popen(
+        [sys.executable, "-m", "autoagent", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=cli_env(tmp_path, None),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert served.stdout is not None
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", served.stdout.readline())
+        assert match
+        port = int(match.group(1))
+        start = threading.Barrier(40)
+        took: list[float] = []
+
+        def client() -> None:
+            start.wait()
+            began = time.perf_counter()
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.sendall(b"GET /static/console.css HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                assert conn.recv(64).startswith(b"HTTP/1.0")
+            took.append(time.perf_counter() - began)
+
+        clients = [threading.Thread(target=client) for _ in range(40)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(30)
+        assert len(took) == 40
+        # A connection the listener had no room for is tried again only after a second.
+        assert max(took) < 0.9, sorted(took)
+    finally:
+        served.terminate()
+        served.wait(10)

@@ -178,6 +178,9 @@ class ConsoleServer(ThreadingHTTPServer):
     """The console, bound; ConfigError when the port is taken."""
 
     daemon_threads = True
+    # Connections waiting to be accepted: at socketserver's 5, a burst of clients (a team's
+    # browsers, a live page's viewers) loses its SYNs and waits a second to try again.
+    request_queue_size = 128
 
     def __init__(self, home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
