@@ -15,7 +15,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from autoagent.model.testing import FakeOpenAIServer, execution_reply
+from autoagent.model.testing import FakeOpenAIServer, Fault, execution_reply
 
 from .cli_helpers import PROFILE, cli_env, finish, spawn
 
@@ -77,3 +77,20 @@ def test_the_console_answers_forty_clients_at_once_without_a_retry(tmp_path: Pat
     finally:
         served.terminate()
         served.wait(10)
+
+
+def test_one_http_500_on_the_first_call_keeps_the_reply_format(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script(
+        "execution",
+        Fault(500),
+        execution_reply("write_file", path="a.txt", content="x"),
+        execution_reply("finish", reason="Done."),
+    )
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c")
+    child.expect_exact("Run finished:")
+    assert finish(child) == 0
+    assert (tmp_path / "ws" / "a.txt").exists()
+    formats = [(r.get("response_format") or {}).get("type") for r in server.requests]
+    assert set(formats) - {None} == {"json_schema"}, formats

@@ -121,11 +121,18 @@ class OpenAIChatModel:
                 try:
                     return self._create(messages, model, kind, schema, probing=not last)
                 except o.APIError as exc:
-                    if last or not self._is_transient(exc):
+                    if last:
                         raise
-                    # Busy, not a refusal: the same format again, with the usual retries.
-                    log.debug("endpoint busy while trying response_format %s: %s", kind, exc)
-                    return self._create(messages, model, kind, schema, probing=False)
+                    if self._is_transient(exc):
+                        # Busy, not a refusal: the same format again, with the usual retries.
+                        log.debug("endpoint busy while trying response_format %s: %s", kind, exc)
+                        return self._create(messages, model, kind, schema, probing=False)
+                    if getattr(exc, "status_code", None) != 500:
+                        raise
+                    # Some servers refuse a format with a 500, others fail once: one 500 does
+                    # not settle the format for the run; a second one does.
+                    log.debug("HTTP 500 while trying response_format %s; asking again", kind)
+                    return self._create(messages, model, kind, schema, probing=True)
             except (o.BadRequestError, o.UnprocessableEntityError, o.InternalServerError) as exc:
                 refused = exc.status_code in (400, 422, 500) and not self._is_model_missing(exc)
                 if last or not refused:
