@@ -4,6 +4,7 @@ store, the budget."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 
 from autoagent.model.testing import FakeOpenAIServer, Fault, execution_reply
 
-from .cli_helpers import PROFILE, cli_env, finish, spawn
+from .cli_helpers import PROFILE, checkpoints, cli_env, finish, spawn
 
 pytestmark = pytest.mark.slow
 
@@ -94,3 +95,19 @@ def test_one_http_500_on_the_first_call_keeps_the_reply_format(
     assert (tmp_path / "ws" / "a.txt").exists()
     formats = [(r.get("response_format") or {}).get("type") for r in server.requests]
     assert set(formats) - {None} == {"json_schema"}, formats
+
+
+def test_the_budget_stops_the_run_before_a_call_that_would_pass_it(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script(
+        "execution",
+        *(execution_reply("write_file", path=f"f{i}.txt", content="x") for i in range(9)),
+    )
+    prices = json.dumps({"gpt-4o-mini": [400, 400]})  # a call costs about $0.2 to $0.4
+    child = spawn(tmp_path, server, "run", *PROFILE, "-c", "--budget", "1", AUTOAGENT_PRICES=prices)
+    child.expect_exact("The budget of $1.00 is spent: the next model call (about $")
+    assert finish(child) == 0
+    [state] = checkpoints(tmp_path)
+    assert state["status"] == "stopped"
+    assert 0.5 < state["spend"]["cost"] <= 1.0, state["spend"]

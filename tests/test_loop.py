@@ -133,7 +133,7 @@ def test_budget_stops_the_run_and_a_higher_one_resumes_it(
     end = ended(list(run(loop)))
     assert end.status == "stopped" and "budget of $1.00 is spent" in end.reason
     spent, steps = end.spend.cost, end.steps
-    assert spent >= 1.0
+    assert 0.5 < spent <= 1.0  # stopped before the call that would pass it
 
     config = Settings(
         home=tmp_path / "home",

@@ -12,7 +12,7 @@ from ..base.errors import AutoAgentError, ConfigError, ReplyError
 from ..base.text import trim_middle
 from ..model import prompts
 from ..model.llm import ChatModel, Completion, Message, Usage, estimate_tokens
-from ..model.pricing import Spend
+from ..model.pricing import Spend, cost_of
 from ..model.replies import (
     ExecutionReply,
     FormatEchoed,
@@ -83,6 +83,7 @@ class ModelCaller:
         self.token_ratio = 1.0
         self.timings = Timings()  # the loop reads them per step
         self.on_call: Callable[[CallSeen], None] | None = None
+        self.longest_reply = 0  # completion tokens of the longest reply yet: the next may match
 
     def estimate(self, text: str) -> int:
         """Tokens `text` will likely take, from the offline estimate calibrated by real usage."""
@@ -102,7 +103,7 @@ class ModelCaller:
         problem: ReplyProblem | None = None
         echoes = 0
         for _attempt in range(MAX_REASKS + 1):
-            self._check_budget()
+            self._check_budget(messages, model)
             for message in messages:
                 log.debug(
                     "prompt to %s (%s) [%s]:\n%s", role, model, message["role"], message["content"]
@@ -111,6 +112,7 @@ class ModelCaller:
                 completion = self.model.complete(messages, model=model, schema=schema)
             cost = self.spend.add(completion.model or model, completion.usage, self.prices)
             self._calibrate(messages, completion.usage)
+            self.longest_reply = max(self.longest_reply, completion.usage.completion_tokens)
             log.debug(
                 "reply from %s in %.2fs, %d+%d tokens%s:\n%s",
                 role,
@@ -154,11 +156,12 @@ class ModelCaller:
 
     def say(self, role: str, prompt: str, model: str) -> str:
         """A plain-text call (no JSON), e.g. answering a question about a long page."""
-        self._check_budget()
         messages = [{"role": "user", "content": prompt}]
+        self._check_budget(messages, model)
         with self.timings.phase("model"):
             completion = self.model.complete(messages, model=model)
         cost = self.spend.add(completion.model or model, completion.usage, self.prices)
+        self.longest_reply = max(self.longest_reply, completion.usage.completion_tokens)
         log.debug("plain reply from %s in %.2fs:\n%s", role, completion.seconds, completion.text)
         record = CallRecord(
             role,
@@ -195,10 +198,22 @@ class ModelCaller:
         records, self.records = self.records, []
         return records
 
-    def _check_budget(self) -> None:
-        if self.budget is not None and self.spend.cost >= self.budget:
+    def _check_budget(self, messages: list[Message], model: str) -> None:
+        """Stop before a call the budget cannot pay for: its prompt, as estimated, and a
+        reply as long as the longest yet."""
+        if self.budget is None:
+            return
+        if self.spend.cost >= self.budget:
             raise BudgetExceeded(
                 f"The budget of ${self.budget:.2f} is spent (${self.spend.cost:.4f} used). "
+                "Resume with a higher --budget to go on."
+            )
+        prompt = sum(self.estimate(m["content"]) for m in messages)
+        next_call = cost_of(model, prompt, self.longest_reply, self.prices)
+        if self.spend.cost + next_call > self.budget:
+            raise BudgetExceeded(
+                f"The budget of ${self.budget:.2f} is spent: the next model call (about "
+                f"${next_call:.4f}) would pass it (${self.spend.cost:.4f} used). "
                 "Resume with a higher --budget to go on."
             )
 

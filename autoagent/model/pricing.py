@@ -32,6 +32,16 @@ def price_of(model: str, table: dict[str, tuple[float, float]]) -> tuple[float, 
     return table[max(candidates, key=len)] if candidates else None
 
 
+def cost_of(
+    model: str, prompt_tokens: int, completion_tokens: int, table: dict[str, tuple[float, float]]
+) -> float:
+    """Dollars for these tokens of `model`; 0 for a model with no price."""
+    price = price_of(model, table)
+    if price is None:
+        return 0.0
+    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6
+
+
 class Spend(BaseModel):
     """Tokens and dollars used so far in a run."""
 
