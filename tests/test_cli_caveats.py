@@ -111,3 +111,38 @@ def test_the_budget_stops_the_run_before_a_call_that_would_pass_it(
     [state] = checkpoints(tmp_path)
     assert state["status"] == "stopped"
     assert 0.5 < state["spend"]["cost"] <= 1.0, state["spend"]
+
+
+def store_bytes(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "autoagent.lock"
+    }
+
+
+def test_memory_list_of_a_damaged_store_says_so_and_writes_nothing(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    server.script("execution", execution_reply("write_file", path="fact.txt", content="Figs."))
+    assert finish(spawn(tmp_path, server, "run", *PROFILE, "-c")) == 0
+    store = tmp_path / "home" / "memory"
+    sqlite = store / "chroma.sqlite3"
+    data = bytearray(sqlite.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 4096] = b"\xff" * 4096  # a page or more damaged
+    sqlite.write_bytes(bytes(data))
+    before = store_bytes(store)
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "autoagent", "memory", "list", "--agent", "Scout"],
+        cwd=tmp_path,
+        env=cli_env(tmp_path, None, COLUMNS="300"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert store_bytes(store) == before
+    said = listed.stdout + listed.stderr
+    assert listed.returncode == 1, said
+    assert said.startswith(f"Error: The memory store at {store} cannot be read, it is damaged")
+    assert said.rstrip().endswith("it was left as it is.") and "Traceback" not in said, said

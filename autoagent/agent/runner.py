@@ -136,6 +136,14 @@ def open_memory(settings: Settings, agent_name: str) -> Memory:
     )
 
 
+def open_memory_to_read(settings: Settings, agent_name: str) -> Memory:
+    """The agent's memory for `memory list` and `search`: a local store is read from a copy,
+    so reading never writes it."""
+    if settings.memory_url:
+        return Memory.open_server(settings.memory_url, agent_name, build_embedder(settings))
+    return Memory.open_copy(settings.home / "memory", agent_name, build_embedder(settings))
+
+
 def check_folders(settings: Settings) -> tuple[Path, Path]:
     """The workspace and the data folder, resolved; the data folder may never be inside it."""
     home = settings.home.expanduser().resolve()

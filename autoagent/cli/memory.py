@@ -19,10 +19,11 @@ memory_app = typer.Typer(
 
 
 @contextmanager
-def _memory(agent: str | None) -> Iterator[Memory]:
-    """The named agent's memory (default: the one in ai_settings.yaml), closed after use."""
+def _memory(agent: str | None, *, to_read: bool = False) -> Iterator[Memory]:
+    """The named agent's memory (default: the one in ai_settings.yaml), closed after use;
+    `to_read`: one that reading never writes."""
     from ..agent.profile import load_profile
-    from ..agent.runner import open_memory
+    from ..agent.runner import open_memory, open_memory_to_read
     from ..base.errors import ConfigError
 
     settings = load_flags()
@@ -30,7 +31,7 @@ def _memory(agent: str | None) -> Iterator[Memory]:
         if not settings.ai_settings.is_file():
             raise ConfigError("Name the agent with --agent (no ai_settings.yaml here).")
         agent = load_profile(settings.ai_settings).name
-    memory = open_memory(settings, agent)
+    memory = (open_memory_to_read if to_read else open_memory)(settings, agent)
     try:
         yield memory
     finally:
@@ -54,7 +55,7 @@ def memory_search(
     from .ui import Quoted, outside
 
     console = new_console()
-    with _memory(agent) as memory:
+    with _memory(agent, to_read=True) as memory:
         found = memory.recall(query, count)
     for item in found:
         console.print(Text(f"{item.distance:.3f}", "bold"))
@@ -75,7 +76,7 @@ def memory_list(
     from .ui import Quoted, one_line, outside
 
     console = new_console()
-    with _memory(agent) as memory:
+    with _memory(agent, to_read=True) as memory:
         items = memory.list(limit)
         total = memory.count()
     for item in items:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -27,6 +29,7 @@ MAX_MEMORY_CHARS = 4000
 # Only the head of a memory (or a query) is embedded: the task, the command and how the result
 # begins say what it is about, and embedding time grows with length (about 0.2 ms a character).
 EMBED_CHARS = 250
+LOCK_FILE = "autoagent.lock"
 CHROMA_FILE = "chroma.sqlite3"  # a local store without it has never held a memory
 # Query embeddings kept by text: a step that repeats its task (feedback, an invalid command,
 # no task left) asks the same question again, and embedding it costs 15-30 ms.
@@ -72,6 +75,7 @@ class Memory:
         self.embedder = embedder
         self.where = where
         self._lock_fd: int | None = None
+        self._scratch: Path | None = None  # the copy a read-only store was opened from
         self._pending: list[tuple[str, Future[None]]] = []  # in the order written
         self._written: set[str] = set()  # ids whose write this process saw finish
         self.write_seconds = 0.0  # spent by the background writer, for the benchmark
@@ -134,6 +138,33 @@ class Memory:
             os.close(lock_fd)
             raise
         memory._lock_fd = lock_fd
+        return memory
+
+    @classmethod
+    def open_copy(cls, path: Path, agent_name: str, embedder: Embedder) -> Memory:
+        """The embedded store, for reading only: opened from a copy, so that nothing chromadb
+        does on opening (it may rewrite an index it finds damaged) reaches the store itself."""
+        lock_fd = lock_store(path)  # no run is writing it while it is copied
+        scratch = Path(tempfile.mkdtemp(prefix="autoagent-memory-"))
+        try:
+            if (path / CHROMA_FILE).exists():
+                ignore = shutil.ignore_patterns(LOCK_FILE)
+                shutil.copytree(path, scratch, dirs_exist_ok=True, ignore=ignore)
+            try:
+                memory = cls(local_client(scratch), agent_name, embedder, str(path))
+                memory.count()
+            except MemoryStoreError as exc:
+                cause = exc.__cause__ or exc
+                raise MemoryStoreError(
+                    f"The memory store at {path} cannot be read, it is damaged ({cause}); "
+                    "it was left as it is."
+                ) from exc
+        except BaseException:
+            os.close(lock_fd)
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        memory._lock_fd = lock_fd
+        memory._scratch = scratch
         return memory
 
     @classmethod
@@ -334,6 +365,8 @@ class Memory:
             self._writer.close()
             self._preparer.shutdown(wait=False, cancel_futures=True)
             self._release_lock()
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
@@ -370,7 +403,7 @@ def lock_store(path: Path) -> int:
     """Hold an exclusive lock on the store, so two processes never write it at once."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        fd = try_lock(path / "autoagent.lock")
+        fd = try_lock(path / LOCK_FILE)
     except OSError as exc:
         raise MemoryStoreError(f"Cannot open the memory store at {path}: {exc}") from exc
     if fd is None:
