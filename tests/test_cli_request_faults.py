@@ -109,14 +109,15 @@ def test_a_damaged_request_of_a_waiting_run_can_be_denied_from_a_shell(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """An empty 8 MB file system at tmp_path/home, the data folder of the tests' runs."""
-    home = tmp_path / "home"
-    home.mkdir()
-    mounted = os.geteuid() == 0 and mount_tmpfs(home, "8m")
+    """An empty 8 MB file system for the runs' folders (the memory store stays apart: its
+    own full disk is another matter)."""
+    runs = tmp_path / "home" / "runs"
+    runs.mkdir(parents=True)
+    mounted = os.geteuid() == 0 and mount_tmpfs(runs, "8m")
     if not mounted:
         pytest.skip("mounting a small file system needs root")
-    yield home
-    subprocess.run(["umount", "-l", str(home)], check=False)
+    yield runs
+    subprocess.run(["umount", "-l", str(runs)], check=False)
 
 
 def mount_tmpfs(folder: Path, size: str) -> bool:
@@ -186,7 +187,7 @@ def test_a_full_disk_refuses_answers_from_a_shell_and_the_console_in_one_sentenc
     assert approved.returncode == 0, approved.stdout + approved.stderr
     child.expect(ANSWERED_APPROVE)
     child.expect_exact("Run finished:")
-    assert finish(child) == 0
+    assert finish(child) == 0, child.before
     served.terminate()
     log, _ = served.communicate(timeout=10)
     assert "Traceback" not in log and "Error" not in log, log
