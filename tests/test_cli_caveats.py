@@ -107,7 +107,7 @@ def test_the_budget_stops_the_run_before_a_call_that_would_pass_it(
     prices = json.dumps({"gpt-4o-mini": [400, 400]})  # a call costs about $0.2 to $0.4
     child = spawn(tmp_path, server, "run", *PROFILE, "-c", "--budget", "1", AUTOAGENT_PRICES=prices)
     child.expect_exact("The budget of $1.00 is spent: the next model call (about $")
-    assert finish(child) == 0
+    assert finish(child) == 5  # the budget's exit code
     [state] = checkpoints(tmp_path)
     assert state["status"] == "stopped"
     assert 0.5 < state["spend"]["cost"] <= 1.0, state["spend"]

@@ -130,7 +130,7 @@ def answer(
 def _decide(request_id: str, kind: DecisionKind, text: str) -> None:
     from rich.text import Text
 
-    from ..base.decision import Channel
+    from ..base.decision import Channel, DecisionKind
     from ..human.requests import describe_answer, os_user
     from .inbox import DamagedRequest, decide, find
     from .ui import labelled, one_line, outside
