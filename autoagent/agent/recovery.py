@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from ..base.status import StepStatus
 from ..store.journal import RunJournal
+from ..tools.cgroups import end_leftovers
 from ..tools.commands.base import Command
 from .events import CommandDone, from_data
 from .record import StepRecord
@@ -33,8 +34,14 @@ class Recovery:
 
     def settle(self) -> tuple[list[StepRecord], list[str]]:
         """Settle the step that was in flight when the last process ended: a result found in
-        the journal is restored; a command with no recorded result is noted for the model."""
+        the journal is restored; a command with no recorded result is noted for the model.
+
+        First, whatever the last process left running (killed with kill -9) is ended, so that
+        a command cut short cannot go on beside the resumed run."""
         state = self.state
+        ended = end_leftovers()
+        if ended:
+            log.warning("ended %d processes an earlier agent process left running", ended)
         current = state.unfinished_step()
         if current is None:
             return [], []

@@ -1,8 +1,12 @@
-"""A pids cgroup per confined program, where the agent may make one (root, as a rule).
+"""A pids cgroup per program the agent starts, where the agent may make one (root, as a rule).
 
 RLIMIT_NPROC never binds root, so for root the process limit comes from a cgroup: created
 before the program starts, joined by the child before it runs anything, removed (with whatever
 is left in it) when the program ends. Where no cgroup can be made, the rlimit is what there is.
+
+A group is named after the agent process (its pid and start time), so that what an agent killed
+with `kill -9` left running can be found and ended exactly: end_leftovers(), which a resumed run
+calls before it settles the step the dead process left in flight.
 """
 
 from __future__ import annotations
@@ -23,16 +27,17 @@ class PidsGroup:
         self.path = path
 
     @classmethod
-    def create(cls, limit: int) -> PidsGroup | None:
-        """A new cgroup allowing `limit` tasks; None where none can be made."""
+    def create(cls, limit: int | None) -> PidsGroup | None:
+        """A new cgroup allowing `limit` tasks (None: any number); None where none can be
+        made."""
         base = pids_base()
         if base is None:
             return None
         _sweep(base)
-        path = base / f"autoagent-{os.getpid()}-{next(_counter)}"
+        path = base / f"{_PREFIX}{_owner(os.getpid())}-{next(_counter)}"
         try:
             path.mkdir()
-            (path / "pids.max").write_text(str(limit))
+            (path / "pids.max").write_text("max" if limit is None else str(limit))
         except OSError:
             with suppress(OSError):
                 path.rmdir()
@@ -43,31 +48,57 @@ class PidsGroup:
         """A descriptor the child writes its pid to, to join the group before it execs."""
         return os.open(self.path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
 
-    def remove(self, wait: float = 2.0) -> None:
-        """Kill what is left in the group and remove it."""
+    def remove(self, wait: float = 2.0) -> int:
+        """Kill what is left in the group and remove it; how many processes were killed."""
+        killed: set[str] = set()
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             try:
                 pids = (self.path / "cgroup.procs").read_text().split()
             except OSError:
-                return
+                return len(killed)
             if not pids:
                 break
             for pid in pids:
                 with suppress(OSError):
                     os.kill(int(pid), signal.SIGKILL)
+                    killed.add(pid)
             time.sleep(0.01)
         with suppress(OSError):
             self.path.rmdir()
+        return len(killed)
 
 
-def _sweep(base: Path) -> None:
-    """Remove the empty groups of agents that are gone (killed before they could)."""
-    for group in base.glob("autoagent-*-*"):
-        owner = group.name.split("-")[1]
-        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-            with suppress(OSError):
-                group.rmdir()  # fails, and is left, while anything still runs in it
+def end_leftovers(wait: float = 5.0) -> int:
+    """Kill what agents that are gone left running in their groups, wait until it is gone and
+    remove the groups; how many processes were killed (0 where no group can be made)."""
+    base = pids_base()
+    return 0 if base is None else _sweep(base, wait)
+
+
+def _sweep(base: Path, wait: float = 5.0) -> int:
+    """End the groups of agents that are gone (killed before they could): see end_leftovers."""
+    killed = 0
+    for group in base.glob(f"{_PREFIX}*"):
+        owner = group.name[len(_PREFIX) :].rsplit("-", 1)[0]
+        pid, _, started = owner.partition("-")
+        if not pid.isdigit():
+            continue
+        if (_owner(int(pid)) != owner) if started else not Path(f"/proc/{pid}").exists():
+            killed += PidsGroup(group).remove(wait)
+    return killed
+
+
+_PREFIX = "autoagent-"
+
+
+def _owner(pid: int) -> str:
+    """`pid-starttime` of a live process (a pid of its own once reused); '' once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return f"{pid}-{stat.rsplit(')', 1)[1].split()[19]}"
 
 
 @cache

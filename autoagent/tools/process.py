@@ -113,8 +113,7 @@ def run_process(
             _drain(proc.stdout.fileno(), capture, time.monotonic() + _DRAIN_SECONDS)
             proc.stdout.close()
             exit_code = proc.wait()
-            if started.group is not None:
-                started.group.remove()
+            started.release()
     finally:
         if save_file is not None:
             save_file.close()
@@ -134,6 +133,7 @@ class ToolProcess:
 
     proc: subprocess.Popen[bytes]
     group: PidsGroup | None = None
+    alive: int | None = None  # the agent's end of the pipe the sandbox checks it by
 
     def stop(self) -> int:
         """Kill it with everything it started; its exit code."""
@@ -143,9 +143,16 @@ class ToolProcess:
                 with suppress(OSError):
                     stream.close()
         exit_code = self.proc.wait()
+        self.release()
+        return exit_code
+
+    def release(self) -> None:
+        """Once it has ended: remove its group (and what is left in it), close the pipe."""
         if self.group is not None:
             self.group.remove()
-        return exit_code
+        if self.alive is not None:
+            os.close(self.alive)
+            self.alive = None
 
 
 def start_process(
@@ -179,16 +186,20 @@ def _start(
 ) -> ToolProcess:
     group = None
     isolate = False
+    stdin, stdout, stderr = streams
+    alive = None  # the read end of the pipe the program checks the agent is still there by
     if sandbox is None:
         command, limits = list(argv), None
     else:
-        launch = sandbox.wrap(argv, cwd)
+        # A program with no input gets, until it starts, a pipe as stdin (see Sandbox.wrap).
+        launch = sandbox.wrap(argv, cwd, alive_fd=0 if stdin == subprocess.DEVNULL else None)
         command, limits = launch.argv, launch.limits
         if launch.direct is not None:  # the child isolates itself: no launcher to start
             command, isolate = launch.direct, True
-        if sandbox.confined and sandbox.limits.processes is not None:
-            group = PidsGroup.create(sandbox.limits.processes)
-    stdin, stdout, stderr = streams
+        if launch.checks_agent:
+            alive, stdin = os.pipe()
+        # Also with no process limit: what a run killed with kill -9 left is found in it.
+        group = PidsGroup.create(sandbox.limits.processes if sandbox.confined else None)
     procs = group.open_procs() if group is not None else None
     proc = None
     try:
@@ -215,9 +226,13 @@ def _start(
     finally:
         if procs is not None:
             os.close(procs)
+        if alive is not None:
+            os.close(stdin)
+            if proc is None:
+                os.close(alive)
         if proc is None and group is not None:
             group.remove()
-    return ToolProcess(proc, group)
+    return ToolProcess(proc, group, alive)
 
 
 def _child_setup(

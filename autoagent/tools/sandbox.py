@@ -116,6 +116,8 @@ class Launch:
     # The same without the step that isolates it from the host's keyrings: for a parent whose
     # child calls confine.isolate_from_host() itself before exec (no Python to start).
     direct: list[str] | None = None
+    # The program starts only if its `alive_fd` can be written to (see Sandbox.wrap).
+    checks_agent: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,20 +156,31 @@ class Sandbox:
         network = "network on" if self.network else "network off"
         return f"sandboxed ({self.mechanism.value}; {network})"
 
-    def wrap(self, argv: Sequence[str], cwd: Path) -> Launch:
-        """The argv that runs `argv` confined in `cwd`; RefusedError when it may not run."""
+    def wrap(self, argv: Sequence[str], cwd: Path, alive_fd: int | None = None) -> Launch:
+        """The argv that runs `argv` confined in `cwd`; RefusedError when it may not run.
+
+        `alive_fd` (0 to 9; 0 is put back to /dev/null): the write end of a pipe only the agent
+        reads, open in the child. Under bubblewrap the program then starts only if the agent is
+        still there once the sandbox dies with it: bubblewrap's process inside arms its
+        parent-death signal only after its setup, without checking that its parent is there."""
         self.check_can_run()
         if self.mechanism is Mechanism.BWRAP:
             # The process limit is set inside, where the user namespace counts only the
             # sandbox's processes (set outside, it would count every process of the user).
             limits, inner = replace(self.limits, processes=None), list(argv)
+            script = []
+            if alive_fd is not None:  # no reader left: SIGPIPE or EPIPE, the program never runs
+                closed = "</dev/null" if alive_fd == 0 else ">&-"
+                check = f"printf x >&{alive_fd} 2>/dev/null || exit 137"
+                script.append(f"{check}; exec {alive_fd}{closed}")
             if self.limits.processes is not None:
                 count = self.limits.processes
-                ulimit = f'ulimit -p {count} 2>/dev/null || ulimit -u {count}; exec "$@"'
-                inner = ["/bin/sh", "-c", ulimit, "sh", *argv]
+                script.append(f"ulimit -p {count} 2>/dev/null || ulimit -u {count}")
+            if script:
+                inner = ["/bin/sh", "-c", "; ".join([*script, 'exec "$@"']), "sh", *argv]
             direct = [*self._bwrap_argv(cwd), "--", *inner]
             isolated = [sys.executable, "-I", "-S", str(LAUNCHER), ISOLATED]
-            return Launch([*isolated, *direct], limits, direct)
+            return Launch([*isolated, *direct], limits, direct, alive_fd is not None)
         if self.mechanism is Mechanism.LANDLOCK:
             spec = {
                 "parent": os.getpid(),
