@@ -1,6 +1,7 @@
 """Kill a continuous run at random moments, resume it each time, and count what was lost.
 
     .venv/bin/python -m bench.killtest [--kills 50] [--steps 20] [--seed 1]
+    .venv/bin/python -m bench.killtest --crash [--sandbox bwrap|landlock] [--kills 50]
 
 The agent runs the installed CLI against a local scripted model that behaves like a careful
 agent: its next command is always "log entry k" for the first k missing from ran.log, so it
@@ -16,6 +17,12 @@ checkpoint. Then the run is resumed. At the end it counts:
 - missing memories: a step with a recorded result that is not in the memory store;
 - lost notes: a command cut short by a kill whose "may or may not have taken effect" note
   never reached the model.
+
+With --crash, only the agent is killed, as a crash does: what it started is left to die with
+it, and the run is resumed at once. Every command is then a sandboxed program, and most kills
+land in the first 40 ms after a command starts. It also counts leftovers: a process of the
+run (its folder or command line in the test's folder) that a killed agent left, still there
+once the resumed process's loop has started (the resume must end it first), or at the end.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ class Oracle:
     steps: int
     rng: random.Random
     max_delay: float = 0.4
+    every_command_runs: bool = False  # each command a program (in the sandbox), not a file write
 
     def entries(self) -> list[int]:
         try:
@@ -63,7 +71,7 @@ class Oracle:
             reply = execution_reply("finish", reason="All entries are written.")
         else:
             k = missing[0]
-            if k % 3 == 0:
+            if k % 3 == 0 or self.every_command_runs:
                 code = f"open('ran.log', 'a').write('entry-{k}\\n'); import time; time.sleep(0.4)"
                 reply = execution_reply("execute_python_code", code=code)
             else:
@@ -88,6 +96,7 @@ class Figures:
     entries: int = 0  # log entries written
     notes_due: int = 0  # commands cut short by a kill, each owed a note
     restored: int = 0  # results recorded before a kill and completed after it
+    leftovers: list[str] = field(default_factory=list)  # processes a killed agent left running
 
 
 def descendants(pid: int) -> list[int]:
@@ -121,6 +130,36 @@ def kill_all(process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in family):
         time.sleep(0.02)
+
+
+def run_processes(root: Path) -> dict[int, str]:
+    """The processes whose folder or command line is in `root` (the agent's and what it
+    started; a sandbox's show the same paths), by pid: their start time and command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            started = (entry / "stat").read_text().rsplit(")", 1)[1].split()[19]
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if str(root) in cmdline or Path(cwd).is_relative_to(root):
+            found[int(entry.name)] = f"{started} {cmdline.strip()[:200]}"
+    return found
+
+
+def still_there(processes: dict[int, str], root: Path) -> list[str]:
+    """Those of `processes` that still run (the same pid and start time); killed here, so
+    that each is counted once."""
+    now = run_processes(root)
+    left = [f"{pid}: {what}" for pid, what in processes.items() if now.get(pid) == what]
+    for pid in processes:
+        if now.get(pid) == processes[pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return left
 
 
 def run_dir(home: Path) -> Path | None:
@@ -188,12 +227,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="Keep the run's folder.")
+    parser.add_argument(
+        "--crash", action="store_true", help="Kill only the agent, as a crash does."
+    )
+    parser.add_argument("--sandbox", default="auto", help="AUTOAGENT_SANDBOX for the runs.")
     options = parser.parse_args()
     rng = random.Random(options.seed)
     root = Path(tempfile.mkdtemp(prefix="killtest-"))
     home, workspace = root / "home", root / "ws"
     workspace.mkdir()
-    oracle = Oracle(workspace / "ran.log", options.steps, rng)
+    oracle = Oracle(workspace / "ran.log", options.steps, rng, every_command_runs=options.crash)
     figures = Figures()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTOAGENT_"))}
     notes_due: set[int] = set()
@@ -208,8 +251,10 @@ def main() -> None:
             "AUTOAGENT_STALL_STEPS": "1000",
             "AUTOAGENT_MAX_STEPS": "1000",
             "NO_COLOR": "1",
+            "AUTOAGENT_SANDBOX": options.sandbox,
         }
         finished = False
+        left: dict[int, str] = {}  # what the last killed agent left running
         while not finished:
             folder = run_dir(home)
             verb = ["resume"] if folder is not None else ["run", *PROFILE]
@@ -227,6 +272,9 @@ def main() -> None:
                     break
                 continue
             started = _wait_for_loop(process, home, rng)
+            if started and left:  # the resumed process's loop runs: nothing of the last may
+                figures.leftovers += still_there(left, root)
+                left = {}
             phase = ""
             if started:
                 done = len(set(oracle.entries()))
@@ -236,24 +284,31 @@ def main() -> None:
                     time.sleep(rng.uniform(0, 0.2 if ahead else 1.5))
                 else:  # just after a durable point, or inside a command or a memory write
                     kind = rng.choice(list(TARGETS))
+                    if options.crash and rng.random() < 0.7:
+                        kind = "CommandStarted"  # the start of a sandboxed program
                     _wait_for_event(process, home, kind, 1 if ahead else rng.randint(1, 3))
-                    time.sleep(rng.uniform(0, 0.03))
+                    time.sleep(rng.uniform(0, 0.04 if options.crash else 0.03))
                     phase = TARGETS[kind]
             if process.poll() is not None:
                 finished = process.returncode == 0 and run_dir(home) is not None
                 continue
-            kill_all(process)
+            if options.crash:
+                process.kill()
+                process.wait()
+                left |= run_processes(root)
+            else:
+                kill_all(process)
             figures.kills += 1
             folder = run_dir(home)
             phase = (phase or phase_of(folder)) if started else "start-up"
             figures.phases[phase] = figures.phases.get(phase, 0) + 1
             if folder is not None:
                 notes_due |= expected_notes(folder)
+        time.sleep(0.5)
+        figures.leftovers += still_there({**left, **run_processes(root)}, root)
         tally(figures, home, oracle, server, notes_due)
     report(figures, options, root)
-    if not options.keep and not any(
-        [figures.lost_steps, figures.repeated, figures.missing_memories, figures.lost_notes]
-    ):
+    if not options.keep and not failed(figures):
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)
@@ -378,7 +433,11 @@ def tally(
 
 
 def report(figures: Figures, options: argparse.Namespace, root: Path) -> None:
-    print(f"Kill test: {options.steps}-step continuous run, seed {options.seed}")
+    mode = "only the agent killed (a crash)" if options.crash else "the agent and its children"
+    print(
+        f"Kill test: {options.steps}-step continuous run, seed {options.seed}, {mode}, "
+        f"sandbox {options.sandbox}, uid {os.geteuid()}"
+    )
     print(f"  kills: {figures.kills} (processes started: {figures.lives})")
     print(
         f"  log entries written: {figures.entries}; resumes that completed a step whose result "
@@ -392,11 +451,24 @@ def report(figures: Figures, options: argparse.Namespace, root: Path) -> None:
         ("repeated commands", figures.repeated),
         ("missing memories", figures.missing_memories),
         ("lost notes", figures.lost_notes),
+        ("leftover processes", figures.leftovers),
     ):
         print(f"  {label}: {len(found)}" + (f"  {found}" if found else ""))
     print(f"  `autoagent show` of the run: {'ok' if figures.show_ok else 'FAILED'}")
-    if any([figures.lost_steps, figures.repeated, figures.missing_memories, figures.lost_notes]):
+    if failed(figures):
         print(f"  the run is kept in {root}")
+
+
+def failed(figures: Figures) -> bool:
+    return any(
+        [
+            figures.lost_steps,
+            figures.repeated,
+            figures.missing_memories,
+            figures.lost_notes,
+            figures.leftovers,
+        ]
+    )
 
 
 if __name__ == "__main__":
