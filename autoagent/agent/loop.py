@@ -115,6 +115,9 @@ class AgentLoop:
         )
         self._commands_at_start = state.commands_run  # --continuous-limit counts from here
         self._listener: Callable[[Event], None] | None = None
+        # Set by the CLI on Ctrl-C: a press whose KeyboardInterrupt was swallowed on its way (in
+        # a finalizer, or in a child between fork and exec) stops the run all the same.
+        self.interrupted = False
 
     # Resources.
 
@@ -167,7 +170,7 @@ class AgentLoop:
 
     # The run.
 
-    def run(self) -> Iterator[Event]:
+    def run(self) -> Generator[Event, None, None]:
         """Run until finish, a limit, a human stop or a failure; always ends with RunEnded."""
         state = self.state
         recovered, human_notes = self.recovery.settle() if self.resumed else ([], [])
@@ -195,6 +198,7 @@ class AgentLoop:
             if (current := state.unfinished_step()) is not None:
                 yield from self._finish_unfinished(current)
             while True:
+                self._stop_if_interrupted()
                 check_limits(self.state, self.settings, self._commands_at_start)
                 yield from self._step()
         except RunOver as over:
@@ -393,6 +397,7 @@ class AgentLoop:
         state.current = record
         # Its result: on the disk the moment it returned (a step number is never used twice).
         yield self.keeper.durable(CommandDone(record))
+        self._stop_if_interrupted()  # the result is saved: a resumed run completes the step
         if self.hooks is not None:
             hooked = Proposal(record.step, command.name, args, command.risk)
             said = self.hooks.after(hooked, result.output, result.ok)
@@ -473,3 +478,7 @@ class AgentLoop:
     def _available(self, name: str) -> Command | None:
         """The command `name`, unless it is gone (e.g. its MCP server is not configured)."""
         return self.registry.get(name) if name in self.registry else None
+
+    def _stop_if_interrupted(self) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt

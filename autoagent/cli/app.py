@@ -74,8 +74,9 @@ def _drive(
     exit with the code of the kind of stop (`exit_code`)."""
     from rich.text import Text
 
-    from ..agent.events import RunEnded
+    from ..agent.events import Event, RunEnded
     from ..agent.runner import prepare_run
+    from .interrupts import CtrlC
     from .screen import TerminalScreen
     from .stream import EventStream, summary
     from .telemetry import EXIT_WAIT, start_traces
@@ -116,12 +117,15 @@ def _drive(
                     ("Continuous mode:", "bold yellow"), " commands run without asking", rest
                 )
             )
+
+        def show(event: Event) -> None:
+            if traces is not None:
+                traces.see(event)  # before it is shown, as it happened
+            renderer.show(event)
+
         try:
-            events = loop.run() if traces is None else traces.follow(loop.run())
-            for event in events:
-                renderer.show(event)
-                if isinstance(event, RunEnded):
-                    ended = event
+            with CtrlC(loop) as ctrl_c:
+                ended = ctrl_c.consume(loop.run(), show)
         except KeyboardInterrupt:
             # A second Ctrl-C while the first one's clean-up runs: leave at once. The checkpoint
             # is replaced atomically, so the run on disk is the last consistent one.

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -106,11 +106,9 @@ class RunTracer:
 
     # The loop's side.
 
-    def follow(self, events: Iterator[Event]) -> Iterator[Event]:
-        """The events, each seen here first."""
-        for event in events:
-            self._guarded(self._observe, event)
-            yield event
+    def see(self, event: Event) -> None:
+        """Follow the run by its events, each seen here before it is shown."""
+        self._guarded(self._observe, event)
 
     def model_call(self, seen: CallSeen) -> None:
         """A span for one model call, which has just ended."""

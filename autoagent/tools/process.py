@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..base.errors import CommandError
+from ..base.interrupts import ctrl_c_held
 from ..base.text import decode
 from .cgroups import PidsGroup
 from .confine import isolate_from_host, landlock_abi
@@ -203,24 +204,30 @@ def _start(
     procs = group.open_procs() if group is not None else None
     proc = None
     try:
-        proc = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdin=stdin,  # for run_process: a program waiting for input gets EOF at once
-            stdout=stdout,
-            stderr=stderr,
-            bufsize=0,
-            start_new_session=True,  # its own process group, killed as a whole
-            close_fds=True,
-            preexec_fn=_child_setup(os.getpid(), limits, procs, isolate),
-        )
+        with ctrl_c_held():  # a press meanwhile is raised at the end of the block
+            proc = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=stdin,  # for run_process: a program waiting for input gets EOF at once
+                stdout=stdout,
+                stderr=stderr,
+                bufsize=0,
+                start_new_session=True,  # its own process group, killed as a whole
+                close_fds=True,
+                preexec_fn=_child_setup(os.getpid(), limits, procs, isolate),
+            )
     except FileNotFoundError as exc:
         raise CommandError(f"Program not found: {argv[0]!r}.") from exc
     except PermissionError as exc:
         raise CommandError(f"Program {argv[0]!r} cannot be run: permission denied.") from exc
     except OSError as exc:
         raise CommandError(f"Could not start {argv[0]!r}: {exc.strerror}.") from exc
+    except KeyboardInterrupt:  # pressed while it started: it is not left running
+        if proc is not None:
+            ToolProcess(proc, group).stop()
+            proc = group = None  # ended, its group removed; the pipe is closed below
+        raise
     except subprocess.SubprocessError as exc:  # raised in the child before exec
         raise CommandError(f"Could not start {argv[0]!r}: the sandbox failed ({exc}).") from exc
     finally:
