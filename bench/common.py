@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoagent.agent.loop import AgentLoop, RunEnded, StepFinished
+from autoagent.agent.events import RunEnded, StepFinished
+from autoagent.agent.loop import AgentLoop
 from autoagent.agent.profile import make_profile
 from autoagent.agent.runner import prepare_run
 from autoagent.base.settings import Settings
