@@ -6,7 +6,14 @@ import pytest
 from autoagent.base.decision import DecisionKind
 from autoagent.base.errors import ConfigError
 from autoagent.base.risk import Risk
-from autoagent.human.authorize import PROMPT, Gate, Proposal, ScriptedHuman, parse_answer
+from autoagent.human.authorize import (
+    PROMPT,
+    Gate,
+    Proposal,
+    ScriptedHuman,
+    parse_answer,
+    prompt_for,
+)
 from autoagent.human.policy import Policy, Rule
 
 APPROVE, STOP, FEEDBACK = DecisionKind.APPROVE, DecisionKind.STOP, DecisionKind.FEEDBACK
@@ -195,3 +202,12 @@ def test_mcp_rules_are_checked_against_the_tools_the_servers_list(
     assert str(caught.value).startswith(f"The policy file {file} would not be obeyed as written")
     file.write_text("commands:\n  mcp__srv__echo: allow\n  mcp__off__x: deny\n")
     Policy.load(file, [], ["srv", "off"]).check_tools({"srv": ["danger", "echo"]})
+
+
+def test_u_undoes_only_when_there_is_a_command_to_undo() -> None:
+    assert "'u'" not in prompt_for(None)
+    assert "'u' to undo step 4's command" in prompt_for(4)
+    undo = parse_answer("u", undo_step=4)
+    assert undo is not None and undo.kind is DecisionKind.UNDO
+    plain = parse_answer("u")  # nothing to undo: the letter is feedback, as it always was
+    assert plain is not None and (plain.kind, plain.text) == (FEEDBACK, "u")

@@ -8,6 +8,7 @@ import os
 import stat
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from autoagent.model.testing import FakeOpenAIServer, execution_reply
@@ -219,3 +220,54 @@ def test_the_memory_of_an_undone_step_is_forgotten(tmp_path: Path) -> None:
     found = [m.text for m in memory.recall("write_file notes", 5)]
     memory.close()
     assert found == ["Task: notes\nCommand: write_file a.txt"]
+
+
+def prompt_choices(child: pexpect.spawn) -> str:
+    """The choices the approval prompt offers, once it is shown."""
+    child.expect_exact(PROMPT)
+    child.expect_exact("or type feedback: ")
+    return str(child.before)
+
+
+def test_u_at_the_next_prompt_undoes_the_command_before_the_agent_goes_on(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "kept.txt").write_text("as it was\n")
+    server.script(
+        "execution",
+        execution_reply("write_file", path="kept.txt", content="overwritten"),
+        execution_reply("write_file", path="b.txt", content="next"),
+        execution_reply("finish", reason="Done."),
+    )
+    child = spawn(tmp_path, server, "run", *PROFILE)
+    assert "'u'" not in prompt_choices(child)  # nothing ran yet: nothing to undo
+    child.sendline("y")
+    child.expect_exact("Changed: kept.txt")
+    assert "'u' to undo step 1's command" in prompt_choices(child)
+    assert (ws / "kept.txt").read_text() == "overwritten"
+    child.sendline("u")
+    child.expect_exact("UNDONE:")
+    child.expect_exact("step 1 (undone at the prompt)")
+    assert "'u'" not in prompt_choices(child)  # the finish: step 1 is undone already
+    assert (ws / "kept.txt").read_text() == "as it was\n"
+    assert not (ws / "b.txt").exists()  # step 2's command did not run
+    child.sendline("y")
+    assert finish(child) == 0
+
+    prompt = server.requests_for("execution")[2]["messages"][-1]["content"]
+    assert "The human undid step 1 (write_file" in prompt
+    assert "Your proposed write_file was not run" in prompt
+    run = run_id(tmp_path)
+    events = [json.loads(line) for line in (tmp_path / "home/runs" / run / "events.jsonl").open()]
+    assert [e["steps"] for e in events if e["event"] == "StepsUndone"] == [[1]]
+    assert [e["to_step"] for e in events if e["event"] == "Rewound"] == [1]
+    checkpoint = json.loads((tmp_path / "home/runs" / run / "checkpoint.json").read_text())
+    assert checkpoint["undone"] == [1]
+
+    # The undo is a rewind like the others: it can itself be undone.
+    child = spawn(tmp_path, None, "rewind", run, "--undo", "--yes")
+    child.expect_exact("Rewound:")
+    assert finish(child) == 0
+    assert (ws / "kept.txt").read_text() == "overwritten"

@@ -119,7 +119,7 @@ def test_show_and_the_console_replay_every_event_type(tmp_path: Path) -> None:
         "Changed: a.txt (+312 B)",
         "No space left on device",
         "Rewound to before step 1: a.txt (deleted)",
-        "UNDONE: steps 1 (a.txt was wrong)",
+        "UNDONE: step 1 (a.txt was wrong)",
         "Run stopped: Reached the limit of 1 steps",
     ):
         assert text in shown.stdout, text

@@ -19,6 +19,7 @@ class WorkspaceChanges:
 
     def __init__(self, run_dir: Path, root: Path, max_file_bytes: int) -> None:
         self.snapshots = Snapshots(run_dir, root, max_file_bytes)
+        self.root = root
         self.files: set[str] = set()  # made or changed by this process's commands
         self._before: tuple[int, Manifest] | None = None
 

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from ..base.decision import DecisionKind
-from ..base.errors import AutoAgentError, CommandError, InputEnded, WorkspaceGone
+from ..base.errors import AutoAgentError, CommandError, InputEnded, SnapshotError, WorkspaceGone
 from ..base.settings import Settings
 from ..base.status import RunStatus, StopCause
 from ..base.text import trim_middle
@@ -50,6 +50,7 @@ from .record import RESULT_CHARS_IN_PROMPT, StepProposal, StepRecord, StepStatus
 from .recovery import Recovery
 from .state import RunState
 from .tasks import Task
+from .undo import undo_at_prompt, undoable_step
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +326,12 @@ class AgentLoop:
         """The gate's decision on a valid proposal, and what follows from it."""
         state, args = self.state, record.proposal.args
         gate_proposal = Proposal(
-            record.step, command.name, args, command.risk, command.needs_approval
+            record.step,
+            command.name,
+            args,
+            command.risk,
+            command.needs_approval,
+            undo_step=undoable_step(state),
         )
         decision = self.gate.screen(gate_proposal)
         if decision is None:  # a human is asked: saved first, so a resumed run asks again
@@ -345,7 +351,13 @@ class AgentLoop:
                 Authorized(record.advance(StepStatus.STOPPED, decision=decision))
             )
             raise RunOver(StopCause.HUMAN, f"Stopped by the human before running {command.name}.")
-        if decision.kind is DecisionKind.FEEDBACK:
+        if decision.kind is DecisionKind.UNDO and gate_proposal.undo_step is not None:
+            record = record.advance(StepStatus.FEEDBACK, decision=decision)
+            yield self.keeper.emit(Authorized(record))
+            yield from self._undo_at_prompt(gate_proposal.undo_step, record)
+            yield from self._conclude(record, watch=False)
+            return
+        if decision.kind in (DecisionKind.FEEDBACK, DecisionKind.UNDO):
             record = record.advance(StepStatus.FEEDBACK, decision=decision)
             yield self.keeper.emit(Authorized(record))
             state.feedback = decision.text
@@ -474,6 +486,27 @@ class AgentLoop:
             problem = self.changes.before(step)
         if problem is not None:
             yield self.keeper.emit(CaptureFailed(step, problem))
+
+    def _undo_at_prompt(self, step: int, record: StepRecord) -> Iterator[Event]:
+        """The human's 'u': step `step`'s command undone before `record`'s would run."""
+        try:
+            rewound, undone = undo_at_prompt(
+                self.journal, self.state, self.changes.snapshots, step, record.command
+            )
+        except SnapshotError as exc:
+            self.state.notices = [
+                *self.state.notices,
+                f"The human asked to undo step {step}, but it could not be: {exc} Your "
+                f"proposed {record.command} was not run.",
+            ]
+            yield self.keeper.emit(CaptureFailed(record.step, str(exc)))
+            return
+        yield rewound  # journaled, synced, as it was applied
+        yield self.keeper.emit(undone)
+        self.recall.forget(undone.steps)
+        self.changes.files = {f for f in self.changes.files if (self.changes.root / f).exists()}
+        # The workspace as it is now is how it was before this step, for a later rewind.
+        yield from self._capture_before(record.step)
 
     def _available(self, name: str) -> Command | None:
         """The command `name`, unless it is gone (e.g. its MCP server is not configured)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..base.decision import Decision
+from ..base.decision import Decision, DecisionKind
 from ..base.status import StepStatus
 from ..base.text import trim_middle
 from ..model.replies import Thoughts
@@ -117,6 +117,8 @@ class StepRecord(_Record):
             return f"Error: {self.invalid}"
         if self.decision is not None and self.decision.reason is not None:
             return self.decision.reason
+        if self.decision is not None and self.decision.kind is DecisionKind.UNDO:
+            return "Not run: the human undid the command before it instead."
         if self.status is StepStatus.FEEDBACK:
             return "Not run: the human gave feedback instead."
         if self.status is StepStatus.CUT:

@@ -29,6 +29,7 @@ class Rewind:
     current: Manifest
     target: Manifest
     plan: RestorePlan
+    owns_lock: bool = True  # False inside the run, which holds its own lock
 
     def apply(self) -> Rewound:
         try:
@@ -44,10 +45,11 @@ class Rewind:
             self.journal.record(event.event, sync=True, **to_data(event))
             return event
         finally:
-            self.journal.release()
+            self.cancel()
 
     def cancel(self) -> None:
-        self.journal.release()
+        if self.owns_lock:
+            self.journal.release()
 
 
 def run_workspace(journal: RunJournal) -> Path:
@@ -89,6 +91,15 @@ def prepare_rewind(
         raise
 
 
+def prepare_undo_in_run(journal: RunJournal, snapshots: Snapshots, step: int) -> Rewind:
+    """Plan putting the workspace back as it was before step `step`'s command, from inside
+    the run (which holds the lock); SnapshotError when that command was not captured."""
+    pair = snapshots.of_step(step)
+    if pair is None:
+        raise SnapshotError(f"Step {step}'s command was not captured: it cannot be undone.")
+    return _rewind_to(journal, snapshots, pair[0], step, None, owns_lock=False)
+
+
 def _plan(journal: RunJournal, max_file_bytes: int, to_step: int | None, undo: bool) -> Rewind:
     snapshots = Snapshots(journal.run_dir, run_workspace(journal), max_file_bytes)
     done = rewinds(journal)
@@ -112,8 +123,20 @@ def _plan(journal: RunJournal, max_file_bytes: int, to_step: int | None, undo: b
             )
     if target_capture is None:
         raise SnapshotError("The capture to go back to is missing from the run's snapshots.")
+    return _rewind_to(journal, snapshots, target_capture, to_step, undo_of)
+
+
+def _rewind_to(
+    journal: RunJournal,
+    snapshots: Snapshots,
+    target_capture: Capture,
+    to_step: int | None,
+    undo_of: int | None,
+    *,
+    owns_lock: bool = True,
+) -> Rewind:
     target = snapshots.manifest(target_capture.manifest)
-    number = len(done) + 1
+    number = len(rewinds(journal)) + 1
     before, current = snapshots.capture(number, "rewind")
     return Rewind(
         journal,
@@ -125,4 +148,5 @@ def _plan(journal: RunJournal, max_file_bytes: int, to_step: int | None, undo: b
         current,
         target,
         plan_restore(current, target),
+        owns_lock,
     )

@@ -1,5 +1,6 @@
 """`resume --from-step N`: the run goes on from before step N. Those steps stay in the journal,
-marked undone; the agent is told which were undone and why; recall no longer brings them back."""
+marked undone; the agent is told which were undone and why; recall no longer brings them back.
+The same for one step undone at the prompt ('u'), its workspace changes with it."""
 
 from __future__ import annotations
 
@@ -9,12 +10,48 @@ from ..base.errors import ConfigError
 from ..base.status import RunStatus
 from ..base.text import trim_middle
 from ..store.journal import RunJournal
+from ..store.snapshots import Snapshots
 from .events import Rewound, StepsUndone
-from .rewind import rewinds
+from .rewind import prepare_undo_in_run, rewinds
 from .state import RunState
 
 COMMAND_CHARS = 120
 _SUMMARY_STEP = re.compile(r"step (\d+):")
+UNDONE_AT_THE_PROMPT = "undone at the prompt"
+
+
+def undoable_step(state: RunState) -> int | None:
+    """The step whose command the human may undo at the next prompt: the last command that
+    ran, when it changed the workspace and is not undone already."""
+    ran = [record for record in state.recent if record.ran]
+    if not ran:
+        return None
+    last = ran[-1]
+    changed = bool(last.changes) and last.changes_problem is None
+    return last.step if changed and last.step not in state.undone else None
+
+
+def undo_at_prompt(
+    journal: RunJournal, state: RunState, snapshots: Snapshots, step: int, proposed: str
+) -> tuple[Rewound, StepsUndone]:
+    """Put the workspace back as it was before step `step`'s command and take the step out
+    of the run's state, as the human asked at the prompt of the next one (which proposed
+    `proposed` and does not run); SnapshotError when the workspace cannot be put back."""
+    rewound = prepare_undo_in_run(journal, snapshots, step).apply()
+    listing = _commands(journal, {step})
+    state.recent = [r for r in state.recent if r.step != step]
+    state.unwritten = [r for r in state.unwritten if r.step != step]
+    state.undone = sorted({*state.undone, step})
+    state.files = [f for f in state.files if (state.config.workspace / f).exists()]
+    what = f" ({listing[step]})" if step in listing else ""
+    notice = (
+        f"The human undid step {step}{what}: the workspace is back as it was before it; do not "
+        f"count on its result or files. Your proposed {proposed} was not run."
+    )
+    if rewound.lost:
+        notice += " Not brought back: " + ", ".join(rewound.lost) + "."
+    state.notices = [*state.notices, notice]
+    return rewound, StepsUndone([step], UNDONE_AT_THE_PROMPT)
 
 
 def undo_steps(

@@ -25,6 +25,7 @@ class DecisionKind(StrEnum):
     STOP = "stop"  # the run stops (the terminal's 'n', Ctrl-C)
     ANSWER = "answer"  # to a question (ask_user); text is the answer
     EXPIRED = "expired"  # no one decided in time: a deny
+    UNDO = "undo"  # not run; the command of the step before is undone (the terminal's 'u')
 
 
 class Channel(StrEnum):

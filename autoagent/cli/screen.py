@@ -18,7 +18,7 @@ from rich.text import Text
 from ..base.decision import Channel
 from ..base.risk import Risk
 from ..base.text import trim_middle
-from ..human.authorize import PROMPT
+from ..human.authorize import prompt_for
 from ..human.requests import Answer, Kind, Request, describe_answer
 from .ui import RISK_STYLES, SCREEN_OUTPUT_CHARS, Quoted, labelled, one_line, outside, said
 
@@ -60,7 +60,8 @@ class TerminalScreen:
         self.console.print(hint)
         if drop_typed_ahead():
             self._typed = b""
-        self._prompt = PROMPT if request.kind is Kind.APPROVAL else "Your answer: "
+        approval = request.kind is Kind.APPROVAL
+        self._prompt = prompt_for(request.undo_step) if approval else "Your answer: "
         self.console.print(Text(self._prompt), end="")
 
     def note(self, text: str) -> None:

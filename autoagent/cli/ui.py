@@ -252,6 +252,8 @@ class Renderer:
             return
         if decision.reason is not None:
             self._quote(labelled("REFUSED: ", "bold red", outside(decision.reason)))
+        elif decision.kind is DecisionKind.UNDO:
+            self.console.print(Text("The command before is undone; this one was not run.", "bold"))
         elif decision.kind is DecisionKind.FEEDBACK:
             self.console.print(Text("Feedback sent to the agent; the command was not run.", "bold"))
             if self.replay:
@@ -303,8 +305,9 @@ class Renderer:
 
     def _steps_undone(self, event: StepsUndone) -> None:
         steps = ", ".join(map(str, event.steps))
+        what = f"step {steps}" if len(event.steps) == 1 else f"steps {steps}"
         why = f" ({event.reason})" if event.reason else ""
-        self._quote(labelled("UNDONE: ", "bold magenta", f"steps {steps}", outside(why)))
+        self._quote(labelled("UNDONE: ", "bold magenta", what, outside(why)))
 
     def _step_recovered(self, event: StepRecovered) -> None:
         record = event.record

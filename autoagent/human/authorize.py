@@ -18,16 +18,30 @@ PROMPT = (
     "Enter 'y' to authorise, 'y -N' to run N commands without asking, "
     "'n' to stop, or type feedback: "
 )
+UNDO_CHOICE = "'u' to undo step {step}'s command instead, "
+UNDO_ANSWERS = {"u", "undo"}
+
+
+def prompt_for(undo_step: int | None = None) -> str:
+    """The approval prompt; it names 'u' only when there is a command to undo."""
+    if undo_step is None:
+        return PROMPT
+    at = PROMPT.index("'n' to stop")
+    return PROMPT[:at] + UNDO_CHOICE.format(step=undo_step) + PROMPT[at:]
+
 
 _APPROVE_N = re.compile(r"^y\s*-\s*(\d+)$", re.IGNORECASE)
 
 
-def parse_answer(answer: str) -> Decision | None:
-    """Read a human's answer to an approval; None means ask again (an empty answer)."""
+def parse_answer(answer: str, *, undo_step: int | None = None) -> Decision | None:
+    """Read a human's answer to an approval; None means ask again (an empty answer). 'u'
+    undoes step `undo_step`'s command when one is offered; else it is feedback, as before."""
     text = answer.strip()
     if not text:
         return None
     lowered = text.lower()
+    if lowered in UNDO_ANSWERS and undo_step is not None:
+        return Decision(kind=DecisionKind.UNDO, text=f"Undo step {undo_step}'s command.")
     if lowered in {"y", "yes"}:
         return Decision(kind=DecisionKind.APPROVE)
     if lowered in {"n", "no"}:
@@ -48,6 +62,7 @@ class Proposal:
     risk: Risk
     needs_approval: bool = True
     note: str = ""  # why the human is asked although they would not expect it
+    undo_step: int | None = None  # a step whose command the human may undo instead ('u')
 
 
 class Human(Protocol):

@@ -85,6 +85,7 @@ class Desk:
             proposal.args,
             proposal.risk,
             proposal.note,
+            proposal.undo_step,
         )
         stop = Decision(kind=DecisionKind.STOP)
         try:
@@ -122,6 +123,7 @@ class Desk:
         args: dict[str, Any],
         risk: Risk,
         note: str = "",
+        undo_step: int | None = None,
     ) -> Request:
         try:
             request, tokens = self.store.open(
@@ -133,6 +135,7 @@ class Desk:
                 args=args,
                 risk=risk,
                 note=note,
+                undo_step=undo_step,
                 timeout=self.timeout,
                 now=self.clock(),
             )
@@ -217,7 +220,7 @@ class Desk:
                 self.screen.show_request(request)
                 return None
             return self._typed(request, Decision(kind=DecisionKind.ANSWER, text=line.strip()))
-        decision = parse_answer(line)
+        decision = parse_answer(line, undo_step=request.undo_step)
         if decision is None:  # an empty line: ask again
             self.screen.show_request(request)
             return None

@@ -66,6 +66,7 @@ class Request(BaseModel):
     digest: str
     risk: Risk
     note: str = ""
+    undo_step: int | None = None  # a step whose command the terminal's 'u' undoes instead
     created: Time
     expires: Time | None = None
     links_expire: Time
@@ -166,6 +167,7 @@ class RequestStore:
         args: dict[str, Any],
         risk: Risk,
         note: str = "",
+        undo_step: int | None = None,
         timeout: float | None = None,
         now: float | None = None,
     ) -> tuple[Request, dict[str, str]]:
@@ -192,6 +194,7 @@ class RequestStore:
                 digest=digest(command, args),
                 risk=risk,
                 note=note,
+                undo_step=undo_step,
                 created=now,
                 expires=expires,
                 links_expire=min(expires or now + LINK_LIFETIME, now + LINK_LIFETIME),

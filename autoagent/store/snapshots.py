@@ -381,9 +381,14 @@ class Snapshots:
     # Finding what a step changed.
 
     def before_step(self, step: int) -> Capture | None:
-        """The first capture made before step `step` or a later one: the workspace as it was
-        before that step (no capture in between means nothing was changed by the agent)."""
-        return next((c for c in self.captures() if c.phase == "before" and c.step >= step), None)
+        """The workspace as it was before step `step` (or the first later step captured: none
+        in between means the agent changed nothing): that step's last capture before its
+        command, which follows any undo done while the human was asked about it."""
+        befores = [c for c in self.captures() if c.phase == "before" and c.step >= step]
+        if not befores:
+            return None
+        first = min(c.step for c in befores)
+        return [c for c in befores if c.step == first][-1]
 
     def of_step(self, step: int) -> tuple[Capture, Capture] | None:
         """The captures around step `step`'s command, if it was captured."""
