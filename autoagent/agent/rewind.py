@@ -112,18 +112,31 @@ def _plan(journal: RunJournal, max_file_bytes: int, to_step: int | None, undo: b
         undo_of = last.rewind
     else:
         assert to_step is not None
-        steps = int(journal.load_checkpoint().get("step", 0))
-        if not 1 <= to_step <= max(steps, 1):
-            raise SnapshotError(f"Run {journal.run_id} has steps 1 to {steps}; no step {to_step}.")
-        target_capture = snapshots.before_step(to_step)
-        if target_capture is None:
-            raise SnapshotError(
-                f"No command of step {to_step} or later changed the workspace as far as the "
-                "captures know: there is nothing to rewind."
-            )
+        target_capture = _before_step(journal, snapshots, to_step)
     if target_capture is None:
         raise SnapshotError("The capture to go back to is missing from the run's snapshots.")
     return _rewind_to(journal, snapshots, target_capture, to_step, undo_of)
+
+
+def _before_step(journal: RunJournal, snapshots: Snapshots, to_step: int) -> Capture:
+    steps = int(journal.load_checkpoint().get("step", 0))
+    if not 1 <= to_step <= max(steps, 1):
+        raise SnapshotError(f"Run {journal.run_id} has steps 1 to {steps}; no step {to_step}.")
+    target_capture = snapshots.before_step(to_step)
+    if target_capture is None:
+        raise SnapshotError(
+            f"No command of step {to_step} or later changed the workspace as far as the "
+            "captures know: there is nothing to rewind."
+        )
+    return target_capture
+
+
+def preview_rewind(journal: RunJournal, max_file_bytes: int, to_step: int) -> RestorePlan:
+    """What a rewind to before step `to_step` would change now; nothing is locked or
+    written (a page shows it before the human confirms)."""
+    snapshots = Snapshots(journal.run_dir, run_workspace(journal), max_file_bytes)
+    target = snapshots.manifest(_before_step(journal, snapshots, to_step).manifest)
+    return plan_restore(snapshots.peek(), target)
 
 
 def _rewind_to(

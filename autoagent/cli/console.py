@@ -1,13 +1,13 @@
 """`autoagent serve`: a local web console to watch runs and answer their requests.
 
-It only reads runs (from AUTOAGENT_HOME, at each request) and records answers through
-inbox.decide; it never runs anything. Every request needs the secret token printed at
-start: its first use in a URL sets a cookie (HttpOnly, SameSite=Strict) and the page is
-reloaded without it. A POST needs the cookie, a form field derived from the token (CSRF), and
-an Origin or Referer, when the browser sends one, naming this console. The links of a
-notification (`/link/ID/ACTION?token=...`) are the exception: their own single-use token
-authorises them, and a GET only shows what a POST would decide, since chat apps fetch links
-to preview them.
+It reads runs (from AUTOAGENT_HOME, at each request), records answers through inbox.decide,
+and rewinds a stopped run's workspace when asked (console_rewind.py); it never runs anything.
+Every request needs the secret token printed at start: its first use in a URL sets a cookie
+(HttpOnly, SameSite=Strict) and the page is reloaded without it. A POST needs the cookie, a
+form field derived from the token (CSRF), and an Origin or Referer, when the browser sends one,
+naming this console. The links of a notification (`/link/ID/ACTION?token=...`) are the
+exception: their own single-use token authorises them, and a GET only shows what a POST would
+decide, since chat apps fetch links to preview them.
 """
 
 from __future__ import annotations
@@ -144,6 +144,8 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
                     return console.timeline_fragment(run_id)
                 case ["runs", run_id, "requests"]:
                     return console.requests_fragment(run_id)
+                case ["runs", run_id, "rewind"]:
+                    return console.rewind_page(run_id, query)
                 case ["static", name]:
                     return console.static(name)
             return console.message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
@@ -169,6 +171,8 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 return forbidden()
             if len(parts) == 2 and parts[0] == "requests":
                 return console.decide(parts[1], form, client)
+            if len(parts) == 3 and parts[0] == "runs" and parts[2] == "rewind":
+                return console.rewind(parts[1], form)
             return console.message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
 
     return Handler
@@ -182,7 +186,13 @@ class ConsoleServer(ThreadingHTTPServer):
     # browsers, a live page's viewers) loses its SYNs and waits a second to try again.
     request_queue_size = 128
 
-    def __init__(self, home: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+    def __init__(
+        self,
+        home: Path,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        rewind_file_limit: int = 50 << 20,
+    ) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             super().__init__((host, port), BaseHTTPRequestHandler)
@@ -195,7 +205,9 @@ class ConsoleServer(ThreadingHTTPServer):
             raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from exc
         # The rules need the port, known once bound (--port 0).
         bound = int(self.server_address[1])
-        self.console = Console(home, secrets.token_urlsafe(32), bound, _is_loopback(host))
+        self.console = Console(
+            home, secrets.token_urlsafe(32), bound, _is_loopback(host), rewind_file_limit
+        )
         self.RequestHandlerClass = _handler(self.console)
 
 

@@ -33,6 +33,7 @@ from ..human.requests import (
 from ..store.journal import RunJournal
 from ..store.runs import read_runs
 from . import inbox
+from .console_rewind import rewind, rewind_page
 from .pages import render
 from .timeline import Timeline, load_timeline, pending_of
 
@@ -71,8 +72,16 @@ class Response:
 class Console:
     """The console's pages and rules, apart from the HTTP plumbing (so tests can call it)."""
 
-    def __init__(self, home: Path, token: str, port: int, loopback: bool) -> None:
+    def __init__(
+        self,
+        home: Path,
+        token: str,
+        port: int,
+        loopback: bool,
+        rewind_file_limit: int = 50 << 20,
+    ) -> None:
         self.home = home
+        self.rewind_file_limit = rewind_file_limit  # files a rewind's capture keeps
         self.token = token
         self.port = port
         self.loopback = loopback
@@ -148,6 +157,7 @@ class Console:
             title=f"Run {run_id}",
             timeline=timeline,
             live_url=f"/runs/{run_id}/timeline",
+            rewind_links=True,
             flash=flash,
             flash_error=flash_error,
             **self._requests_context(f"/runs/{run_id}", run_id=run_id),
@@ -160,7 +170,12 @@ class Console:
         timeline = self._timeline(journal)
         if isinstance(timeline, Response):
             return timeline
-        return self._page("_timeline.html", timeline=timeline, live_url=f"/runs/{run_id}/timeline")
+        return self._page(
+            "_timeline.html",
+            timeline=timeline,
+            live_url=f"/runs/{run_id}/timeline",
+            rewind_links=True,
+        )
 
     def requests_fragment(self, run_id: str | None) -> Response:
         back = f"/runs/{run_id}" if run_id else "/approvals"
@@ -183,6 +198,16 @@ class Console:
             return self.message("Not found", "There is no such page.", HTTPStatus.NOT_FOUND)
         body = resources.files("autoagent.cli").joinpath(f"static/{name}").read_bytes()
         return Response(HTTPStatus.OK, body, STATIC[name])
+
+    # Rewinds (console_rewind.py).
+
+    def rewind_page(self, run_id: str, query: dict[str, str]) -> Response:
+        journal = self._journal(run_id)
+        return journal if isinstance(journal, Response) else rewind_page(self, journal, query)
+
+    def rewind(self, run_id: str, form: dict[str, str]) -> Response:
+        journal = self._journal(run_id)
+        return journal if isinstance(journal, Response) else rewind(self, journal, form)
 
     # Decisions.
 
@@ -340,6 +365,9 @@ class Console:
         if answer is None:
             return f"Request {request.id} has no answer yet.", True
         return f"Request {request.id}: {describe_answer(answer)}.", False
+
+    def page(self, template: str, **context: Any) -> Response:
+        return self._page(template, **context)
 
     def _page(self, template: str, **context: Any) -> Response:
         return Response(HTTPStatus.OK, render(template, **context).encode("utf-8"))

@@ -115,7 +115,7 @@ def serve(
     configure_logging(settings)
     if port is None:  # where the links in notifications point
         port = urlsplit(settings.console_url).port or 8765
-    server = ConsoleServer(settings.home, host, port)
+    server = ConsoleServer(settings.home, host, port, settings.rewind_file_limit)
     if not server.console.loopback:
         print(
             f"Warning: the console listens on {host}, not only on this machine, over plain "

@@ -9,6 +9,8 @@ file, which the next rewind removes): a capture taken before the rewind brings e
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -28,6 +30,12 @@ class RestorePlan:
     @property
     def empty(self) -> bool:
         return not self.changes and not self.lost
+
+    @property
+    def digest(self) -> str:
+        """The same for the same plan: a confirmation names the plan it confirms."""
+        shown = [[c.model_dump(mode="json") for c in self.changes], self.lost]
+        return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()
 
 
 def plan_restore(current: Manifest, target: Manifest) -> RestorePlan:

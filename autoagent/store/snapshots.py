@@ -168,6 +168,14 @@ def _change(path: str, what: str, old: Entry | None, new: Entry | None) -> FileC
     )
 
 
+def _hash_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class Snapshots:
     """The captures of one run's workspace, in `run_dir`/snapshots."""
 
@@ -241,6 +249,16 @@ class Snapshots:
             self._last = (number, started, entries)
         return capture, entries
 
+    def peek(self) -> Manifest:
+        """The workspace now, as a capture would hold it, but nothing is written (a file
+        that changed is read to hash it, not kept)."""
+        previous = self._previous()
+        index = previous[2] if previous else {}
+        try:
+            return self._scan(index, previous[1] - RACY_NS if previous else 0, keep=False)[0]
+        except OSError as exc:
+            raise SnapshotError(f"Cannot read the workspace {self.root}: {exc.strerror}.") from exc
+
     def _previous(self) -> tuple[int, float, Manifest] | None:
         if self._last is None:
             captures = self.captures()
@@ -260,8 +278,11 @@ class Snapshots:
         numbers = [int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()]
         return max(numbers, default=0) + 1
 
-    def _scan(self, index: Manifest, racy_before: float) -> tuple[Manifest, bool]:
-        """Every entry under the root (links not followed); whether all came from `index`."""
+    def _scan(
+        self, index: Manifest, racy_before: float, *, keep: bool = True
+    ) -> tuple[Manifest, bool]:
+        """Every entry under the root (links not followed); whether all came from `index`.
+        A file's content is kept in the blobs (`keep`), or only hashed."""
         entries: Manifest = {}
         all_reused = True
         pending = [""]
@@ -300,7 +321,7 @@ class Snapshots:
                 ):
                     entries[path] = old
                     continue
-                entry = self._entry(path, info, old, racy_before)
+                entry = self._entry(path, info, old, racy_before, keep)
                 if entry is not old:
                     all_reused = False
                 entries[path] = entry
@@ -309,7 +330,12 @@ class Snapshots:
         return entries, all_reused
 
     def _entry(
-        self, path: str, info: os.stat_result, old: Entry | None, racy_before: float
+        self,
+        path: str,
+        info: os.stat_result,
+        old: Entry | None,
+        racy_before: float,
+        keep: bool = True,
     ) -> Entry:
         mode = info.st_mode
         if stat.S_ISDIR(mode):
@@ -341,7 +367,7 @@ class Snapshots:
         if info.st_size > self.max_file_bytes:
             return entry._replace(note=f"over {human_size(self.max_file_bytes)}: not kept")
         try:
-            return entry._replace(ref=self._keep(full))
+            return entry._replace(ref=self._keep(full) if keep else _hash_of(full))
         except PermissionError as exc:
             return entry._replace(note=f"unreadable: {exc.strerror}")
         except FileNotFoundError:
