@@ -2,7 +2,9 @@
 from the captures its commands left (store/snapshots.py), recorded in the run's journal.
 
 The run is locked while it is rewound, so no process runs it meanwhile; the workspace is
-captured first, so a rewind can itself be rewound."""
+captured first, so a rewind can itself be rewound. A rewind journals that it starts (which
+capture it leaves from) before it touches a file: one killed half way is undone as the others
+are, or done again."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from ..store.journal import RunJournal
 from ..store.restore import RestorePlan, plan_restore, restore
 from ..store.snapshots import Capture, Manifest, Snapshots
 from .events import Rewound, from_data, to_data
+
+STARTED = "rewind_started"  # a journal entry, not a loop event: its Rewound may never come
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Rewind:
 
     def apply(self) -> Rewound:
         try:
+            self.journal.record(STARTED, sync=True, rewind=self.number, capture=self.before.number)
             lost = restore(self.snapshots, self.current, self.target)
             event = Rewound(
                 self.to_step,
@@ -73,6 +78,29 @@ def rewinds(journal: RunJournal) -> list[Rewound]:
     return found
 
 
+def interrupted(journal: RunJournal) -> tuple[int, int] | None:
+    """The last rewind that started and was never recorded done (its process was killed):
+    its number and the capture it left from."""
+    started: tuple[int, int] | None = None
+    for entry in journal.events():
+        kind = entry.get("event")
+        if kind == STARTED:
+            started = (int(entry.get("rewind", 0)), int(entry.get("capture", 0)))
+        elif kind == "Rewound" and started is not None and entry.get("rewind") == started[0]:
+            started = None
+    return started
+
+
+def _next_number(journal: RunJournal) -> int:
+    """One more than any rewind's, recorded or only started."""
+    numbers = [
+        int(entry.get("rewind") or 0)
+        for entry in journal.events()
+        if entry.get("event") in {STARTED, "Rewound"}
+    ]
+    return max(numbers, default=0) + 1
+
+
 def prepare_rewind(
     journal: RunJournal, max_file_bytes: int, *, to_step: int | None, undo: bool = False
 ) -> Rewind:
@@ -105,11 +133,14 @@ def _plan(journal: RunJournal, max_file_bytes: int, to_step: int | None, undo: b
     done = rewinds(journal)
     undo_of = None
     if undo:
-        if not done:
+        cut = interrupted(journal)
+        if cut is not None:  # killed half way: back to where it left from
+            undo_of, capture = cut
+        elif done:
+            undo_of, capture = done[-1].rewind, done[-1].capture
+        else:
             raise SnapshotError(f"Run {journal.run_id} has not been rewound: nothing to undo.")
-        last = done[-1]
-        target_capture = next((c for c in snapshots.captures() if c.number == last.capture), None)
-        undo_of = last.rewind
+        target_capture = next((c for c in snapshots.captures() if c.number == capture), None)
     else:
         assert to_step is not None
         target_capture = _before_step(journal, snapshots, to_step)
@@ -149,7 +180,7 @@ def _rewind_to(
     owns_lock: bool = True,
 ) -> Rewind:
     target = snapshots.manifest(target_capture.manifest)
-    number = len(rewinds(journal)) + 1
+    number = _next_number(journal)
     before, current = snapshots.capture(number, "rewind")
     return Rewind(
         journal,
