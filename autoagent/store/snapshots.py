@@ -5,11 +5,17 @@ plus content-addressed blobs, all in the run folder (runs/<id>/snapshots/), whic
 never shows. Like git's index, an entry whose size, times and inode match the previous
 manifest keeps its hash without being read, so a capture costs what changed, not the size of
 the workspace; a capture in which nothing changed points at the previous manifest.
+
+Durable before a command runs, at a cost that grows with what changed: new blobs are written
+first and synced together at the end of the capture (with each folder they were added to, once),
+then the manifest, then the capture's line in the log; a capture in which nothing changed syncs
+that line only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -23,6 +29,7 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict
 
 from ..base.errors import SnapshotError
+from ..base.files import sync_folder
 
 FOLDER = "snapshots"
 CAPTURES = "captures.jsonl"
@@ -30,6 +37,9 @@ CAPTURES = "captures.jsonl"
 # again with the same time and size, so the next capture reads it again (git's "racy" rule).
 RACY_NS = 20_000_000
 CHUNK = 1 << 20
+# More new blobs than this in one capture (the first one, a big change) are synced with one
+# syncfs of the store's filesystem instead of one fdatasync each.
+SYNC_EACH_UP_TO = 32
 
 Kind = Literal["file", "dir", "link", "other"]
 Phase = Literal["before", "after", "rewind"]
@@ -168,6 +178,20 @@ def _change(path: str, what: str, old: Entry | None, new: Entry | None) -> FileC
     )
 
 
+def _sync_filesystem(folder: Path) -> bool:
+    """syncfs(2) on the filesystem holding `folder`; False where it is not available."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        return bool(syncfs(fd) == 0)
+    finally:
+        os.close(fd)
+
+
 def _hash_of(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as source:
@@ -185,6 +209,7 @@ class Snapshots:
         self.max_file_bytes = max_file_bytes
         self._last: tuple[int, float, Manifest] | None = None  # number, taken, entries
         self._count: int | None = None  # captures made so far
+        self._unsynced: list[Path] = []  # blobs this capture added, synced at its end
 
     # Reading.
 
@@ -226,7 +251,9 @@ class Snapshots:
         index = previous[2] if previous else {}
         racy_before = previous[1] - RACY_NS if previous else 0
         try:
+            self._unsynced = []
             entries, reused = self._scan(index, racy_before)
+            self._sync_blobs()
             number = previous[0] if previous and reused and len(entries) == len(index) else None
             if number is None:
                 number = self._next_manifest()
@@ -238,8 +265,13 @@ class Snapshots:
                 self._count = len(self.captures())
             capture = Capture(self._count + 1, step, phase, number, time.time())
             line = json.dumps(capture.__dict__) + "\n"
+            new_log = not (self.folder / CAPTURES).exists()
             with open(self.folder / CAPTURES, "a", encoding="utf-8") as log:
                 log.write(line)
+                log.flush()
+                os.fdatasync(log.fileno())
+            if new_log:
+                sync_folder(self.folder)
             self._count += 1
         except OSError as exc:
             raise SnapshotError(
@@ -392,17 +424,41 @@ class Snapshots:
                 else:
                     target.parent.mkdir(exist_ok=True)
                     os.replace(tmp, target)
+                    self._unsynced.append(target)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
         return name
 
+    def _sync_blobs(self) -> None:
+        """Make this capture's new blobs durable: written first, synced together (the disk
+        gets them in one go), then the folders they were added to, once each."""
+        if len(self._unsynced) > SYNC_EACH_UP_TO and _sync_filesystem(self.folder):
+            self._unsynced = []
+            return
+        folders = {blob.parent for blob in self._unsynced}
+        for blob in self._unsynced:
+            fd = os.open(blob, os.O_RDONLY)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        if folders:
+            folders.add(self.folder / "blobs")  # a new two-letter folder is an entry there
+        for folder in sorted(folders):
+            sync_folder(folder)
+        self._unsynced = []
+
     def _write_json(self, path: Path, data: object) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as file:
+            file.write(json.dumps(data, separators=(",", ":")))
+            file.flush()
+            os.fdatasync(file.fileno())
         os.replace(tmp, path)
+        sync_folder(path.parent)
 
     # Finding what a step changed.
 
