@@ -39,6 +39,7 @@ STEPS = 30
 GOAL = "Keep notes on the team's topics in notes/, one file a topic, and check each one"
 TICKS = os.sysconf("SC_CLK_TCK")
 BENCH = Path(__file__).resolve().parent
+MAX_STEPS_EXIT = 3  # how `autoagent run` ends when it reaches --max-steps
 # Targets of issue #13 on the 2-core machine.
 MAX_STEPS_EXIT = exit_code(StopCause.MAX_STEPS)  # how each run of the job ends
 TARGETS = {
@@ -50,6 +51,14 @@ TARGETS = {
     "calls": 2.0,  # chat calls a step, also when task creation adds two tasks a step
     "prompt_ratio": 1.3,  # execution prompt at step 30 / at step 5
     "growth": 1.5,  # overhead a step at 100k memories / at 1k
+}
+# Targets of issue #25, on the notes job.
+NOTES_TARGETS = {
+    "overhead": 0.030,  # s a step: step wall time minus the server's time
+    "cpu": 0.030,  # s of CPU a step: (30-step run - 1-step run) / 29, whole processes
+    "startup": 1.2,  # s from start to the first model request
+    "exit": 0.1,  # s from the last reply to the process's end
+    "sent": 55_860,  # prompt tokens sent in 30 steps, as measured by the issue: no more
 }
 
 
@@ -63,11 +72,20 @@ def note(step: int) -> str:
     return text[:800]
 
 
-def script(server: FakeOpenAIServer, new_tasks: int) -> None:
-    """Odd steps write a note, even steps read the last one back; task creation adds
-    `new_tasks` tasks a step."""
+def script(server: FakeOpenAIServer, new_tasks: int, job: str = "alternate") -> None:
+    """The "alternate" job: odd steps write a note, even steps read the last one back. The
+    "notes" job (issue #25's): step K writes note_K.txt, every third step reads note_{K-2}.txt
+    back instead. Task creation adds `new_tasks` tasks a step."""
     for step in range(1, STEPS + 1):
-        if step % 2:
+        if job == "notes" and step % 3 == 0:
+            reply = execution_reply(
+                "read_file", f"Check note {step - 2}.", path=f"note_{step - 2}.txt"
+            )
+        elif job == "notes":
+            reply = execution_reply(
+                "write_file", f"Write note {step}.", path=f"note_{step}.txt", content=note(step)
+            )
+        elif step % 2:
             reply = execution_reply(
                 "write_file", f"Write note {step}.", path=f"notes/n{step}.md", content=note(step)
             )
@@ -98,6 +116,7 @@ class Sample:
     calls: float  # chat calls a step
     roles: dict[str, float] = field(default_factory=dict)
     prompts: list[int] = field(default_factory=list)  # execution prompt tokens by step
+    sent: int = 0  # prompt tokens of every chat request (a token per four characters)
     code: int = 0
 
     @property
@@ -150,7 +169,7 @@ def measure(
 ) -> Sample:
     execution = [received for role, received, _ in served if role == "execution"]
     first, last = execution[0], execution[-1]
-    steps = len(execution) - 1
+    steps = max(len(execution) - 1, 1)  # a 1-step run has no step between two requests
     in_steps = [(r, s) for _, r, s in served if first <= r < last]
     roles = [role for role, _, _ in served]
     return Sample(
@@ -169,6 +188,7 @@ def measure(
             for r in requests
             if role_of(r) == "execution"
         ],
+        sent=sum(sum(len(m.get("content", "")) for m in r["messages"]) // 4 for r in requests),
         code=watched.process.returncode or 0,
     )
 
@@ -178,12 +198,14 @@ def environment(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-def autoagent_run(size: int, new_tasks: int, log: Path) -> tuple[Sample, list[dict[str, Any]]]:
+def autoagent_run(
+    size: int, new_tasks: int, log: Path, job: str = "alternate", steps: int = STEPS
+) -> tuple[Sample, list[dict[str, Any]]]:
     """One `autoagent run` of the scripted job; also the chat requests it sent."""
     script_path = shutil.which("autoagent", path=str(Path(sys.executable).parent))
     assert script_path, "autoagent is not installed in this Python's environment"
     with FakeOpenAIServer() as server, tempfile.TemporaryDirectory() as tmp:
-        script(server, new_tasks)
+        script(server, new_tasks, job)
         home = store_home(size) if size else Path(tmp) / "home"
         env = environment(
             OPENAI_BASE_URL=server.base_url,
@@ -191,7 +213,7 @@ def autoagent_run(size: int, new_tasks: int, log: Path) -> tuple[Sample, list[di
             AUTOAGENT_HOME=str(home),
             AUTOAGENT_WORKSPACE=str(Path(tmp) / "ws"),
         )
-        command = [script_path, "run", "-c", "--max-steps", str(STEPS), "--name", AGENT]
+        command = [script_path, "run", "-c", "--max-steps", str(steps), "--name", AGENT]
         command += ["--role", "an agent that keeps notes", "--goal", GOAL]
         try:
             with log.open("a", encoding="utf-8") as out:
@@ -207,10 +229,10 @@ def autoagent_run(size: int, new_tasks: int, log: Path) -> tuple[Sample, list[di
                 remove_run_memories(home, [p.name for p in (home / "runs").iterdir()])
 
 
-def floor_run(requests: list[dict[str, Any]], new_tasks: int) -> Sample:
+def floor_run(requests: list[dict[str, Any]], new_tasks: int, job: str = "alternate") -> Sample:
     """bench/floor.py sending the same requests, which get the same replies."""
     with FakeOpenAIServer() as server, tempfile.TemporaryDirectory() as tmp:
-        script(server, new_tasks)
+        script(server, new_tasks, job)
         path = Path(tmp) / "requests.json"
         path.write_text(json.dumps(requests), encoding="utf-8")
         command = [sys.executable, str(BENCH / "floor.py"), str(path), server.base_url, tmp]
@@ -237,16 +259,45 @@ def help_seconds(runs: int) -> tuple[float, float]:
 
 
 def run_scenario(
-    size: int, new_tasks: int, runs: int, log: Path, floor: bool
+    size: int, new_tasks: int, runs: int, log: Path, floor: bool, job: str = "alternate"
 ) -> tuple[list[Sample], list[Sample]]:
     """`runs` autoagent runs, each followed by a floor run of the same requests."""
     mine, floors = [], []
     for _ in range(runs):
-        sample, requests = autoagent_run(size, new_tasks, log)
+        sample, requests = autoagent_run(size, new_tasks, log, job)
         mine.append(sample)
         if floor:
-            floors.append(floor_run(requests, new_tasks))
+            floors.append(floor_run(requests, new_tasks, job))
     return mine, floors
+
+
+@dataclass
+class Marginal:
+    """The notes job's 30-step runs beside 1-step ones (interleaved): what a step adds."""
+
+    full: list[Sample]
+    floors: list[Sample]
+    short: list[Sample]
+    after: str
+
+    @property
+    def wall(self) -> float:
+        return (mid(self.full, "wall") - mid(self.short, "wall")) / (STEPS - 1)
+
+    @property
+    def cpu(self) -> float:
+        return (mid(self.full, "cpu") - mid(self.short, "cpu")) / (STEPS - 1)
+
+
+def notes_job(runs: int, log: Path) -> Marginal:
+    """The notes job: a 30-step run, its floor, and a 1-step run, `runs` times in turn."""
+    full, floors, short = [], [], []
+    for _ in range(runs):
+        sample, requests = autoagent_run(0, 1, log, "notes")
+        full.append(sample)
+        floors.append(floor_run(requests, 1, "notes"))
+        short.append(autoagent_run(0, 1, log, "notes", steps=1)[0])
+    return Marginal(full, floors, short, load())
 
 
 def installed() -> str:
@@ -274,8 +325,12 @@ def main() -> None:
     parser.add_argument(
         "--sizes", default="0,1000,10000,100000", help="Stored memories before each run."
     )
+    parser.add_argument(
+        "--jobs", default="notes,steady,growing", help="Which jobs to run (and the sizes)."
+    )
     parser.add_argument("--no-write", action="store_true", help="Leave RESULTS.md alone.")
     options = parser.parse_args()
+    jobs = set(options.jobs.split(","))
     sizes = [int(s) for s in options.sizes.split(",") if s]
     started = time.perf_counter()
     host = machine()
@@ -286,13 +341,16 @@ def main() -> None:
             store_home(size)  # built once, before anything is timed
     results: dict[str, tuple[list[Sample], list[Sample], str]] = {}
     help_s, bare_s = help_seconds(10)
-    results["steady"] = (*run_scenario(0, 1, options.runs, log, True), load())
-    results["growing"] = (*run_scenario(0, 2, options.runs, log, True), load())
+    notes = notes_job(options.runs, log) if "notes" in jobs else None
+    if "steady" in jobs:
+        results["steady"] = (*run_scenario(0, 1, options.runs, log, True), load())
+    if "growing" in jobs:
+        results["growing"] = (*run_scenario(0, 2, options.runs, log, True), load())
     for size in sizes:
         if size:
             results[f"size {size}"] = (*run_scenario(size, 1, options.runs, log, False), load())
     seconds = time.perf_counter() - started
-    text = report(results, help_s, bare_s, host, options.runs, seconds)
+    text = report(results, help_s, bare_s, host, options.runs, seconds, notes)
     print(text)
     if not options.no_write:
         path = replace_section("whole", text)
@@ -388,6 +446,91 @@ def scenario_table(title: str, mine: list[Sample], floors: list[Sample], after: 
     return lines
 
 
+def notes_table(notes: Marginal) -> list[str]:
+    """Issue #25's job and figures: overhead, marginal cost, start-up, exit, calls, tokens."""
+    mine, floors, short = notes.full, notes.floors, notes.short
+    targets = NOTES_TARGETS
+    lines = [
+        f"### The notes job: {STEPS} steps, step K writes note_K.txt (~800 characters), every "
+        "third step reads note_{K-2}.txt back",
+        "",
+        f"Fresh memory store, task creation adds one task a step; each {STEPS}-step run is "
+        "followed by its floor and by a 1-step run of the same job. Load average after this "
+        f"part: {notes.after}.",
+        "",
+        "| figure | autoagent | floor | ratio | target | result |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def row(label: str, a: float, f: float, fmt: Any, target: str = "", ok: Any = None) -> None:
+        ratio = f"{a / f:.1f}x" if f > 0 else ""
+        result = "" if ok is None else _verdict(bool(ok))
+        lines.append(f"| {label} | {fmt(a)} | {fmt(f)} | {ratio} | {target} | {result} |")
+
+    overhead = mid(mine, "overhead")
+    floor_marginal_cpu = mid(floors, "cpu") / STEPS
+    row("wall time a step (steps 1-29)", mid(mine, "step_wall"), mid(floors, "step_wall"), _ms)
+    row(
+        "overhead a step (wall minus the server's time)",
+        overhead,
+        mid(floors, "overhead"),
+        _ms,
+        f"<= {targets['overhead'] * 1000:.0f} ms",
+        overhead <= targets["overhead"],
+    )
+    lines.append(
+        f"| marginal cost a step, ({STEPS}-step run - 1-step run) / {STEPS - 1}: wall | "
+        f"{_ms(notes.wall)} | | | | |"
+    )
+    row(
+        f"marginal cost a step, ({STEPS}-step run - 1-step run) / {STEPS - 1}: CPU",
+        notes.cpu,
+        floor_marginal_cpu,
+        _ms,
+        f"<= {targets['cpu'] * 1000:.0f} ms",
+        notes.cpu <= targets["cpu"],
+    )
+    row(f"CPU of the whole {STEPS}-step run", mid(mine, "cpu"), mid(floors, "cpu"), _s)
+    row("CPU of the whole 1-step run", mid(short, "cpu"), 0.0, _s)
+    row("CPU a step, between the first and the last step", mid(mine, "cpu_step"), 0.0, _ms)
+    startup = mid(mine, "startup")
+    row(
+        "start-up to the first model call",
+        startup,
+        mid(floors, "startup"),
+        _s,
+        f"<= {targets['startup']} s",
+        startup <= targets["startup"],
+    )
+    exit_s = mid(mine, "exit")
+    row(
+        "exit after the last model call",
+        exit_s,
+        mid(floors, "exit"),
+        _s,
+        f"<= {targets['exit']} s",
+        exit_s <= targets["exit"],
+    )
+    short_exit = mid(short, "exit")
+    row(
+        "exit after the last model call, 1-step run",
+        short_exit,
+        0.0,
+        _s,
+        f"<= {targets['exit']} s",
+        short_exit <= targets["exit"],
+    )
+    roles = ", ".join(f"{r} {n:.2f}" for r, n in mine[0].roles.items())
+    lines.append(f"| chat calls a step ({roles}) | {mid(mine, 'calls'):.2f} | | | | |")
+    sent = int(mid(mine, "sent"))
+    lines.append(
+        f"| prompt tokens sent in {STEPS} steps (a token per four characters) | {sent:,} | | | "
+        f"<= {targets['sent']:,} | {_verdict(sent <= targets['sent'])} |"
+    )
+    lines += ["", ""]
+    return lines
+
+
 def report(
     results: dict[str, tuple[list[Sample], list[Sample], str]],
     help_s: float,
@@ -395,6 +538,7 @@ def report(
     host: dict[str, str],
     runs: int,
     seconds: float,
+    notes: Marginal | None = None,
 ) -> str:
     lines = [
         "## What users pay: whole-process runs",
@@ -412,6 +556,8 @@ def report(
         f"{host['load']}; after each part as noted. {installed()}",
         "",
     ]
+    if notes is not None:
+        lines += notes_table(notes)
     for name, title in [
         ("steady", "task creation adds one task a step"),
         ("growing", "task creation adds two tasks a step"),
