@@ -82,6 +82,15 @@ def test_replies_stream_with_progress_and_usage(server: FakeOpenAIServer) -> Non
     assert completion.usage.completion_tokens == len(long_reply) // 4
 
 
+def test_streamed_replies_keep_one_connection_open(server: FakeOpenAIServer) -> None:
+    """Each stream is read to its end, so the next call reuses the connection."""
+    server.script("browse", "first " * 50, "second " * 50, "third")
+    model = client(server)
+    texts = [model.complete(MESSAGES, model="gpt-4o-mini").text for _ in range(3)]
+    assert texts == ["first " * 50, "second " * 50, "third"]
+    assert server.connections == 1
+
+
 def test_a_server_that_refuses_streaming_is_asked_without_it() -> None:
     with FakeOpenAIServer(refuse_streaming=True) as server:
         server.script("browse", "first", "second")

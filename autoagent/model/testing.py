@@ -103,6 +103,7 @@ class FakeOpenAIServer:
         # Per chat request: its role, when it arrived and when its reply was sent
         # (time.perf_counter), for benchmarks that tell the server's time from the client's.
         self.served: list[tuple[str, float, float]] = []
+        self.connections = 0  # connections clients opened (a client that keeps one: 1)
         self._queues: dict[str, deque[str | Fault | Slow]] = defaultdict(deque)
         self._responders: dict[str, Callable[[dict[str, Any]], str | Fault | Slow]] = {}
         self._lock = threading.Lock()
@@ -165,6 +166,8 @@ class FakeOpenAIServer:
 
             def setup(self) -> None:
                 super().setup()
+                with server._lock:
+                    server.connections += 1
                 # Each streamed piece goes at once, as from any HTTP server: without this, a
                 # piece waits for the client's delayed acknowledgement of the one before.
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
