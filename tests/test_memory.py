@@ -1,3 +1,5 @@
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -5,6 +7,7 @@ import pytest
 from autoagent.base.errors import MemoryStoreError
 from autoagent.store.embeddings import LocalEmbedder, WordEmbedder, transformer_runs_here
 from autoagent.store.memory import Memory, collection_name
+from autoagent.store.spool import SPOOL
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +194,49 @@ def test_a_failed_write_is_told_and_the_writes_after_it_still_count(
     assert memory.written(good) and not memory.written(bad)
     assert "knead" in memory.recall("How do I bake bread?", 1)[0].text
     memory.close()
+
+
+class SlowToLoad:
+    """The real embedder, whose models take until `ready` is set to load (a busy machine)."""
+
+    def __init__(self, inner: LocalEmbedder) -> None:
+        self.inner = inner
+        self.key = inner.key
+        self.ready = threading.Event()
+
+    def load(self) -> None:
+        self.ready.wait(30)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+def test_closing_before_the_store_loads_keeps_the_memories_for_the_next_opening(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    """A short run ends before the store has loaded: close does not wait for the load; the
+    memories are kept beside the store, synced, and are in it once it is next opened."""
+    slow = SlowToLoad(embedder)
+    memory = Memory.open_local(tmp_path / "m", "Scout", slow, background=True)
+    bread = "Task: bake bread\nResult: knead, rise, bake at 230 C."
+    memory.add(bread, memory_id="r-step-1", run_id="r", step=1)
+    memory.add("Task: buy flour\nResult: two kilos.", memory_id="r-step-2", run_id="r", step=2)
+    started = time.monotonic()
+    memory.close()
+    assert time.monotonic() - started < 1.0
+    assert (tmp_path / "m" / SPOOL).exists()
+    slow.ready.set()  # the abandoned load ends (two openings at once would race in Chroma)
+    for thread in threading.enumerate():
+        if thread.name.startswith("background-"):
+            thread.join(60)
+    assert (tmp_path / "m" / SPOOL).exists()  # it wrote nothing once closed
+
+    later = Memory.open_local(tmp_path / "m", "Scout", embedder, background=True)
+    found = later.recall("How do I bake bread?", 1)
+    assert found and "knead" in found[0].text
+    assert later.count() == 2 and later.missing(["r-step-1", "r-step-2"]) == []
+    later.close()
+    assert not (tmp_path / "m" / SPOOL).exists()

@@ -59,12 +59,13 @@ class Batcher(Generic[T]):
             self._hurry = bool(self._items)  # not the items that come later
             self._wake.notify()
 
-    def close(self) -> None:
-        """Write what is waiting, then end the thread."""
+    def close(self, *, wait: bool = True) -> None:
+        """Write what is waiting, then end the thread (`wait=False`: without waiting for it)."""
         with self._wake:
             self._closed = True
             self._wake.notify()
-        self._thread.join()
+        if wait:
+            self._thread.join()
 
     def _run(self) -> None:
         while True:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..base.errors import MemoryStoreError
+from . import spool
 from .background import in_background
 from .batching import Batcher
 from .embeddings import Embedder
@@ -66,11 +67,19 @@ class Memory:
         where: str,
         *,
         fresh: bool = False,
+        spool_folder: Path | None = None,
     ) -> None:
         """`client` is a Chroma client, or a Future of one: the store is then opened on a
         thread of its own while the run starts, and waited for when it is first needed.
         `fresh`: the store is known to have held nothing when opened, so a recall finds
-        nothing (and needs no store) until a write of this process is in."""
+        nothing (and needs no store) until a write of this process is in.
+        `spool_folder`: where memories are kept when `close` comes before the store has
+        loaded (see store/spool.py); those kept there by an earlier process are written
+        as the store opens."""
+        self._spool_folder = spool_folder
+        self._queued: dict[str, spool.Item] = {}  # the memories not known to be written
+        self._spooled = False  # closed before the store loaded: the rest is in the spool
+        self._write_gate = threading.Lock()
         self.agent_name = agent_name
         self.embedder = embedder
         self.where = where
@@ -98,7 +107,13 @@ class Memory:
         )
 
     def _opened(self, client: Any) -> tuple[Any, Any]:
-        return client, self._open_collection(client)
+        collection = self._open_collection(client)
+        folder = self._spool_folder
+        with self._write_gate:  # not once closed: the store may be another process's now
+            if folder is not None and not self._spooled and spool.waiting(folder):
+                self._write_to(collection, spool.take(folder))
+                spool.clear(folder)
+        return client, collection
 
     @property
     def _client(self) -> Any:
@@ -129,11 +144,13 @@ class Memory:
         lock_fd = lock_store(path)
         try:
             if background:
-                fresh = not (path / CHROMA_FILE).exists()
+                fresh = not (path / CHROMA_FILE).exists() and not spool.waiting(path)
                 client: Any = in_background(open_in_order, path, embedder)
-                memory = cls(client, agent_name, embedder, str(path), fresh=fresh)
+                memory = cls(
+                    client, agent_name, embedder, str(path), fresh=fresh, spool_folder=path
+                )
             else:
-                memory = cls(local_client(path), agent_name, embedder, str(path))
+                memory = cls(local_client(path), agent_name, embedder, str(path), spool_folder=path)
         except BaseException:
             os.close(lock_fd)
             raise
@@ -181,15 +198,26 @@ class Memory:
         text = text[:MAX_MEMORY_CHARS]
         memory_id = memory_id or uuid.uuid4().hex
         meta = {"agent": self.agent_name, "time": time.time(), **metadata}
+        if self._spool_folder is not None:
+            self._queued = {i: self._queued[i] for i, _ in self._pending if i in self._queued}
+            self._queued[memory_id] = (memory_id, text, meta)
         self._pending.append((memory_id, self._writer.put((memory_id, text, meta))))
         return memory_id
 
     def _write(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Write memories in one store write (the last text of an id wins)."""
+        collection = self._collection  # waits for the store to open
+        with self._write_gate:
+            if not self._spooled:  # else they are in the spool, for the next process
+                self._write_to(collection, batch)
+
+    def _write_to(self, collection: Any, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
         latest = {memory_id: (text, meta) for memory_id, text, meta in batch}
+        if not latest:
+            return
         start = time.perf_counter()
         try:
-            self._collection.upsert(
+            collection.upsert(
                 ids=list(latest),
                 documents=[text for text, _ in latest.values()],
                 embeddings=self.embedder.embed_documents(
@@ -358,7 +386,11 @@ class Memory:
         return count
 
     def close(self) -> None:
-        """Finish pending writes and let other processes use the store."""
+        """Finish pending writes and let other processes use the store. A local store still
+        loading is not waited for: the memories not yet written go to its spool, synced."""
+        if self._spool_folder is not None and not self._store.done():
+            self._leave_in_spool(self._spool_folder)
+            return
         try:
             self.flush()
         finally:
@@ -367,6 +399,22 @@ class Memory:
             self._release_lock()
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def _leave_in_spool(self, folder: Path) -> None:
+        try:
+            with self._write_gate:
+                self._spooled = True
+                waiting = [i for i, future in self._pending if not future.done()]
+                items = [self._queued[i] for i in dict.fromkeys(waiting) if i in self._queued]
+                spool.keep(folder, items)
+        except OSError as exc:
+            raise MemoryStoreError(
+                f"Cannot keep the unwritten memories in {folder}: {exc.strerror}."
+            ) from exc
+        finally:
+            self._writer.close(wait=False)
+            self._preparer.shutdown(wait=False, cancel_futures=True)
+            self._release_lock()
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
