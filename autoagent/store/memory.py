@@ -414,7 +414,9 @@ class Memory:
         finally:
             self._writer.close(wait=False)
             self._preparer.shutdown(wait=False, cancel_futures=True)
-            self._release_lock()
+            # Held until the abandoned load has ended (or the process does): another process
+            # must not open the store while this one may still be creating its files.
+            self._store.add_done_callback(lambda _: self._release_lock())
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
