@@ -58,7 +58,9 @@ NOTES_TARGETS = {
     "cpu": 0.030,  # s of CPU a step: (30-step run - 1-step run) / 29, whole processes
     "startup": 1.2,  # s from start to the first model request
     "exit": 0.1,  # s from the last reply to the process's end
-    "sent": 55_860,  # prompt tokens sent in 30 steps, as measured by the issue: no more
+    # Prompt tokens sent in 30 steps: no more than before issue #25's changes (57,573 in a
+    # run of this job then; the issue's own job, with other notes, sent 55,860).
+    "sent": 57_600,
 }
 
 
