@@ -241,8 +241,9 @@ class OpenAIChatModel:
             if not isinstance(choice, dict):
                 continue
             finish_reason = choice.get("finish_reason") or finish_reason
-            content = (choice.get("delta") or {}).get("content")
-            if content:
+            delta = choice.get("delta")
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(content, str) and content:
                 parts.append(content)
                 chars += len(content)
                 if self.on_progress is not None:
