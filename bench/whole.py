@@ -577,6 +577,8 @@ def report(
         "",
     ]
     sized = {k: v for k, v in results.items() if k.startswith("size ")}
+    if not sized:
+        lines += ["", "The runs with memories already stored were not made this time (`--sizes`)."]
     if sized:
         lines += [
             "### The same job with memories already stored",
