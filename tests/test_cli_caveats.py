@@ -121,12 +121,14 @@ def store_bytes(folder: Path) -> dict[str, bytes]:
     }
 
 
-def test_memory_list_of_a_damaged_store_says_so_and_writes_nothing(
-    tmp_path: Path, server: FakeOpenAIServer
-) -> None:
-    server.script("execution", execution_reply("write_file", path="fact.txt", content="Figs."))
-    assert finish(spawn(tmp_path, server, "run", *PROFILE, "-c")) == 0
+def test_memory_list_of_a_damaged_store_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    from autoagent.store.embeddings import WordEmbedder
+    from autoagent.store.memory import Memory
+
     store = tmp_path / "home" / "memory"
+    memory = Memory.open_local(store, "Scout", WordEmbedder())
+    memory.add("Task: facts\nCommand: write_file fact.txt", "run-step-1", run_id="run", step=1)
+    memory.close()
     sqlite = store / "chroma.sqlite3"
     data = bytearray(sqlite.read_bytes())
     data[len(data) // 3 : len(data) // 3 + 4096] = b"\xff" * 4096  # a page or more damaged
