@@ -178,3 +178,45 @@ def test_a_stream_that_breaks_mid_reply_is_asked_again_unstreamed() -> None:
         assert model.complete(MESSAGES, model="m").text == "the whole reply"
         thread.join(5)
     assert [b.get("stream") for b in bodies] == [True, None]
+
+
+def test_streamed_pieces_of_the_wrong_shape_add_nothing_and_break_nothing() -> None:
+    """A server's pieces are untrusted: a model name that is not text, a delta that is not an
+    object, content that is not text and token counts that are not whole numbers are left
+    out; the text of the good pieces is the reply."""
+    pieces = [
+        {"model": 7, "choices": [{"delta": ["not", "an", "object"]}]},
+        {"model": "m", "choices": [{"delta": {"content": 12}}]},
+        {"choices": [{"delta": {"content": "the reply"}, "finish_reason": "stop"}]},
+        {"choices": [], "usage": {"prompt_tokens": "12", "completion_tokens": -3}},
+    ]
+    events = b"".join(f"data: {json.dumps(p)}\n\n".encode() for p in pieces) + b"data: [DONE]\n\n"
+
+    def serve(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(65536)
+            headers, body = head.split(b"\r\n\r\n", 1)
+            length = int(re.search(rb"(?i)content-length: (\d+)", headers).group(1))  # type: ignore[union-attr]
+            while len(body) < length:
+                body += conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                + f"Content-Length: {len(events)}\r\nConnection: close\r\n\r\n".encode()
+                + events
+            )
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        thread = threading.Thread(target=serve, args=(listener,), daemon=True)
+        thread.start()
+        model = OpenAIChatModel(api_key="x", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+        reply = model.complete(MESSAGES, model="m")
+        thread.join(5)
+    assert reply.text == "the reply"
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (0, 0)
+    assert reply.model == "m"

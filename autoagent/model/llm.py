@@ -231,10 +231,11 @@ class OpenAIChatModel:
                 raise BrokenStream(f"a piece that is not an object: {data[:80]!r}")
             if chunk.get("error"):
                 raise BrokenStream(f"the server sent an error: {str(chunk['error'])[:200]}")
-            served_by = chunk.get("model") or served_by
+            if isinstance(name := chunk.get("model"), str) and name:
+                served_by = name
             if isinstance(counts := chunk.get("usage"), dict):
                 usage = Usage(
-                    counts.get("prompt_tokens") or 0, counts.get("completion_tokens") or 0
+                    _count(counts.get("prompt_tokens")), _count(counts.get("completion_tokens"))
                 )
             choices = chunk.get("choices")
             choice = choices[0] if isinstance(choices, list) and choices else None
@@ -320,6 +321,11 @@ def _transport_errors() -> tuple[type[Exception], ...]:
         except ImportError:
             continue
     return ()
+
+
+def _count(value: Any) -> int:
+    """A token count from a server's reply: a whole number, or 0 for anything else."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _short(exc: Exception) -> str:
