@@ -252,7 +252,8 @@ def test_task_creation_orders_the_list_in_the_same_call(
 def test_on_a_cpu_without_avx2_memory_uses_word_vectors_and_says_so(
     tmp_path: Path, server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("autoagent.agent.runner.transformer_runs_here", lambda: False)
+    for where in ("runner", "parts"):  # the note, and the embedder chosen
+        monkeypatch.setattr(f"autoagent.agent.{where}.transformer_runs_here", lambda: False)
     server.script("execution", execution_reply("finish", reason="done"))
     loop = make_loop(tmp_path, server, continuous=True)
     events = list(run(loop))

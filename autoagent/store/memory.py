@@ -160,7 +160,8 @@ class Memory:
     @classmethod
     def open_copy(cls, path: Path, agent_name: str, embedder: Embedder) -> Memory:
         """The embedded store, for reading only: opened from a copy, so that nothing chromadb
-        does on opening (it may rewrite an index it finds damaged) reaches the store itself."""
+        does on opening (it may rewrite an index it finds damaged) reaches the store itself;
+        the memories a run left in the spool are in the copy too."""
         lock_fd = lock_store(path)  # no run is writing it while it is copied
         scratch = Path(tempfile.mkdtemp(prefix="autoagent-memory-"))
         try:
@@ -169,6 +170,8 @@ class Memory:
                 shutil.copytree(path, scratch, dirs_exist_ok=True, ignore=ignore)
             try:
                 memory = cls(local_client(scratch), agent_name, embedder, str(path))
+                # What a short run left beside the store is read too, in the copy only.
+                memory._write_to(memory._collection, spool.take(path))
                 memory.count()
             except MemoryStoreError as exc:
                 cause = exc.__cause__ or exc
