@@ -260,8 +260,11 @@ def execution_system_prompt(
     )
     tokens = estimate_tokens(prompt)
     if tokens > prompt_tokens // 2:
+        parts = (
+            "role, goals, commands and AGENTS.md" if instructions else "role, goals and commands"
+        )
         raise ConfigError(
-            f"The agent's role, goals, commands and AGENTS.md make a system prompt of about "
+            f"The agent's {parts} make a system prompt of about "
             f"{tokens} tokens, more than half the prompt budget of {prompt_tokens} "
             "(AUTOAGENT_PROMPT_TOKENS): shorten the role or the goals, or raise the budget."
         )

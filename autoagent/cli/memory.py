@@ -22,8 +22,8 @@ memory_app = typer.Typer(
 def _memory(agent: str | None, *, to_read: bool = False) -> Iterator[Memory]:
     """The named agent's memory (default: the one in ai_settings.yaml), closed after use;
     `to_read`: one that reading never writes."""
-    from ..agent.profile import load_profile
     from ..agent.parts import open_memory, open_memory_to_read
+    from ..agent.profile import load_profile
     from ..base.errors import ConfigError
 
     settings = load_flags()
