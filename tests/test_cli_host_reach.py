@@ -211,8 +211,10 @@ class Unisolated(Sandbox):
     """bubblewrap as it ran before: the agent's keyrings, /run and other sockets in sight,
     /tmp and /dev/shm as large as the host lets them be."""
 
-    def wrap(self, argv: list[str], cwd: Path) -> Launch:  # type: ignore[override]
-        launch = super().wrap(argv, cwd)
+    def wrap(  # type: ignore[override]
+        self, argv: list[str], cwd: Path, alive_fd: int | None = None
+    ) -> Launch:
+        launch = super().wrap(argv, cwd, alive_fd)
         assert launch.direct is not None
         args, kept = launch.direct, []
         skip = 0
