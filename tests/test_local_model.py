@@ -88,7 +88,7 @@ def test_readme_default_run_works_offline_and_shows_the_agents_mind(tmp_path: Pa
     child.expect_exact("bundled SmolLM2-135M model")
     pid = child.pid
     assert wait_for(lambda: workers_of(pid), 30), "the model runs in a process of its own"
-    assert finish(child) == 0
+    assert finish(child) in (0, 3)  # finished, or stopped at its two steps
     text = screen.getvalue()
     for label in ("THOUGHTS:", "REASONING:", "PLAN:", "CRITICISM:", "NEXT ACTION:"):
         assert label in text
