@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..base.settings import Settings
-from ..human.hooks_config import Hook, HooksFile, find_hooks_file
-from ..tools.mcp_trust import Answer, ProjectApprovals
+from ..human.hooks_config import Hook, find_hooks_file
+from ..tools.mcp_trust import ProjectApprovals, not_used_note
 
 
 def configured_hooks(settings: Settings) -> tuple[tuple[Hook, ...], list[str]]:
@@ -18,19 +18,10 @@ def configured_hooks(settings: Settings) -> tuple[tuple[Hook, ...], list[str]]:
     if file.project:
         answer = ProjectApprovals(settings.home).answer(file)
         if answer is None or not answer.approved:
-            return (), [left_out(file, answer, settings)] if hooks else []
+            how = (
+                "a run without --continuous asks you; "
+                f"AUTOAGENT_HOOKS_FILE={file.path} uses it as your own"
+            )
+            note = not_used_note("hooks file", file, answer, settings.continuous, how)
+            return (), [note] if hooks else []
     return hooks, []
-
-
-def left_out(file: HooksFile, answer: Answer | None, settings: Settings) -> str:
-    """Why a project's hooks file is not used, in one sentence."""
-    if answer is not None:
-        why = f", as you answered on {answer.date}"
-    elif settings.continuous:
-        why = ": it was never approved, and a continuous run asks no one"
-    else:
-        why = ": it was not approved"
-    return (
-        f"The project's hooks file {file.path} is left out{why} (a run without --continuous "
-        f"asks you; AUTOAGENT_HOOKS_FILE={file.path} uses it as your own)."
-    )

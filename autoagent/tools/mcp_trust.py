@@ -37,6 +37,20 @@ class Answer:
     date: str  # when it was given, YYYY-MM-DD
 
 
+def not_used_note(
+    what: str, file: ConfigFile, answer: Answer | None, continuous: bool, how: str
+) -> str:
+    """Why a project's file (`what`: "MCP config", "hooks file") is not used, in one sentence;
+    `how`: where the user is asked about it, and how to use it as their own."""
+    if answer is not None:
+        why = f", as you answered on {answer.date}"
+    elif continuous:
+        why = ": it was never approved, and a continuous run asks no one"
+    else:
+        why = ": it was not approved"
+    return f"The project's {what} {file.path} is left out{why} ({how})."
+
+
 class ProjectApprovals:
     """The answers, by file; a damaged record counts as no answer (the user is asked again)."""
 

@@ -23,7 +23,7 @@ from ...base.settings import Settings, process_environment
 from ...base.text import mark_untrusted, strip_terminal_escapes, trim_middle
 from ..mcp_client import McpServers, ServerState
 from ..mcp_config import ConfigFile, find_config, load_servers
-from ..mcp_trust import Answer, ProjectApprovals
+from ..mcp_trust import ProjectApprovals, not_used_note
 from .base import (
     Command,
     CommandContext,
@@ -83,7 +83,9 @@ def configured_servers(settings: Settings, workspace: Path, sandbox: Sandbox | N
     if file.project:
         answer = ProjectApprovals(settings.home).answer(file)
         if answer is None or not answer.approved:
-            return McpSetup(notes=[left_out(file, answer, settings)], left_out=_names(file))
+            how = f"`autoagent mcp list` asks you; --mcp-config {file.path} uses it as your own"
+            note = not_used_note("MCP config", file, answer, settings.continuous, how)
+            return McpSetup(notes=[note], left_out=_names(file))
     variables = settings.mcp_env if file.project else None
     configs = load_servers(file, process_environment(), variables=variables)
     if file.project:
@@ -113,20 +115,6 @@ def configured_servers(settings: Settings, workspace: Path, sandbox: Sandbox | N
     )
     servers.check()
     return McpSetup(servers, notes)
-
-
-def left_out(file: ConfigFile, answer: Answer | None, settings: Settings) -> str:
-    """Why a project's MCP config is not used, in one sentence."""
-    if answer is not None:
-        why = f", as you answered on {answer.date}"
-    elif settings.continuous:
-        why = ": it was never approved, and a continuous run asks no one"
-    else:
-        why = ": it was not approved"
-    return (
-        f"The project's MCP config {file.path} is left out{why} (`autoagent mcp list` asks "
-        f"you; --mcp-config {file.path} uses it as your own)."
-    )
 
 
 def _names(file: ConfigFile) -> tuple[str, ...]:
