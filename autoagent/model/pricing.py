@@ -37,9 +37,11 @@ def cost_of(
 ) -> float:
     """Dollars for these tokens of `model`; 0 for a model with no price."""
     price = price_of(model, table)
-    if price is None:
-        return 0.0
-    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6
+    return 0.0 if price is None else _dollars(price, prompt_tokens, completion_tokens)
+
+
+def _dollars(price: tuple[float, float], prompt_tokens: int, completion_tokens: int) -> float:
+    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6  # USD per million
 
 
 class Spend(BaseModel):
@@ -64,6 +66,6 @@ class Spend(BaseModel):
         if price is None:
             self.unpriced_models.add(model)
             return None
-        cost = (usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]) / 1e6
+        cost = _dollars(price, usage.prompt_tokens, usage.completion_tokens)
         self.cost += cost
         return cost
