@@ -139,19 +139,22 @@ def _put_file(snapshots: Snapshots, full: str, entry: Entry) -> bool:
         shutil.copyfile(blob, tmp)
         os.chmod(tmp, entry.mode)
         os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
-        if os.path.isdir(full) and not os.path.islink(full):
-            shutil.rmtree(full)
-        os.replace(tmp, full)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _into_place(tmp, full)
     return True
 
 
 def _put_link(full: str, entry: Entry) -> None:
     tmp = _temp_beside(full)
     os.symlink(entry.ref, tmp)
+    _into_place(tmp, full)
+
+
+def _into_place(tmp: str, full: str) -> None:
+    """Rename the finished `tmp` over `full` (a folder there goes first); `tmp` never stays."""
     try:
         if os.path.isdir(full) and not os.path.islink(full):
             shutil.rmtree(full)
