@@ -45,6 +45,7 @@ from .events import (
 from .execution import RunOver, check_limits, run_command, without_workspace
 from .findings import write_findings
 from .keeper import RunKeeper
+from .parts import close_model
 from .recall import Recall
 from .record import RESULT_CHARS_IN_PROMPT, StepProposal, StepRecord, StepStatus
 from .recovery import Recovery
@@ -154,9 +155,7 @@ class AgentLoop:
                 self.memory.close()
         finally:
             self.journal.release()
-            close_model = getattr(self.caller.model, "close", None)
-            if callable(close_model):
-                close_model()
+            close_model(self.caller.model)
 
     def __enter__(self) -> AgentLoop:
         return self
