@@ -69,6 +69,19 @@ def finish(child: pexpect.spawn) -> int:
     return child.exitstatus if child.exitstatus is not None else -(child.signalstatus or 0)
 
 
+def run_to_end(tmp_path: Path, server: FakeOpenAIServer, *args: str, **env: str) -> str:
+    """The screen, on one line, of a continuous run that ends by itself: finished (exit 0),
+    or at its --max-steps (exit 3); never with a traceback."""
+    child = spawn(tmp_path, server, *args, **env)
+    child.expect(pexpect.EOF)
+    screen = " ".join(child.before.split())
+    child.close()
+    limited = "--max-steps" in args
+    assert child.exitstatus == (3 if limited else 0), screen
+    assert "Traceback" not in screen
+    return screen
+
+
 def checkpoints(tmp_path: Path) -> list[dict[str, Any]]:
     runs = sorted((tmp_path / "home" / "runs").iterdir())
     return [json.loads((run / "checkpoint.json").read_text()) for run in runs]

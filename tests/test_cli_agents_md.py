@@ -7,30 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pexpect
 import pytest
 
 from autoagent.model.testing import FakeOpenAIServer, execution_reply
 
-from .cli_helpers import PROFILE, spawn
+from .cli_helpers import PROFILE, run_to_end
 
 pytestmark = pytest.mark.slow
 
 
 def done() -> str:
     return execution_reply("finish", "Done.", reason="All goals met.")
-
-
-def run_to_end(tmp_path: Path, server: FakeOpenAIServer, *args: str, **env: str) -> str:
-    """The screen of a continuous run that finishes at once."""
-    child = spawn(tmp_path, server, *args, **env)
-    child.expect(pexpect.EOF)
-    screen = " ".join(child.before.split())
-    child.close()
-    limited = "--max-steps" in args  # a run that reaches --max-steps exits 3
-    assert child.exitstatus == (3 if limited else 0), screen
-    assert "Traceback" not in screen
-    return screen
 
 
 def started(tmp_path: Path) -> list[dict[str, Any]]:

@@ -144,14 +144,7 @@ def test_a_stream_that_breaks_mid_reply_is_asked_again_unstreamed() -> None:
         for _ in range(2):
             conn, _ = listener.accept()
             with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += conn.recv(65536)
-                headers, body = head.split(b"\r\n\r\n", 1)
-                length = int(re.search(rb"(?i)content-length: (\d+)", headers).group(1))  # type: ignore[union-attr]
-                while len(body) < length:
-                    body += conn.recv(65536)
-                bodies.append(json.loads(body))
+                bodies.append(read_request(conn))
                 if bodies[-1].get("stream"):
                     event = f"data: {piece}\n\n".encode()
                     conn.sendall(
@@ -195,13 +188,7 @@ def test_streamed_pieces_of_the_wrong_shape_add_nothing_and_break_nothing() -> N
     def serve(listener: socket.socket) -> None:
         conn, _ = listener.accept()
         with conn:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += conn.recv(65536)
-            headers, body = head.split(b"\r\n\r\n", 1)
-            length = int(re.search(rb"(?i)content-length: (\d+)", headers).group(1))  # type: ignore[union-attr]
-            while len(body) < length:
-                body += conn.recv(65536)
+            read_request(conn)
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                 + f"Content-Length: {len(events)}\r\nConnection: close\r\n\r\n".encode()
@@ -220,3 +207,15 @@ def test_streamed_pieces_of_the_wrong_shape_add_nothing_and_break_nothing() -> N
     assert reply.text == "the reply"
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (0, 0)
     assert reply.model == "m"
+
+
+def read_request(conn: socket.socket) -> dict[str, object]:
+    """The JSON body of the HTTP request `conn` sends."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += conn.recv(65536)
+    headers, body = head.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"(?i)content-length: (\d+)", headers).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += conn.recv(65536)
+    return json.loads(body)  # type: ignore[no-any-return]
