@@ -435,7 +435,10 @@ def test_an_answer_file_of_an_earlier_version_is_its_decision(tmp_path: Path) ->
             "channel": "cli",
             "at": 1796172567.1,
         }
-        (store.folder / f"{request.id}.answer.json").write_text(json.dumps(old, indent=1))
+        # Written whole, then renamed in, as every channel writes answers: the desk polls.
+        path = store.folder / f"{request.id}.answer.json"
+        path.with_suffix(".tmp").write_text(json.dumps(old, indent=1))
+        path.with_suffix(".tmp").rename(path)
 
     once_shown(screen, answer_as_before)
     decision = desk_on(store, screen).authorize(PROPOSAL)
