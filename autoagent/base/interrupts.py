@@ -1,9 +1,11 @@
-"""Ctrl-C held back while a child process is forked.
+"""Ctrl-C held back while a child process is forked, or a spinner starts or stops.
 
 A KeyboardInterrupt raised in an at-fork hook is swallowed ("Exception ignored in ...") and
 logging's leaves its lock held, so that the run hangs at its end. Python runs its signal
 handlers in the main thread whichever thread the signal reached, so a signal mask cannot hold
 it back: the CLI's handler asks defer() first, and the press is raised once the fork is done.
+A press halfway through rich's start or stop of a live display leaves its render hooks
+unpaired, and the next stop fails, so those are held too.
 """
 
 from __future__ import annotations

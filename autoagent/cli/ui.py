@@ -40,6 +40,7 @@ from ..agent.events import (
     Thinking,
 )
 from ..base.decision import Actor, DecisionKind
+from ..base.interrupts import ctrl_c_held
 from ..base.risk import Risk
 from ..base.status import RunStatus, StepStatus
 from ..base.text import strip_terminal_escapes, trim_middle
@@ -184,9 +185,10 @@ class Renderer:
             self._status.update(Text(f"{self._label} {tokens} tokens"))
 
     def _stop_spinner(self) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
+        status, self._status = self._status, None
+        if status is not None:
+            with ctrl_c_held():  # a Ctrl-C halfway through would leave rich's hooks unpaired
+                status.stop()
 
     def _quote(self, *lines: Text) -> None:
         self.console.print(Quoted(lines))
@@ -207,8 +209,10 @@ class Renderer:
         if self.replay or not self.console.is_terminal:
             return  # a spinner is for someone watching a terminal, not for a log
         self._label = ROLE_LABELS.get(event.role, "Working...")
-        self._status = self.console.status(Text(self._label))
-        self._status.start()
+        status = self.console.status(Text(self._label))
+        with ctrl_c_held():  # started whole, or not at all
+            status.start()
+            self._status = status
 
     def _proposed(self, event: Proposed) -> None:
         proposal = event.record.proposal
