@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv exactly as the lock files say: scripts/install.sh run|dev
+# Set up .venv exactly as the lock files say: scripts/install.sh run|fleet|dev (fleet: run and
+# `autoagent fleet`)
 #
 # One line per phase; pip's and the compiler's full output go to .venv/install.log, and its
 # end is shown if a phase fails. Nothing is done again once the same locks are installed.
@@ -9,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-run}
-case $kind in run | dev) ;; *) echo "usage: $0 run|dev" >&2; exit 2 ;; esac
+case $kind in run | fleet | dev) ;; *) echo "usage: $0 run|fleet|dev" >&2; exit 2 ;; esac
 
 venv=.venv
 log=$venv/install.log

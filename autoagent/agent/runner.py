@@ -74,13 +74,15 @@ def prepare_run(
     screen: Screen | None = None,
     profile: AgentProfile | None = None,
     resume: str | None = None,
+    new_id: str | None = None,
     allow_high_risk: bool = False,
     model: ChatModel | None = None,
     start_dir: Path | None = None,
     from_step: int | None = None,
     why: str = "",
 ) -> AgentLoop:
-    """A loop for a new run of `profile`, or for the run `resume` names.
+    """A loop for a new run of `profile` (with the id `new_id`, if given), or for the run
+    `resume` names.
 
     The project's instructions are the AGENTS.md files of `start_dir` (default: the current
     folder) and of the workspace root, read again on every resume.
@@ -162,7 +164,13 @@ def prepare_run(
         memory = open_memory(settings, profile.name)
         cleanup.callback(memory.close)
         journal, state = open_run(
-            settings, home, profile, resume, workspace.root, undoing=from_step is not None
+            settings,
+            home,
+            profile,
+            resume,
+            workspace.root,
+            new_id=new_id,
+            undoing=from_step is not None,
         )
         state.instructions_digest = instructions.digest()
         cleanup.callback(journal.release)
@@ -304,12 +312,13 @@ def open_run(
     resume: str | None,
     workspace: Path,
     *,
+    new_id: str | None = None,
     undoing: bool = False,
 ) -> tuple[RunJournal, RunState]:
     """The run's journal, locked, and its state: new (saved, and named by `publish` once the
     run can start), or loaded."""
     if resume is None:
-        journal = RunJournal.create(home)
+        journal = RunJournal.create(home, new_id)
         try:
             config = RunConfig.of(settings, workspace)
             state = RunState.new(journal.run_id, profile, config, settings.stall_steps)

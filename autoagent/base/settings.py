@@ -109,6 +109,19 @@ class Settings(BaseModel):
     # are not used, so that no setting outside this object changes where requests go.
     web_proxy: str | None = _env("AUTOAGENT_WEB_PROXY", default=None)
 
+    # A fleet of runs on Temporal (`autoagent fleet`, fleet/): where its server is, its task
+    # queue, how soon a silent worker's runs move on, how often a failing run is tried, a cap
+    # on runs at once across the fleet (0: none), and where runs' workspaces go by default.
+    temporal_address: str = _env("AUTOAGENT_TEMPORAL_ADDRESS", default="127.0.0.1:7233")
+    temporal_namespace: str = _env("AUTOAGENT_TEMPORAL_NAMESPACE", default="default")
+    temporal_api_key: str | None = _env("AUTOAGENT_TEMPORAL_API_KEY", default=None)
+    temporal_tls: bool = _env("AUTOAGENT_TEMPORAL_TLS", default=False)
+    fleet_queue: str = _env("AUTOAGENT_FLEET_QUEUE", default="autoagent", min_length=1)
+    fleet_heartbeat_timeout: float = _env("AUTOAGENT_FLEET_HEARTBEAT_TIMEOUT", default=30.0, ge=2)
+    fleet_attempts: int = _env("AUTOAGENT_FLEET_ATTEMPTS", default=5, ge=1)
+    fleet_max_runs: int = _env("AUTOAGENT_FLEET_MAX_RUNS", default=0, ge=0)
+    fleet_workspaces: Path = _env("AUTOAGENT_FLEET_WORKSPACES", default=Path("workspaces"))
+
     # Running code and programs.
     command_timeout: float = _env("AUTOAGENT_COMMAND_TIMEOUT", default=120.0, gt=0)
     max_output_bytes: int = _env("AUTOAGENT_MAX_OUTPUT_BYTES", default=10_000, ge=1000)

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, assert_never
 
 import typer
 
+from ..base.errors import JournalError
 from ..base.status import StopCause
-from . import answers, inspect, mcp, memory, rewind
+from . import answers, fleet, inspect, mcp, memory, rewind
 from .common import fail, load_flags, new_console
 from .logs import configure_logging, log_to_file
 from .mcp import ask_about_project_servers
@@ -61,6 +62,7 @@ app = typer.Typer(
 )
 app.add_typer(memory.memory_app, name="memory")
 app.add_typer(mcp.mcp_app, name="mcp")
+app.add_typer(fleet.fleet_app, name="fleet")
 schema_app = typer.Typer(
     help="The JSON Schemas of what autoagent writes for programs.", no_args_is_help=True
 )
@@ -243,8 +245,22 @@ def run(
     notify_url: Notify = None,
     output: Output = OutputFormat.TEXT,
     read_only: ReadOnly = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id",
+            help="Give the new run this id (letters, digits, - and _), e.g. from a script.",
+        ),
+    ] = None,
 ) -> None:
     """Start the agent on its goals."""
+    if run_id is not None:
+        from ..store.journal import check_run_id
+
+        try:
+            check_run_id(run_id)
+        except JournalError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--run-id") from None
     stream = _output(output)
     settings = _nobody_to_ask(_run_settings(locals()), stream)
     console = new_console(stderr=stream is not None)
@@ -254,7 +270,14 @@ def run(
     except (KeyboardInterrupt, EOFError):
         console.print("\nNothing started.")
         raise typer.Exit(1) from None
-    _drive(console, settings, stream, profile=profile, allow_high_risk=allow_high_risk)
+    _drive(
+        console,
+        settings,
+        stream,
+        profile=profile,
+        new_id=run_id,
+        allow_high_risk=allow_high_risk,
+    )
 
 
 @app.command()

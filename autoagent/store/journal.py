@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -27,8 +28,21 @@ NEW_PREFIX = ".new-"  # a run folder being made; renamed to the run id once the 
 log = logging.getLogger(__name__)
 
 
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id chosen outside (a fleet's): a folder name of letters, digits, - and _."""
+    if not RUN_ID.fullmatch(run_id):
+        raise JournalError(
+            f"{run_id!r} cannot be a run id: at most 64 letters, digits, '-' or '_', "
+            "starting with a letter or digit."
+        )
+    return run_id
 
 
 class RunJournal:
@@ -65,11 +79,18 @@ class RunJournal:
             self._lock_fd = None
 
     @classmethod
-    def create(cls, home: Path) -> RunJournal:
+    def create(cls, home: Path, run_id: str | None = None) -> RunJournal:
         """A new run, locked, in a hidden folder until `publish`: a run that never starts
-        (refused, or killed while starting) leaves no run behind."""
+        (refused, or killed while starting) leaves no run behind. `run_id` is the id chosen
+        for it, if any; no run may have it yet."""
         folder = runs_dir(home)
-        run_id = new_run_id()
+        if run_id is None:
+            run_id = new_run_id()
+        else:
+            check_run_id(run_id)
+            if (folder / run_id).exists():
+                raise JournalError(f"A run {run_id} exists already: `autoagent resume {run_id}`.")
+            _remove_abandoned(folder)  # one that died while starting with this id
         run_dir = folder / f"{NEW_PREFIX}{run_id}"
         try:
             run_dir.mkdir(parents=True)
