@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -61,6 +62,13 @@ def spawn(
         # children start with SIGINT ignored (and Python then installs no handler for it).
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def expect_words(child: pexpect.spawn, text: str, timeout: float = -1) -> None:
+    """Wait for `text` on the screen, however its lines wrap: between its words, any spaces,
+    line breaks, quote bars and styles (a long path before it moves where the lines break)."""
+    gap = r"(?:\s|│|\x1b\[[0-9;]*m)+"
+    child.expect(gap.join(re.escape(word) for word in text.split()), timeout=timeout)
 
 
 def finish(child: pexpect.spawn) -> int:
