@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from autoagent.model.testing import FakeOpenAIServer, Slow, execution_reply
+from autoagent.model.testing import FakeOpenAIServer, Fault, Slow, execution_reply
 
 from .cli_helpers import cli_env
 
@@ -174,6 +174,10 @@ def fleet_file(tmp_path: Path, names: list[str]) -> Path:
     return path
 
 
+def checkpoint_of(fleet: Fleet, run_id: str) -> Path:
+    return fleet.tmp_path / "home" / "runs" / run_id / "checkpoint.json"
+
+
 def log_lines(fleet: Fleet, run_id: str) -> list[str]:
     return (fleet.tmp_path / "workspaces" / run_id / "log.txt").read_text().splitlines()
 
@@ -226,6 +230,37 @@ def test_a_killed_workers_runs_finish_on_the_other_with_no_command_twice(fleet: 
         assert runs[run_id]["worker"] == "" or str(doomed.pid) not in runs[run_id]["worker"]
 
 
+def test_a_worker_stopped_with_ctrl_c_hands_its_run_on(fleet: Fleet) -> None:
+    leaving = fleet.start_worker()
+    (run_id,) = fleet.cli("fleet", "submit", str(fleet_file(fleet.tmp_path, ["Slow"]))).split()
+    wait_until(lambda: fleet.runs()[run_id]["step"] >= 2, 120, "the run did not start")
+    leaving.send_signal(signal.SIGINT)
+    assert leaving.wait(60) == 0
+    assert json.loads(checkpoint_of(fleet, run_id).read_text())["status"] == "interrupted"
+    fleet.start_worker()
+    runs = fleet.wait_for_all([run_id])
+    assert runs[run_id]["status"] == "finished"
+    lines = log_lines(fleet, run_id)
+    assert len(lines) == len(set(lines)) >= 9
+
+
+def test_a_run_that_keeps_failing_stops_after_its_attempts_saying_why(
+    fleet: Fleet, model: FakeOpenAIServer
+) -> None:
+    model.respond("execution", lambda request: Fault(500))
+    fleet.env["AUTOAGENT_FLEET_ATTEMPTS"] = "2"
+    fleet.start_worker()
+    (run_id,) = fleet.cli(
+        "fleet", "submit", "--name", "Doomed", "--role", "r", "--goal", "g"
+    ).split()
+    runs = fleet.wait_for_all([run_id], seconds=180)
+    assert runs[run_id]["status"] == "failed"
+    assert "Attempt 2 failed" in runs[run_id]["reason"]
+    assert "HTTP 500" in runs[run_id]["reason"]  # the run's own reason
+    log = (fleet.tmp_path / "home" / "fleet" / "logs" / f"{run_id}.log").read_text()
+    assert re.findall(r"attempt (\d+): (\w+)", log) == [("1", "run"), ("2", "resume")]
+
+
 def test_cancel_stops_one_run_and_the_others_go_on(fleet: Fleet) -> None:
     fleet.start_worker()
     ids = fleet.cli("fleet", "submit", str(fleet_file(fleet.tmp_path, ["Stay", "Slow"]))).split()
@@ -235,8 +270,7 @@ def test_cancel_stops_one_run_and_the_others_go_on(fleet: Fleet) -> None:
     assert runs[ids[0]]["status"] == "finished"
     assert runs[ids[1]]["status"] == "cancelled"
     # Stopped as Ctrl-C stops a run: saved, resumable by hand.
-    checkpoint = fleet.tmp_path / "home" / "runs" / ids[1] / "checkpoint.json"
-    assert json.loads(checkpoint.read_text())["status"] == "interrupted"
+    assert json.loads(checkpoint_of(fleet, ids[1]).read_text())["status"] == "interrupted"
 
 
 def test_an_approval_from_another_shell_reaches_a_fleet_run(fleet: Fleet) -> None:

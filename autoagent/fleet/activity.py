@@ -113,7 +113,8 @@ class RunActivity:
         if view is not None and view.status in (RunStatus.FINISHED, RunStatus.STOPPED):
             return _outcome(view)
         reason = view.reason if view is not None and view.reason else _last_words(tail, code)
-        raise ApplicationError(f"The run did not end: {reason}", type="RunFailed")
+        attempt = activity.info().attempt
+        raise ApplicationError(f"Attempt {attempt} failed: {reason}", type="RunFailed")
 
     async def _watch(self, job: Job, *, resumed: bool, folder: Path) -> tuple[int, deque[str]]:
         """Run the attempt's process to its end, heartbeating; its exit code and last lines."""
