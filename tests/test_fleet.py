@@ -3,6 +3,7 @@ against the scripted model server, all on 127.0.0.1."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -205,6 +206,22 @@ def test_six_runs_on_two_workers_all_finish_each_command_once(fleet: Fleet) -> N
     for log in (fleet.tmp_path / "home" / "fleet" / "logs").iterdir():
         workers.update(re.findall(r"attempt \d+", log.read_text()))
     assert workers == {"attempt 1"}  # nothing was tried twice
+
+
+def test_the_fleet_wide_cap_holds_across_workers(fleet: Fleet) -> None:
+    fleet.env["AUTOAGENT_FLEET_MAX_RUNS"] = "1"
+    fleet.start_worker()
+    fleet.start_worker()
+    ids = fleet.cli("fleet", "submit", str(fleet_file(fleet.tmp_path, ["Cap0", "Cap1", "Cap2"])))
+    runs = fleet.wait_for_all(ids.split())
+    assert all(runs[i]["status"] == "finished" for i in ids.split())
+    spans = []
+    for run_id in ids.split():
+        events = fleet.tmp_path / "home" / "runs" / run_id / "events.jsonl"
+        times = [json.loads(line)["time"] for line in events.read_text().splitlines()]
+        spans.append((min(times), max(times)))
+    spans.sort()
+    assert all(one[1] <= later[0] for one, later in itertools.pairwise(spans)), spans
 
 
 def test_a_killed_workers_runs_finish_on_the_other_with_no_command_twice(fleet: Fleet) -> None:
