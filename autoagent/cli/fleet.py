@@ -94,7 +94,8 @@ def fleet_server(
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)  # stops both servers, as Ctrl-C does
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (&)
+        signal.signal(signum, interrupt)
     home = settings.home.expanduser().resolve()
     from rich.text import Text
 
