@@ -156,16 +156,15 @@ async def _read_activity(client: Client, pending: Any, state: RunState) -> None:
                 }
 
 
-async def _failure(handle: WorkflowHandle[Any, Any], status: Any) -> str:
+async def _failure(handle: WorkflowHandle[Any, Any], status: WorkflowExecutionStatus | None) -> str:
+    """Why a run failed: its last attempt's own words (the activity's error), else how."""
     try:
         await handle.result()
     except WorkflowFailureError as exc:
         cause: BaseException | None = exc.cause
-        while isinstance(cause, ActivityError | ApplicationError) and cause.__cause__:
-            if isinstance(cause, ApplicationError):
-                break
+        while isinstance(cause, ActivityError):  # "activity failed", around the real error
             cause = cause.__cause__
-        return str(getattr(cause, "message", cause) or exc)
+        return cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
     except TemporalError as exc:
         return str(exc)
-    return str(status.name.lower()) if status is not None else "failed"
+    return status.name.lower().replace("_", " ") if status else "failed"  # timed out, terminated
