@@ -99,6 +99,14 @@ class QuietScreen:
         self.notes.append(text)
 
 
+def put_answer(store: RequestStore, request: Request, text: str) -> None:
+    """An answer file written by hand from another thread: whole, then renamed in, as every
+    channel writes answers, so that the desk, which polls, never reads it half written."""
+    path = store.folder / f"{request.id}.answer.json"
+    path.with_suffix(".tmp").write_text(text)
+    path.with_suffix(".tmp").rename(path)
+
+
 def once_shown(screen: QuietScreen, act: Callable[[Request], object]) -> None:
     """Act on the first request the desk shows, from another thread, as another channel."""
 
@@ -361,7 +369,7 @@ def test_an_answer_for_other_arguments_or_unreadable_is_a_deny(tmp_path: Path) -
             kind=DecisionKind.APPROVE, who="x", channel=Channel.CLI, request=request.id
         )
         forged = Answer(decision=approve, digest="0" * 64)
-        (store.folder / f"{request.id}.answer.json").write_text(forged.model_dump_json())
+        put_answer(store, request, forged.model_dump_json())
 
     once_shown(screen, answer_for_other_arguments)
     decision = desk.authorize(PROPOSAL)
@@ -435,10 +443,7 @@ def test_an_answer_file_of_an_earlier_version_is_its_decision(tmp_path: Path) ->
             "channel": "cli",
             "at": 1796172567.1,
         }
-        # Written whole, then renamed in, as every channel writes answers: the desk polls.
-        path = store.folder / f"{request.id}.answer.json"
-        path.with_suffix(".tmp").write_text(json.dumps(old, indent=1))
-        path.with_suffix(".tmp").rename(path)
+        put_answer(store, request, json.dumps(old, indent=1))
 
     once_shown(screen, answer_as_before)
     decision = desk_on(store, screen).authorize(PROPOSAL)
