@@ -117,7 +117,7 @@ class Settings(BaseModel):
     temporal_api_key: str | None = _env("AUTOAGENT_TEMPORAL_API_KEY", default=None)
     temporal_tls: bool = _env("AUTOAGENT_TEMPORAL_TLS", default=False)
     fleet_queue: str = _env("AUTOAGENT_FLEET_QUEUE", default="autoagent", min_length=1)
-    fleet_heartbeat_timeout: float = _env("AUTOAGENT_FLEET_HEARTBEAT_TIMEOUT", default=30.0, ge=2)
+    fleet_heartbeat_timeout: float = _env("AUTOAGENT_FLEET_HEARTBEAT_TIMEOUT", default=30.0, ge=5)
     fleet_attempts: int = _env("AUTOAGENT_FLEET_ATTEMPTS", default=5, ge=1)
     fleet_max_runs: int = _env("AUTOAGENT_FLEET_MAX_RUNS", default=0, ge=0)
     fleet_workspaces: Path = _env("AUTOAGENT_FLEET_WORKSPACES", default=Path("workspaces"))

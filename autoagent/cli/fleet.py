@@ -59,10 +59,16 @@ def _leaves_at_once(command: F) -> F:
 
 def _with_client(settings: Settings, work: Callable[[Client], Awaitable[T]]) -> T:
     _need_extra()
-    from ..fleet.client import connect
+    from temporalio.service import RPCError
+
+    from ..fleet.client import connect, refused
 
     async def go() -> T:
-        return await work(await connect(settings))
+        client = await connect(settings)
+        try:
+            return await work(client)
+        except RPCError as exc:
+            raise refused(exc, settings) from exc
 
     return asyncio.run(go())
 
@@ -165,7 +171,7 @@ def fleet_submit(
     _need_extra()
     from ..agent.profile import load_profile, profile_file_exists
     from ..fleet.client import submit
-    from ..fleet.spec import AgentEntry, job_of, load_fleet
+    from ..fleet.spec import entry_of, job_of, load_fleet
 
     settings = load_flags()
     if fleet_file is not None:
@@ -181,7 +187,7 @@ def fleet_submit(
             profile = load_profile(settings.ai_settings)
             name, role, goal = name or profile.name, role or profile.role, goal or profile.goals
         entries = [
-            AgentEntry(
+            entry_of(
                 name=name,
                 role=role,
                 goals=goal,
@@ -200,9 +206,11 @@ def fleet_submit(
         )
         for entry in entries
     ]
-    ids = _with_client(settings, lambda client: submit(client, settings, jobs))
-    for run_id in ids:
-        print(run_id)
+    _with_client(settings, lambda client: submit(client, settings, jobs, _say_id))
+
+
+def _say_id(run_id: str) -> None:
+    print(run_id, flush=True)
 
 
 @fleet_app.command("list")
@@ -268,7 +276,7 @@ def _show(console: Console, state: RunState) -> None:
         "  ",
         one_line(state.name),
         "  ",
-        (state.status, _STYLES.get(state.status, "")),
+        one_line(state.status, _STYLES.get(state.status, "")),
     )
     if state.status in ("running", "waiting", "stopping", "finished", "stopped"):
         line.append(f"  step {state.step}  ${state.spend:.4f}")

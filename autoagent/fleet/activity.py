@@ -24,9 +24,11 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from ..base.errors import JournalError
 from ..base.files import runs_dir
 from ..base.status import RunStatus, StepStatus
 from ..human.requests import RequestStore, unanswered
+from ..store.journal import RunJournal, is_live
 from ..store.locks import try_lock
 from ..store.runs import RunView, read_run
 from .spec import Job
@@ -54,7 +56,7 @@ class WorkerPlace:
     workspaces: Path
     memory_url: str | None
     max_runs: int
-    beat: float = 2.0  # seconds between heartbeats
+    beat: float = 1.0  # seconds between heartbeats (AUTOAGENT_FLEET_HEARTBEAT_TIMEOUT >= 5)
 
     @property
     def logs(self) -> Path:
@@ -75,10 +77,11 @@ def progress(view: RunView | None, state: str = "running") -> dict[str, Any]:
     return details
 
 
-def command_line(job: Job, resumed: bool, place: WorkerPlace) -> list[str]:
-    """The CLI's arguments for this attempt: unattended, anything for a human held. Every
-    attempt names the run's workspace: a worker's own AUTOAGENT_WORKSPACE must not move it."""
-    workspace = job.workspace or str(place.workspaces / job.run_id)
+def command_line(job: Job, place: WorkerPlace, *, resumed_in: str | None = None) -> list[str]:
+    """The CLI's arguments for this attempt: unattended, anything for a human held. A new run
+    gets its workspace from the job or this worker; a resumed one (`resumed_in`) keeps the one
+    it has. Every attempt names it: a worker's own AUTOAGENT_WORKSPACE must not move it."""
+    workspace = resumed_in or job.workspace or str(place.workspaces / job.run_id)
     common = ["--workspace", workspace, "-c", "--wait-for-approval", "--output", "json"]
     if place.memory_url:
         common += ["--memory-url", place.memory_url]
@@ -88,7 +91,7 @@ def command_line(job: Job, resumed: bool, place: WorkerPlace) -> list[str]:
         common += ["--max-steps", str(job.max_steps)]
     if job.model is not None:
         common += ["--model", job.model]
-    if resumed:
+    if resumed_in is not None:
         return ["resume", job.run_id, *common]
     goals = [arg for goal in job.goals for arg in ("--goal", goal)]
     profile = ["--name", job.name, "--role", job.role, *goals]
@@ -101,12 +104,24 @@ class RunActivity:
 
     @activity.defn(name=RUN_AGENT)
     async def run_agent(self, job: Job) -> Outcome:
+        try:
+            return await self._attempt(job)
+        except asyncio.CancelledError:
+            details = activity.cancellation_details()
+            if details is not None and details.worker_shutdown:
+                # Not the run's end: another worker resumes it.
+                raise ApplicationError("Its worker shut down.", type="WorkerShutdown") from None
+            raise
+
+    async def _attempt(self, job: Job) -> Outcome:
         folder = runs_dir(self.place.home) / job.run_id
         async with self._slot():
+            await self._wait_for_earlier_attempt(folder)
             view = read_run(folder) if folder.is_dir() else None
             if view is not None and view.status in (RunStatus.FINISHED, RunStatus.STOPPED):
                 return _outcome(view)  # it ended before its worker could say so
-            code, tail = await self._watch(job, resumed=view is not None, folder=folder)
+            workspace = _saved_workspace(folder) if view is not None else None
+            code, tail = await self._watch(job, folder=folder, resumed_in=workspace)
         view = read_run(folder) if folder.is_dir() else None
         if code == BAD_COMMAND_LINE:
             raise ApplicationError(_last_words(tail, code), type=REFUSED, non_retryable=True)
@@ -116,16 +131,27 @@ class RunActivity:
         attempt = activity.info().attempt
         raise ApplicationError(f"Attempt {attempt} failed: {reason}", type="RunFailed")
 
-    async def _watch(self, job: Job, *, resumed: bool, folder: Path) -> tuple[int, deque[str]]:
-        """Run the attempt's process to its end, heartbeating; its exit code and last lines."""
+    async def _wait_for_earlier_attempt(self, folder: Path) -> None:
+        """An attempt given up on (its worker cut off, not dead) may still hold the run: wait
+        for its process to stop rather than fail on the run's lock."""
+        while is_live(folder):
+            activity.heartbeat({"state": "queued", "why": "an earlier attempt is still stopping"})
+            await asyncio.sleep(self.place.beat)
+
+    async def _watch(
+        self, job: Job, *, folder: Path, resumed_in: str | None
+    ) -> tuple[int, deque[str]]:
+        """Run the attempt's process to its end, heartbeating; its exit code and last lines.
+        `resumed_in`: the workspace of a run that exists, as its checkpoint says."""
         self.place.logs.mkdir(parents=True, exist_ok=True)
         log_path = self.place.logs / f"{job.run_id}.log"
-        args = command_line(job, resumed, self.place)
+        args = command_line(job, self.place, resumed_in=resumed_in)
         with log_path.open("ab") as log:
             log.write(f"--- attempt {activity.info().attempt}: {' '.join(args[:2])}\n".encode())
             log.flush()
             child = await asyncio.create_subprocess_exec(
                 sys.executable,
+                "-P",  # not the worker's folder first on sys.path, where a run could write
                 "-c",
                 ORPHAN_GUARD,
                 str(os.getpid()),
@@ -146,10 +172,6 @@ class RunActivity:
             except asyncio.CancelledError:
                 await _stop(child)
                 await reader
-                details = activity.cancellation_details()
-                if details is not None and details.worker_shutdown:
-                    # Not the run's end: another worker resumes it.
-                    raise ApplicationError("Its worker shut down.", type="WorkerShutdown") from None
                 raise
             await reader
         return child.returncode, tail
@@ -200,6 +222,14 @@ async def _stop(child: asyncio.subprocess.Process) -> None:
     if child.returncode is None:
         child.kill()
         await child.wait()
+
+
+def _saved_workspace(folder: Path) -> str:
+    """The workspace a run's checkpoint names (where its files are), for its resume."""
+    try:
+        return str(RunJournal(folder).load_checkpoint()["config"]["workspace"])
+    except (JournalError, KeyError, TypeError) as exc:
+        raise ApplicationError(f"The run cannot be resumed: {exc}", type=REFUSED) from exc
 
 
 def _outcome(view: RunView) -> Outcome:

@@ -7,8 +7,9 @@ worker holds it, its attempt, the last heartbeat's step, spend and request) and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from temporalio.api.enums.v1 import PendingActivityState
@@ -19,17 +20,25 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TemporalError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    TemporalError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.service import RPCError
 
 from ..base.errors import AutoAgentError
 from ..base.settings import Settings
-from .spec import Job
+from .spec import Job, new_job_id
 from .workflow import WORKFLOW, AgentRun, Outcome
 
 
 class FleetError(AutoAgentError):
     """The fleet's server cannot be reached, or a run is not there."""
+
+
+HEARTBEAT_STATES = ("running", "waiting", "queued", "stopping")
 
 
 @dataclass
@@ -50,6 +59,13 @@ class RunState:
         return asdict(self)
 
 
+def refused(exc: RPCError, settings: Settings) -> FleetError:
+    """A call the Temporal server refused (a wrong namespace, a denied key, gone away)."""
+    return FleetError(
+        f"The Temporal server at {settings.temporal_address} refused the call: {exc.message}"
+    )
+
+
 async def connect(settings: Settings) -> Client:
     tls = settings.temporal_tls or bool(settings.temporal_api_key)
     try:
@@ -66,20 +82,26 @@ async def connect(settings: Settings) -> Client:
         ) from exc
 
 
-async def submit(client: Client, settings: Settings, jobs: Iterable[Job]) -> list[str]:
-    """Start a workflow per job; their ids, which are the runs' ids."""
-    ids = []
+async def submit(
+    client: Client, settings: Settings, jobs: Iterable[Job], on_submitted: Callable[[str], None]
+) -> None:
+    """Start a workflow per job; each id (the run's) is told to `on_submitted` once it is in,
+    so that a failure midway leaves no submitted run unnamed."""
     for job in jobs:
-        await client.start_workflow(
-            AgentRun.run,
-            job,
-            id=job.run_id,
-            task_queue=settings.fleet_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            memo={"name": job.name},
-        )
-        ids.append(job.run_id)
-    return ids
+        for _ in range(3):  # a run id drawn twice is drawn again
+            try:
+                await client.start_workflow(
+                    AgentRun.run,
+                    job,
+                    id=job.run_id,
+                    task_queue=settings.fleet_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    memo={"name": job.name},
+                )
+                break
+            except WorkflowAlreadyStartedError:
+                job = replace(job, run_id=new_job_id(job.name))
+        on_submitted(job.run_id)
 
 
 async def list_runs(client: Client) -> list[RunState]:
@@ -145,15 +167,20 @@ async def _read_activity(client: Client, pending: Any, state: RunState) -> None:
         decoded = await client.data_converter.decode(pending.heartbeat_details.payloads)
         details = decoded[-1]
         if isinstance(details, dict):
-            if state.status == "running":
-                state.status = str(details.get("state", "running"))
-            state.step = int(details.get("step", state.step))
-            state.spend = float(details.get("cost", state.spend))
-            if "request" in details:
-                state.request = {
-                    "id": str(details["request"]),
-                    "command": str(details.get("command", "")),
-                }
+            _read_heartbeat(details, state)
+
+
+def _read_heartbeat(details: dict[str, Any], state: RunState) -> None:
+    """What a worker last said of the run; anything malformed in it is left out."""
+    said = details.get("state")
+    if state.status == "running" and said in HEARTBEAT_STATES:
+        state.status = said
+    with contextlib.suppress(TypeError, ValueError):
+        state.step = int(details.get("step", state.step))
+    with contextlib.suppress(TypeError, ValueError):
+        state.spend = float(details.get("cost", state.spend))
+    if "request" in details:
+        state.request = {"id": str(details["request"]), "command": str(details.get("command"))}
 
 
 async def _failure(handle: WorkflowHandle[Any, Any], status: WorkflowExecutionStatus | None) -> str:

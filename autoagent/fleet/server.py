@@ -38,10 +38,11 @@ def serve(home: Path, port: int, memory_port: int, say: Callable[[str], None]) -
     for wanted in (port, memory_port):
         if _answers(wanted):
             raise ConfigError(f"Port {wanted} on 127.0.0.1 is taken: give another one.")
+    temporal_program, chroma_program = program("temporal"), program("chroma")
     log = (folder / "server.log").open("ab")
     temporal = subprocess.Popen(
         [
-            program("temporal"),
+            temporal_program,
             *("server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)),
             *("--db-filename", str(folder / "temporal.db"), "--headless"),
             *("--log-level", "warn"),
@@ -52,7 +53,7 @@ def serve(home: Path, port: int, memory_port: int, say: Callable[[str], None]) -
     )
     memory = subprocess.Popen(
         [
-            *(program("chroma"), "run", "--path", str(folder / "memory")),
+            *(chroma_program, "run", "--path", str(folder / "memory")),
             *("--host", "127.0.0.1", "--port", str(memory_port)),
         ],
         stdout=log,

@@ -10,6 +10,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -60,7 +61,15 @@ class FleetFile(BaseModel):
 def new_job_id(name: str) -> str:
     """A run id that says whose run it is: the agent's name, made a folder name, and a token."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:40] or "agent"
-    return f"{slug}-{secrets.token_hex(3)}"
+    return f"{slug}-{secrets.token_hex(4)}"
+
+
+def entry_of(**fields: Any) -> AgentEntry:
+    """One agent given by flags, checked as a fleet file's are."""
+    try:
+        return AgentEntry(**fields)
+    except ValidationError as exc:
+        raise ConfigError(_first_problem(exc, "The agent")) from exc
 
 
 def job_of(entry: AgentEntry, *, base: Path, heartbeat_timeout: float, attempts: int) -> Job:
