@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from autoagent.model.testing import FakeOpenAIServer, Fault, Slow, execution_reply
@@ -306,6 +307,35 @@ def test_an_approval_from_another_shell_reaches_a_fleet_run(fleet: Fleet) -> Non
     fleet.cli("approve", waiting["request"]["id"])
     runs = fleet.wait_for_all([run_id])
     assert runs[run_id]["status"] == "finished"
+
+
+def test_the_console_lists_fleet_runs_with_their_state(fleet: Fleet) -> None:
+    ids = fleet.cli("fleet", "submit", str(fleet_file(fleet.tmp_path, ["Seen0", "Seen1"]))).split()
+    console = subprocess.Popen(
+        [sys.executable, "-m", "autoagent", "serve", "--port", str(free_port())],
+        cwd=fleet.tmp_path,
+        env=fleet.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert console.stdout is not None
+        url = next(line for line in console.stdout if "http://" in line).split()[-1]
+        with httpx.Client(follow_redirects=True, timeout=30) as browser:
+            fleet_table = fleet_rows(browser.get(url).text)
+            assert {ids[0]: "queued", ids[1]: "queued"} == fleet_table  # no worker yet
+            fleet.start_worker()
+            fleet.wait_for_all(ids)
+            assert fleet_rows(browser.get(url).text) == dict.fromkeys(ids, "finished")
+    finally:
+        console.send_signal(signal.SIGINT)
+        assert console.wait(30) == 0
+
+
+def fleet_rows(page: str) -> dict[str, str]:
+    """The fleet table of the console's runs page: run id -> state."""
+    rows = re.findall(r'<tr id="fleet-([^"]+)">.*?class="status-(\w+)"', page, re.S)
+    return dict(rows)
 
 
 def test_a_server_restart_loses_no_submitted_run(fleet: Fleet) -> None:

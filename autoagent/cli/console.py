@@ -27,7 +27,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from ..base.errors import ConfigError
 from ..base.redact import redact
-from .console_app import BACK, DEFAULT_PORT, MAX_BODY, SECURITY_HEADERS, Console, Response
+from .console_app import (
+    BACK,
+    DEFAULT_PORT,
+    MAX_BODY,
+    SECURITY_HEADERS,
+    Console,
+    FleetLister,
+    Response,
+)
 from .pages import render
 
 log = logging.getLogger(__name__)
@@ -192,6 +200,7 @@ class ConsoleServer(ThreadingHTTPServer):
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         rewind_file_limit: int = 50 << 20,
+        fleet: FleetLister | None = None,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
@@ -206,7 +215,7 @@ class ConsoleServer(ThreadingHTTPServer):
         # The rules need the port, known once bound (--port 0).
         bound = int(self.server_address[1])
         self.console = Console(
-            home, secrets.token_urlsafe(32), bound, _is_loopback(host), rewind_file_limit
+            home, secrets.token_urlsafe(32), bound, _is_loopback(host), rewind_file_limit, fleet
         )
         self.RequestHandlerClass = _handler(self.console)
 

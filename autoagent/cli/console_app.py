@@ -10,6 +10,7 @@ import hmac
 import ipaddress
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import resources
@@ -61,6 +62,10 @@ REPLIES = {
 FORM_REPLIES = {**REPLIES, "feedback": DecisionKind.FEEDBACK}
 
 
+# The fleet's runs as Temporal has them (fleet/client.py RunState), or why they cannot be had.
+FleetLister = Callable[[], tuple[list[Any], str]]
+
+
 @dataclass
 class Response:
     status: int
@@ -79,8 +84,10 @@ class Console:
         port: int,
         loopback: bool,
         rewind_file_limit: int = 50 << 20,
+        fleet: FleetLister | None = None,
     ) -> None:
         self.home = home
+        self.fleet = fleet  # the fleet's runs from Temporal, when this data folder has one
         self.rewind_file_limit = rewind_file_limit  # files a rewind's capture keeps
         self.token = token
         self.port = port
@@ -139,6 +146,7 @@ class Console:
             "runs.html",
             title="Runs",
             runs=read_runs(self.home),
+            fleet=self.fleet() if self.fleet is not None else None,
             waiting=waiting,
             pending_total=sum(waiting.values()),
             home=str(self.home),

@@ -83,6 +83,35 @@ def _need_extra() -> None:
         ) from None
 
 
+def fleet_lister(settings: Settings) -> Callable[[], tuple[list[RunState], str]] | None:
+    """For the console: the fleet's runs, or why they cannot be had; None when this data
+    folder has no fleet (no `fleet server` here, no AUTOAGENT_TEMPORAL_ADDRESS set) or the
+    fleet extra is not installed."""
+    from ..fleet.worker import SERVER_FILE
+
+    home = settings.home.expanduser().resolve()
+    named = "AUTOAGENT_TEMPORAL_ADDRESS" in os.environ or settings.temporal_address != (
+        type(settings).model_fields["temporal_address"].default
+    )
+    if not (named or (home / "fleet" / SERVER_FILE).is_file()):
+        return None
+    try:
+        _need_extra()
+    except ConfigError:
+        return None
+
+    def listed() -> tuple[list[RunState], str]:
+        from ..base.errors import AutoAgentError
+        from ..fleet.client import list_runs
+
+        try:
+            return _with_client(settings, list_runs), ""
+        except AutoAgentError as exc:
+            return [], str(exc)
+
+    return listed
+
+
 @fleet_app.command("server")
 def fleet_server(
     port: Annotated[int, typer.Option("--port", help="Temporal's port on 127.0.0.1.")] = 7233,

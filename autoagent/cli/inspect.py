@@ -4,6 +4,7 @@ Imports stay inside the commands, so `autoagent --help` stays fast."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -115,7 +116,10 @@ def serve(
     configure_logging(settings)
     if port is None:  # where the links in notifications point
         port = urlsplit(settings.console_url).port or 8765
-    server = ConsoleServer(settings.home, host, port, settings.rewind_file_limit)
+    from .fleet import fleet_lister
+
+    fleet = fleet_lister(settings)
+    server = ConsoleServer(settings.home, host, port, settings.rewind_file_limit, fleet)
     if not server.console.loopback:
         print(
             f"Warning: the console listens on {host}, not only on this machine, over plain "
@@ -131,6 +135,8 @@ def serve(
         print("\nConsole stopped.", flush=True)
     finally:
         server.server_close()
+    if fleet is not None:  # temporalio's core threads can abort a finalizing interpreter
+        os._exit(0)
 
 
 def sandbox(
