@@ -280,6 +280,16 @@ def test_a_run_that_keeps_failing_stops_after_its_attempts_saying_why(
     assert re.findall(r"attempt (\d+): (\w+)", log) == [("1", "run"), ("2", "resume")]
 
 
+def test_a_run_refused_at_start_says_why_whole(fleet: Fleet) -> None:
+    fleet.env["AUTOAGENT_FLEET_ATTEMPTS"] = "1"
+    fleet.start_worker()
+    profile = ["--name", "Priced", "--role", "r", "--goal", "g", "--budget", "0.5"]
+    (run_id,) = fleet.cli("fleet", "submit", *profile).split()
+    reason = fleet.wait_for_all([run_id])[run_id]["reason"]
+    # The CLI's error, wrapped over lines on its stderr, comes back as one sentence.
+    assert "no known price" in reason and "USD per million tokens" in reason, reason
+
+
 def test_cancel_stops_one_run_and_the_others_go_on(fleet: Fleet) -> None:
     fleet.start_worker()
     ids = fleet.cli("fleet", "submit", str(fleet_file(fleet.tmp_path, ["Stay", "Slow"]))).split()

@@ -238,6 +238,10 @@ def _outcome(view: RunView) -> Outcome:
 
 
 def _last_words(tail: deque[str], code: int) -> str:
-    said = tail[-1] if tail else ""
+    """What the process last said, for a failure's reason: its last error, whole (the CLI
+    wraps it over lines), else its last line; and how it ended."""
+    lines = list(tail)
+    starts = [i for i, line in enumerate(lines) if line.startswith("Error:")]
+    said = " ".join(lines[starts[-1] :]) if starts else (lines[-1] if lines else "")
     how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
     return f"{said} ({how})" if said else how
