@@ -126,3 +126,17 @@ def test_a_reply_that_gives_back_the_formats_words_is_refused() -> None:
     assert parse_reply(json.dumps(fine), ExecutionReply).command.args == {"path": "notes.txt"}
     taken = parse_reply(json.dumps(echo), ExecutionReply, echoes=True)
     assert taken.thoughts.text == "" and taken.thoughts.plan == []
+
+
+def test_a_small_models_paths_are_the_files_its_goals_name() -> None:
+    from autoagent.agent.agents import goal_files
+    from autoagent.model.replies import execution_schema
+
+    goals = ["Write the words hello world to hello.txt", "Then e.g. sum up in notes/summary.md"]
+    assert goal_files(goals) == ("hello.txt", "notes/summary.md")
+    path = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
+    schema = execution_schema([("write_file", path)], paths=goal_files(goals))
+    [choice] = schema["properties"]["command"]["anyOf"]
+    assert choice["properties"]["args"]["properties"]["path"] == {"enum": list(goal_files(goals))}
+    free = execution_schema([("write_file", path)])["properties"]["command"]["anyOf"][0]
+    assert free["properties"]["args"]["properties"]["path"] == {"type": "string"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -271,6 +272,15 @@ def execution_system_prompt(
     return prompt
 
 
+NO_TASK = "No open tasks are left: check the goals against what was done; finish if they are met."
+FILE_NAME = re.compile(r"(?<![\w/.-])(?:[\w-]+/)*[\w-]{2,}\.[A-Za-z][A-Za-z0-9]{0,7}\b")
+
+
+def goal_files(goals: Sequence[str]) -> tuple[str, ...]:
+    """The file names the goals mention (`hello.txt`, `notes/summary.md`), in order."""
+    return tuple(dict.fromkeys(m.group() for goal in goals for m in FILE_NAME.finditer(goal)))
+
+
 class ExecutionAgent:
     role = "execution"
 
@@ -284,9 +294,13 @@ class ExecutionAgent:
         *,
         instructions: str = "",
         read_only: bool = False,
+        small_model: bool = False,
     ) -> None:
         self.caller = caller
         self.model = model
+        # A tiny model held by a grammar (the bundled one) gets the narrowest choices: paths
+        # among the files its goals name, and only `finish` once no task is open.
+        self.small_model = small_model
         self.prompt_tokens = prompt_tokens
         self.profile = profile
         self.instructions = instructions  # the project's AGENTS.md, marked (instructions.py)
@@ -297,7 +311,11 @@ class ExecutionAgent:
     def use_commands(self, commands: Registry) -> None:
         """Offer these commands from now on, in the prompt and in the schema the reply is held
         to (the list changes during a run when an MCP server stops)."""
-        self.reply_schema = execution_schema((c.name, c.args_schema()) for c in commands)
+        offered = [(c.name, c.args_schema()) for c in commands]
+        files = goal_files(self.profile.goals) if self.small_model else ()
+        self.reply_schema = execution_schema(offered, paths=files)
+        finish = [(name, args) for name, args in offered if name == "finish"]
+        self._finish_schema = execution_schema(finish) if self.small_model and finish else None
         # Stable across steps, so endpoints can cache this prefix.
         self.system_prompt = execution_system_prompt(
             self.profile,
@@ -333,7 +351,10 @@ class ExecutionAgent:
             {"role": "system", "content": self.system_prompt},
             {"role": "user", "content": user},
         ]
-        reply = self.caller.ask(self.role, messages, self.model, ExecutionReply, self.reply_schema)
+        schema = self.reply_schema
+        if task == NO_TASK and self._finish_schema is not None:
+            schema = self._finish_schema
+        reply = self.caller.ask(self.role, messages, self.model, ExecutionReply, schema)
         if reply.dropped:
             log.warning("the reply held several commands; dropped %s", reply.dropped)
             self._notes.append(

@@ -23,7 +23,7 @@ from ..human.hooks import Hooks
 from ..store.journal import RunJournal
 from ..store.memory import Memory
 from ..tools.commands.base import Command, CommandContext, Registry
-from .agents import BudgetExceeded, ExecutionAgent, ModelCaller, TaskCreationAgent
+from .agents import NO_TASK, BudgetExceeded, ExecutionAgent, ModelCaller, TaskCreationAgent
 from .changes import WorkspaceChanges
 from .events import (
     Authorized,
@@ -45,7 +45,7 @@ from .events import (
 from .execution import RunOver, check_limits, run_command, without_workspace
 from .findings import write_findings
 from .keeper import RunKeeper
-from .parts import close_model
+from .parts import close_model, uses_local_model
 from .recall import Recall
 from .record import RESULT_CHARS_IN_PROMPT, StepProposal, StepRecord, StepStatus
 from .recovery import Recovery
@@ -55,7 +55,6 @@ from .undo import undo_at_prompt, undoable_step
 
 log = logging.getLogger(__name__)
 
-NO_TASK = "No open tasks are left: check the goals against what was done; finish if they are met."
 # What the checkpoint keeps of a done task's result (the whole result is in the journal and
 # in memory); the checkpoint is written three times a step, so it must not grow much.
 DONE_RESULT_CHARS = 200
@@ -101,6 +100,7 @@ class AgentLoop:
             settings.prompt_tokens,
             instructions=instructions,  # the project's AGENTS.md, marked
             read_only=settings.read_only,
+            small_model=uses_local_model(settings),
         )
         self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
         self.timings = caller.timings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any, TypeVar
 
@@ -293,9 +293,12 @@ def schema_of(reply_type: type[BaseModel]) -> dict[str, Any]:
 THOUGHT_FIELDS = ("text", "reasoning", "criticism", "speak")
 
 
-def execution_schema(commands: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def execution_schema(
+    commands: Iterable[tuple[str, dict[str, Any]]], *, paths: Sequence[str] = ()
+) -> dict[str, Any]:
     """The execution reply's schema held to the registered commands: the command's name from
-    the list, its arguments from that command's own schema, and no thought left empty.
+    the list, its arguments from that command's own schema, and no thought left empty. With
+    `paths`, every `path` argument is one of them.
 
     Endpoints that enforce a schema (llama.cpp's grammars, vLLM, the local worker) then can
     only produce a command that exists, with arguments of the right shape; that is what lets
@@ -316,7 +319,7 @@ def execution_schema(commands: Iterable[tuple[str, dict[str, Any]]]) -> dict[str
     choices = [
         {
             "type": "object",
-            "properties": {"name": {"const": name}, "args": _plain(args)},
+            "properties": {"name": {"const": name}, "args": _with_paths(_plain(args), paths)},
             "required": ["name", "args"],
             "additionalProperties": False,
         }
@@ -328,6 +331,13 @@ def execution_schema(commands: Iterable[tuple[str, dict[str, Any]]]) -> dict[str
         "required": ["thoughts", "command"],
         "additionalProperties": False,
     }
+
+
+def _with_paths(args: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
+    properties = args.get("properties")
+    if not paths or not isinstance(properties, dict) or "path" not in properties:
+        return args
+    return {**args, "properties": {**properties, "path": {"enum": list(paths)}}}
 
 
 def _plain(schema: dict[str, Any]) -> dict[str, Any]:
