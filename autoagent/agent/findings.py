@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ..base.text import strip_terminal_escapes, trim_middle
@@ -10,13 +11,19 @@ from .state import RunState
 FILE_NAME = "findings.md"
 STEP_CHARS = 2000  # of each recent step's result
 
+log = logging.getLogger(__name__)
 
-def write_findings(state: RunState, run_dir: Path) -> Path:
+
+def write_findings(state: RunState, run_dir: Path) -> str | None:
     """Write `findings.md` in `run_dir`: the goals, how the run ended, what the results taught,
-    and the open tasks as the plan; return its path."""
+    and the open tasks as the plan; its path, or None (logged) if it cannot be written."""
     path = run_dir / FILE_NAME
-    path.write_text(findings_text(state), encoding="utf-8")
-    return path
+    try:
+        path.write_text(findings_text(state), encoding="utf-8")
+    except OSError as exc:
+        log.warning("the findings could not be written in %s: %s", run_dir, exc)
+        return None
+    return str(path)
 
 
 def findings_text(state: RunState) -> str:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from ..store.journal import RunJournal
 from .agents import ModelCaller
-from .events import StepFinished, to_data
+from .events import RunEnded, RunStarted, StepFinished, to_data
 from .record import StepRecord
 from .state import RunState
 
@@ -60,4 +61,28 @@ class RunKeeper:
         log.debug("step %d took %s", record.step, timings)
         return self.emit(
             StepFinished(record, self.state.spend.model_copy(), self.caller.budget, timings)
+        )
+
+    def started(self, workspace: Path, resumed: bool, notes: list[str]) -> RunStarted:
+        state = self.state
+        run_dir, root = str(self.journal.run_dir), str(workspace)
+        return self.emit(
+            RunStarted(state.run_id, run_dir, root, resumed, notes, state.profile, state.config)
+        )
+
+    def ended(self, workspace: Path, findings: str | None) -> RunEnded:
+        state = self.state
+        return self.emit(
+            RunEnded(
+                state.status,
+                state.reason,
+                str(self.journal.run_dir),
+                str(workspace),
+                state.spend.model_copy(),
+                state.step,
+                state.goal_report,
+                state.files,
+                cause=state.cause,
+                findings=findings,
+            )
         )

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from ..base.decision import DecisionKind
-from ..base.errors import AutoAgentError, CommandError, InputEnded, SnapshotError, WorkspaceGone
+from ..base.errors import AutoAgentError, CommandError, WorkspaceGone
 from ..base.settings import Settings
 from ..base.status import RunStatus, StopCause
 from ..base.text import trim_middle
@@ -23,35 +23,29 @@ from ..human.hooks import Hooks
 from ..store.journal import RunJournal
 from ..store.memory import Memory
 from ..tools.commands.base import Command, CommandContext, Registry
-from .agents import NO_TASK, BudgetExceeded, ExecutionAgent, ModelCaller, TaskCreationAgent
+from .agents import NO_TASK, BudgetExceeded, ExecutionAgent, ModelCaller
 from .changes import WorkspaceChanges
 from .events import (
     Authorized,
-    CaptureFailed,
-    CommandDone,
     CommandStarted,
     CommandsWithdrawn,
     Event,
     Invalid,
-    LoopWarning,
     Proposed,
-    RunEnded,
-    RunStarted,
     StepRecovered,
     StepsUndone,
-    TasksChanged,
     Thinking,
 )
-from .execution import RunOver, check_limits, run_command, without_workspace
+from .execution import CommandRunner, RunOver, check_limits, without_workspace
 from .findings import write_findings
 from .keeper import RunKeeper
 from .parts import close_model, uses_local_model
+from .planning import Planner
 from .recall import Recall
-from .record import RESULT_CHARS_IN_PROMPT, StepProposal, StepRecord, StepStatus
+from .record import StepProposal, StepRecord, StepStatus
 from .recovery import Recovery
 from .state import RunState
-from .tasks import Task
-from .undo import undo_at_prompt, undoable_step
+from .undo import undoable_step
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +84,7 @@ class AgentLoop:
         self.journal = journal
         self.context = context
         self.resumed = resumed
-        self.hooks = hooks  # PostToolUse and Stop; the gate runs PreToolUse
+        self.hooks = hooks  # Stop; the gate runs PreToolUse, the command runner PostToolUse
         profile = state.profile
         self.executor = ExecutionAgent(
             caller,
@@ -102,10 +96,10 @@ class AgentLoop:
             read_only=settings.read_only,
             small_model=uses_local_model(settings),
         )
-        self.task_creator = TaskCreationAgent(caller, settings.fast_model, profile.goals)
         self.timings = caller.timings
         self.keeper = RunKeeper(state, journal, caller)
         self.recall = Recall(memory, state, settings, caller.timings)
+        self.planner = Planner(state, settings, caller, self.keeper, self.recall, gate)
         self.recovery = Recovery(
             state, journal, self._available, lambda record: self.recall.keep(record, self._window)
         )
@@ -115,6 +109,7 @@ class AgentLoop:
         self.changes = WorkspaceChanges(
             journal.run_dir, context.workspace.root, settings.rewind_file_limit
         )
+        self.commands = CommandRunner(state, context, self.keeper, self.recall, self.changes, hooks)
         self._commands_at_start = state.commands_run  # --continuous-limit counts from here
         self._listener: Callable[[Event], None] | None = None
         # Set by the CLI on Ctrl-C: a press whose KeyboardInterrupt was swallowed on its way (in
@@ -177,17 +172,8 @@ class AgentLoop:
         state.status = RunStatus.RUNNING
         self.recall.prepare()
         self.keeper.save()
-        yield self.keeper.emit(
-            RunStarted(
-                state.run_id,
-                str(self.run_dir),
-                str(self.context.workspace.root),
-                self.resumed,
-                [*self.notes, *human_notes, *state.notices],
-                state.profile,
-                state.config,
-            )
-        )
+        notes = [*self.notes, *human_notes, *state.notices]
+        yield self.keeper.started(self.context.workspace.root, self.resumed, notes)
         try:
             if self.undone is not None:
                 yield self.keeper.emit(self.undone)
@@ -210,7 +196,7 @@ class AgentLoop:
         except AutoAgentError as exc:
             state.stop(StopCause.ERROR, str(exc))
         state.files = sorted(set(state.files) | self.changes.files)
-        findings = self._write_findings() if self.settings.read_only else None
+        findings = write_findings(state, self.run_dir) if self.settings.read_only else None
         self.keeper.record_calls()
         self.keeper.save()
         if self.hooks is not None:
@@ -220,28 +206,7 @@ class AgentLoop:
                 reason=state.reason,
                 steps=state.step,
             )
-        yield self.keeper.emit(
-            RunEnded(
-                state.status,
-                state.reason,
-                str(self.run_dir),
-                str(self.context.workspace.root),
-                state.spend.model_copy(),
-                state.step,
-                state.goal_report,
-                state.files,
-                cause=state.cause,
-                findings=findings,
-            )
-        )
-
-    def _write_findings(self) -> str | None:
-        """A read-only run's findings and plan, in its folder; None if they cannot be written."""
-        try:
-            return str(write_findings(self.state, self.run_dir))
-        except OSError as exc:
-            log.warning("the findings could not be written in %s: %s", self.run_dir, exc)
-            return None
+        yield self.keeper.ended(self.context.workspace.root, findings)
 
     def _finish_unfinished(self, record: StepRecord) -> Iterator[Event]:
         """Go on with the step the last process left: waiting for a human (the same request
@@ -334,8 +299,8 @@ class AgentLoop:
         )
         decision = self.gate.screen(gate_proposal)
         if decision is None:  # a human is asked: saved first, so a resumed run asks again
-            if command.changes_things and not command.ends_run:
-                yield from self._capture_before(record.step)  # a failure is said before asking
+            if command.changes_things and not command.ends_run:  # a failure is said first
+                yield from self.commands.capture_before(record.step)
             state.current = record.advance(StepStatus.AWAITING)
             self.keeper.save()
             decision = self.gate.ask(gate_proposal)
@@ -353,7 +318,7 @@ class AgentLoop:
         if decision.kind is DecisionKind.UNDO and gate_proposal.undo_step is not None:
             record = record.advance(StepStatus.FEEDBACK, decision=decision)
             yield self.keeper.emit(Authorized(record))
-            yield from self._undo_at_prompt(gate_proposal.undo_step, record)
+            yield from self.commands.undo(gate_proposal.undo_step, record)
             yield from self._conclude(record, watch=False)
             return
         if decision.kind in (DecisionKind.FEEDBACK, DecisionKind.UNDO):
@@ -367,8 +332,7 @@ class AgentLoop:
                 Authorized(record.advance(StepStatus.FINISHED, decision=decision))
             )
             state.goal_report = [str(line) for line in args.get("goal_report") or []]
-            self.context.step = record.step
-            raise RunOver(StopCause.FINISHED, run_command(command, self.context, args).output)
+            raise RunOver(StopCause.FINISHED, self.commands.finish(record, command))
         record = record.model_copy(update={"decision": decision})
         yield self.keeper.emit(Authorized(record))
 
@@ -383,36 +347,9 @@ class AgentLoop:
 
     def _run(self, record: StepRecord, command: Command) -> Iterator[Event]:
         """Run a started step's command, save its result, and complete the step."""
-        state, args = self.state, record.proposal.args
-        self.context.step = record.step
-        captured = command.changes_things
-        try:
-            self.context.workspace.check_present()  # e.g. removed while the human was asked
-            if captured:
-                yield from self._capture_before(record.step)
-            with self.timings.phase("command"):
-                result = run_command(command, self.context, args)
-        except InputEnded as exc:  # nothing was done: the step is not pending
-            state.current = None
-            raise RunOver(StopCause.INPUT_ENDED, str(exc)) from exc
-        except WorkspaceGone as exc:  # the same: a command finds it gone before doing anything
-            state.current = None
-            raise without_workspace(exc, state.run_id) from exc
-        state.commands_run += 1
-        record = record.advance(StepStatus.RAN, result=result)
-        if captured:
-            with self.timings.phase("capture"):
-                changes, more, problem = self.changes.after(record.step)
-            update = {"changes": changes, "changes_more": more, "changes_problem": problem}
-            record = record.model_copy(update=update)
-        state.current = record
-        # Its result: on the disk the moment it returned (a step number is never used twice).
-        yield self.keeper.durable(CommandDone(record))
+        record = yield from self.commands.run(record, command)
         self._stop_if_interrupted()  # the result is saved: a resumed run completes the step
-        if self.hooks is not None:
-            hooked = Proposal(record.step, command.name, args, command.risk)
-            said = self.hooks.after(hooked, result.output, result.ok)
-            state.notices = [*state.notices, *said]
+        self.commands.after(record, command)
         yield from self._complete(record)
 
     def _complete(self, record: StepRecord) -> Iterator[Event]:
@@ -423,7 +360,7 @@ class AgentLoop:
         task_id = record.proposal.task_id
         if task_id is not None and any(t.id == task_id for t in state.tasks.open):
             state.tasks.complete(task_id, trim_middle(record.result.output, DONE_RESULT_CHARS))
-        added = yield from self._plan(record.proposal.task, record.result.output)
+        added = yield from self.planner.plan(record.proposal.task, record.result.output)
         command = self._available(record.command)
         made_file = record.result.ok and command is not None and command.makes_files
         done = record.advance(StepStatus.DONE, tasks_added=added, progress=made_file or bool(added))
@@ -432,7 +369,7 @@ class AgentLoop:
     def _conclude(self, record: StepRecord, *, watch: bool = True) -> Iterator[Event]:
         """End a step: watch for loops, keep its record, save (the step's last durable point)."""
         if watch:
-            yield from self._watch(record)
+            yield from self.planner.watch(record)
         self.state.current = None
         self.recall.keep(record, self._window)
         self.keeper.record_calls()
@@ -440,72 +377,7 @@ class AgentLoop:
         self.keeper.save(wait=False)
         yield self.keeper.step_finished(record)
 
-    def _plan(self, task: str, result: str) -> Generator[Event, None, list[Task]]:
-        """Task creation, which also gives the order of the list: prioritization in the same
-        call (shown when it has a choice to make)."""
-        tasks = self.state.tasks
-        yield self.keeper.emit(Thinking("task-creation"))
-        with self.timings.phase("prompt"):
-            reply = self.task_creator.create(
-                task, trim_middle(result, RESULT_CHARS_IN_PROMPT), tasks.open, tasks.next_id
-            )
-        added, _ = tasks.plan(reply.tasks, reply.order)
-        self.recall.prepare()
-        if reply.order and len(tasks.open) > 1:
-            yield self.keeper.emit(Thinking("prioritization"))
-        yield self.keeper.emit(TasksChanged(tasks.open, added))
-        return added
-
-    def _watch(self, record: StepRecord) -> Iterator[Event]:
-        """Tell the agent when it loops; if it goes on, stop (continuous) or ask each time."""
-        detector = self.state.detector
-        problem = detector.observe(
-            record.command, record.proposal.args, record.observation(), progress=record.progress
-        )
-        if problem is None:
-            detector.warned = False
-            return
-        if detector.warned:
-            if self.settings.continuous:
-                raise RunOver(StopCause.LOOPING, f"Stopped: the agent is looping ({problem}).")
-            self.gate.revoke_pre_approval()  # the human sees every command from now on
-        yield self.keeper.emit(LoopWarning(problem, escalated=detector.warned))
-        detector.warned = True
-        self.state.notices = [
-            *self.state.notices,
-            f"You are going round in circles: {problem}. Change approach: use another command "
-            "or other arguments, ask_user for help, or finish if the goals are met or cannot be.",
-        ]
-
     # Helpers.
-
-    def _capture_before(self, step: int) -> Iterator[Event]:
-        """Capture the workspace before a command that can change it; a failure is said."""
-        with self.timings.phase("capture"):
-            problem = self.changes.before(step)
-        if problem is not None:
-            yield self.keeper.emit(CaptureFailed(step, problem))
-
-    def _undo_at_prompt(self, step: int, record: StepRecord) -> Iterator[Event]:
-        """The human's 'u': step `step`'s command undone before `record`'s would run."""
-        try:
-            rewound, undone = undo_at_prompt(
-                self.journal, self.state, self.changes.snapshots, step, record.command
-            )
-        except SnapshotError as exc:
-            self.state.notices = [
-                *self.state.notices,
-                f"The human asked to undo step {step}, but it could not be: {exc} Your "
-                f"proposed {record.command} was not run.",
-            ]
-            yield self.keeper.emit(CaptureFailed(record.step, str(exc)))
-            return
-        yield rewound  # journaled, synced, as it was applied
-        yield self.keeper.emit(undone)
-        self.recall.forget(undone.steps)
-        self.changes.files = {f for f in self.changes.files if (self.changes.root / f).exists()}
-        # The workspace as it is now is how it was before this step, for a later rewind.
-        yield from self._capture_before(record.step)
 
     def _available(self, name: str) -> Command | None:
         """The command `name`, unless it is gone (e.g. its MCP server is not configured)."""
