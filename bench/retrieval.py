@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from autoagent.store.chroma import local_client
 from autoagent.store.embeddings import LocalEmbedder
-from autoagent.store.memory import Memory, local_client
+from autoagent.store.memory import Memory
 
 from .common import BENCH_DIR, GOALS, Figure, median
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from autoagent.store.chroma import local_client
 from autoagent.store.embeddings import LocalEmbedder
-from autoagent.store.memory import EMBED_CHARS, collection_name, local_client
+from autoagent.store.memory import EMBED_CHARS, collection_name
 
 from .common import AGENT, CACHE_DIR, TOPICS
 

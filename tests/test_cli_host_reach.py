@@ -23,7 +23,8 @@ import pytest
 
 from autoagent.model.testing import FakeOpenAIServer
 from autoagent.tools.doctor import probe_report
-from autoagent.tools.sandbox import Launch, Mechanism, Sandbox, probe, python_paths
+from autoagent.tools.host_paths import python_paths
+from autoagent.tools.sandbox import Launch, Mechanism, Sandbox, probe
 
 from .cli_helpers import PROFILE, cli_env, finish, spawn
 from .test_cli_confinement import (

@@ -11,7 +11,7 @@ import pexpect
 import pytest
 
 from autoagent.model.testing import FakeOpenAIServer, Slow, execution_reply
-from autoagent.store.memory import lock_store
+from autoagent.store.chroma import lock_store
 
 from .cli_helpers import PROFILE, checkpoints, finish, spawn
 from .test_cli_durable import wait_for, write

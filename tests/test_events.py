@@ -38,7 +38,7 @@ from autoagent.base.status import RunStatus, StepStatus, StopCause
 from autoagent.cli.timeline import load_timeline
 from autoagent.model.pricing import Spend
 from autoagent.store.journal import RunJournal
-from autoagent.store.snapshots import FileChange
+from autoagent.store.manifest import FileChange
 
 from .cli_helpers import cli_env
 

@@ -746,7 +746,8 @@ def test_a_tool_schema_with_references_is_held_to_in_the_reply_schema() -> None:
 
 
 def test_a_stdio_server_runs_in_the_sandbox(tmp_path: Path) -> None:
-    from autoagent.tools.sandbox import Sandbox, python_paths
+    from autoagent.tools.host_paths import python_paths
+    from autoagent.tools.sandbox import Sandbox
 
     from .test_sandbox import working_mechanism
 

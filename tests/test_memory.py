@@ -68,7 +68,7 @@ def test_a_second_process_on_the_same_store_gets_a_clear_error(
     import sys
 
     code = (
-        "from pathlib import Path; from autoagent.store.memory import lock_store\n"
+        "from pathlib import Path; from autoagent.store.chroma import lock_store\n"
         f"lock_store(Path({str(tmp_path / 'm')!r}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -20,16 +20,9 @@ from autoagent.tools import sandbox as sandbox_module
 from autoagent.tools.commands.base import CommandContext
 from autoagent.tools.commands.execute import execute_python_code
 from autoagent.tools.doctor import probe_report
+from autoagent.tools.host_paths import python_paths, runtime_folders
 from autoagent.tools.process import start_process
-from autoagent.tools.sandbox import (
-    Limits,
-    Mechanism,
-    Sandbox,
-    build_sandbox,
-    probe,
-    python_paths,
-    runtime_folders,
-)
+from autoagent.tools.sandbox import Limits, Mechanism, Sandbox, build_sandbox, probe
 from autoagent.tools.workspace import Workspace
 
 from .test_process import wait_dead

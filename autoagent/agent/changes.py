@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 from ..base.errors import SnapshotError
-from ..store.snapshots import FileChange, Manifest, Snapshots, changes_between
+from ..store.manifest import FileChange, Manifest, changes_between
+from ..store.snapshots import Snapshots
 
 log = logging.getLogger(__name__)
 

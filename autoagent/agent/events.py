@@ -12,7 +12,7 @@ from pydantic import Field, TypeAdapter
 
 from ..base.status import RunStatus, StopCause
 from ..model.pricing import Spend
-from ..store.snapshots import FileChange
+from ..store.manifest import FileChange
 from .profile import AgentProfile
 from .record import StepRecord
 from .state import RunConfig

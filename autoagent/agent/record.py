@@ -17,7 +17,7 @@ from ..base.decision import Decision, DecisionKind
 from ..base.status import StepStatus
 from ..base.text import trim_middle
 from ..model.replies import Thoughts
-from ..store.snapshots import FileChange, summary
+from ..store.manifest import FileChange, summary
 from .agents import StepView
 from .tasks import Task
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from ..base.errors import JournalError, SnapshotError
 from ..store.journal import RunJournal
+from ..store.manifest import Manifest
 from ..store.restore import RestorePlan, plan_restore, restore
-from ..store.snapshots import Capture, Manifest, Snapshots
+from ..store.snapshots import Capture, Snapshots
 from .events import Rewound, from_data, to_data
 
 STARTED = "rewind_started"  # a journal entry, not a loop event: its Rewound may never come

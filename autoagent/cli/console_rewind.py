@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..agent.rewind import prepare_rewind, preview_rewind
 from ..base.errors import JournalError, SnapshotError
 from ..store.journal import RunJournal, is_live
-from ..store.snapshots import summary
+from ..store.manifest import summary
 
 if TYPE_CHECKING:
     from .console_app import Console, Response

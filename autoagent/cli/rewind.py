@@ -12,7 +12,8 @@ import typer
 from .common import load_flags, new_console
 
 if TYPE_CHECKING:
-    from ..store.snapshots import Entry, FileChange, Snapshots
+    from ..store.manifest import Entry, FileChange
+    from ..store.snapshots import Snapshots
 
 RunId = Annotated[str, typer.Argument(help="The run, as `autoagent runs` lists it.")]
 TEXT_LIMIT = 2_000_000  # larger files are summed up on one line, as binary ones are
@@ -31,7 +32,8 @@ def diff(
     from ..agent.rewind import run_workspace
     from ..base.errors import SnapshotError
     from ..store.journal import RunJournal
-    from ..store.snapshots import Snapshots, changes_between
+    from ..store.manifest import changes_between
+    from ..store.snapshots import Snapshots
     from .ui import outside
 
     settings = load_flags()
@@ -127,7 +129,7 @@ def rewind(
 
     from ..agent.rewind import prepare_rewind
     from ..store.journal import RunJournal
-    from ..store.snapshots import summary
+    from ..store.manifest import summary
     from .ui import labelled, outside
 
     if (to_step is None) == (not undo):

@@ -42,7 +42,7 @@ from ..base.status import StepStatus
 from ..human.requests import Request, RequestStore, unanswered
 from ..model.pricing import Spend
 from ..store.journal import RunJournal, is_live
-from ..store.snapshots import summary
+from ..store.manifest import summary
 from .inbox import waited_for
 
 STEP_EVENTS = (

@@ -45,7 +45,7 @@ from ..base.risk import Risk
 from ..base.status import RunStatus, StepStatus
 from ..base.text import strip_terminal_escapes, trim_middle
 from ..model.pricing import Spend
-from ..store.snapshots import summary
+from ..store.manifest import summary
 
 SCREEN_OUTPUT_CHARS = 1500
 PLAN_LINES = 12  # of a proposal's plan, on the screen

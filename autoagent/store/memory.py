@@ -16,22 +16,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..base.errors import MemoryStoreError
 from . import spool
 from .background import in_background
 from .batching import Batcher
+from .chroma import CHROMA_FILE, LOCK_FILE, local_client, lock_store, open_in_order, server_client
 from .embeddings import Embedder
-from .locks import try_lock
 
 COLLECTION_PREFIX = "agent-"
 MAX_MEMORY_CHARS = 4000
 # Only the head of a memory (or a query) is embedded: the task, the command and how the result
 # begins say what it is about, and embedding time grows with length (about 0.2 ms a character).
 EMBED_CHARS = 250
-LOCK_FILE = "autoagent.lock"
-CHROMA_FILE = "chroma.sqlite3"  # a local store without it has never held a memory
 # Query embeddings kept by text: a step that repeats its task (feedback, an invalid command,
 # no task left) asks the same question again, and embedding it costs 15-30 ms.
 QUERY_CACHE_SIZE = 128
@@ -425,68 +422,3 @@ class Memory:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-
-
-def open_in_order(path: Path, embedder: Embedder) -> Any:
-    """The embedder's models (if it loads any), then chromadb and the client, on one thread:
-    importing them on two at once can meet a package (numpy) half initialised."""
-    load = getattr(embedder, "load", None)
-    if callable(load):
-        load()
-    return local_client(path)
-
-
-def local_client(path: Path) -> Any:
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(
-            path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
-        )
-    except Exception as exc:
-        raise MemoryStoreError(
-            f"Cannot open the memory store at {path}: {exc}. Check that the folder is "
-            "writable; it is never wiped automatically."
-        ) from exc
-
-
-def lock_store(path: Path) -> int:
-    """Hold an exclusive lock on the store, so two processes never write it at once."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd = try_lock(path / LOCK_FILE)
-    except OSError as exc:
-        raise MemoryStoreError(f"Cannot open the memory store at {path}: {exc}") from exc
-    if fd is None:
-        raise MemoryStoreError(
-            f"The memory store at {path} is in use by another autoagent process. "
-            "Wait for it to end, or give this one its own AUTOAGENT_HOME."
-        )
-    return fd
-
-
-def server_client(url: str) -> Any:
-    """A client for the Chroma server at `url`, checked before the loop starts."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise MemoryStoreError(f"The memory URL {url!r} is not like http://host:8000.")
-    try:
-        client = chromadb.HttpClient(
-            host=parts.hostname,
-            port=parts.port or (443 if parts.scheme == "https" else 8000),
-            ssl=parts.scheme == "https",
-            settings=ChromaSettings(anonymized_telemetry=False),
-        )
-        client.heartbeat()
-    except Exception as exc:
-        raise MemoryStoreError(
-            f"Cannot reach the Chroma server at {url} ({exc.__class__.__name__}): check that it "
-            "runs (`chroma run --path DIR --port PORT`) and the address, or unset "
-            "AUTOAGENT_MEMORY_URL to use the local store."
-        ) from exc
-    return client

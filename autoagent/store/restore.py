@@ -17,7 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from ..base.errors import SnapshotError
-from .snapshots import Entry, FileChange, Manifest, Snapshots, changes_between
+from .manifest import Entry, FileChange, Manifest, changes_between
+from .snapshots import Snapshots
 
 TEMP_PREFIX = ".autoagent-rewind-"
 

@@ -14,8 +14,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from .confine import SYS_KEYCTL
+from .host_paths import runtime_folders
 from .process import child_environment, run_process
-from .sandbox import Sandbox, runtime_folders
+from .sandbox import Sandbox
 
 _MARK = "PROBE"
 _KEYCTL_GET_KEYRING_ID, _KEYCTL_LINK = 0, 8
