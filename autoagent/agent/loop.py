@@ -149,6 +149,7 @@ class AgentLoop:
             if self.memory is not None:
                 self.memory.close()
         finally:
+            self.changes.snapshots.close()
             self.journal.release()
             close_model(self.caller.model)
 

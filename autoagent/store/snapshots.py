@@ -4,7 +4,9 @@ A capture is a manifest (path -> kind, mode, size, times, inode, and the hash of
 plus content-addressed blobs, all in the run folder (runs/<id>/snapshots/), which the sandbox
 never shows. Like git's index, an entry whose size, times and inode match the previous
 manifest keeps its hash without being read, so a capture costs what changed, not the size of
-the workspace; a capture in which nothing changed points at the previous manifest.
+the workspace; a capture in which nothing changed points at the previous manifest. While the
+process watches the workspace (store/watch.py), a capture does not even walk it: it looks again
+at the paths the kernel said changed, and walks it whole only when that cannot be known.
 
 Durable before a command runs, at a cost that grows with what changed: new blobs are written
 first and synced together at the end of the capture (with each folder they were added to, once),
@@ -29,6 +31,7 @@ from typing import Literal
 from ..base.errors import SnapshotError
 from ..base.files import sync_folder
 from .manifest import Entry, Manifest, human_size
+from .watch import Changed, Watch
 
 FOLDER = "snapshots"
 CAPTURES = "captures.jsonl"
@@ -66,6 +69,17 @@ def _sync_filesystem(folder: Path) -> bool:
         os.close(fd)
 
 
+def _forget(entries: Manifest, path: str, *, under_only: bool = False) -> bool:
+    """Remove `path` (unless `under_only`) and everything under it; whether anything was."""
+    prefix = path + "/"
+    gone = [p for p in entries if p.startswith(prefix)]
+    if not under_only and path in entries:
+        gone.append(path)
+    for p in gone:
+        del entries[p]
+    return bool(gone)
+
+
 def _hash_of(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as source:
@@ -83,7 +97,11 @@ class Snapshots:
         self.max_file_bytes = max_file_bytes
         self._last: tuple[int, float, Manifest] | None = None  # number, taken, entries
         self._count: int | None = None  # captures made so far
+        self._manifests: int | None = None  # the highest manifest number used
         self._unsynced: list[Path] = []  # blobs this capture added, synced at its end
+        self._watch = Watch(str(root))  # what changed since the last capture, when it can tell
+        # Files with other hard links: a change through another name is not told of this one.
+        self._linked: set[str] = set()
 
     # Reading.
 
@@ -124,9 +142,15 @@ class Snapshots:
         previous = self._previous()
         index = previous[2] if previous else {}
         racy_before = previous[1] - RACY_NS if previous else 0
+        changed = self._watch.changes() if previous else None
         try:
             self._unsynced = []
-            entries, reused = self._scan(index, racy_before)
+            if changed is None:
+                self._watch.restart()
+                self._linked = set()
+                entries, reused = self._walk(index, racy_before, watch=True)
+            else:
+                entries, reused = self._update(index, changed, racy_before)
             self._sync_blobs()
             number = previous[0] if previous and reused and len(entries) == len(index) else None
             if number is None:
@@ -148,9 +172,14 @@ class Snapshots:
                 sync_folder(self.folder)
             self._count += 1
         except OSError as exc:
+            self._watch.lose()
             raise SnapshotError(
                 f"Cannot record the workspace in {self.folder}: {exc.strerror or exc}."
             ) from exc
+        except BaseException:
+            self._watch.lose()
+            raise
+        self._watch.settle()
         if previous is None or number != previous[0]:
             self._last = (number, started, entries)
         return capture, entries
@@ -160,10 +189,18 @@ class Snapshots:
         that changed is read to hash it, not kept)."""
         previous = self._previous()
         index = previous[2] if previous else {}
+        racy_before = previous[1] - RACY_NS if previous else 0
+        changed = self._watch.changes() if previous else None
         try:
-            return self._scan(index, previous[1] - RACY_NS if previous else 0, keep=False)[0]
+            if changed is None:
+                return self._walk(index, racy_before, keep=False)[0]
+            return self._update(index, changed, racy_before, keep=False)[0]
         except OSError as exc:
             raise SnapshotError(f"Cannot read the workspace {self.root}: {exc.strerror}.") from exc
+
+    def close(self) -> None:
+        """Stop watching the workspace (the captures stay)."""
+        self._watch.close()
 
     def _previous(self) -> tuple[int, float, Manifest] | None:
         if self._last is None:
@@ -179,25 +216,38 @@ class Snapshots:
         return self._last
 
     def _next_manifest(self) -> int:
-        folder = self.folder / "manifests"
-        folder.mkdir(parents=True, exist_ok=True)
-        numbers = [int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()]
-        return max(numbers, default=0) + 1
+        if self._manifests is None:
+            folder = self.folder / "manifests"
+            folder.mkdir(parents=True, exist_ok=True)
+            numbers = [int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()]
+            self._manifests = max(numbers, default=0)
+        self._manifests += 1
+        return self._manifests
 
-    def _scan(
-        self, index: Manifest, racy_before: float, *, keep: bool = True
+    def _walk(
+        self,
+        index: Manifest,
+        racy_before: float,
+        *,
+        keep: bool = True,
+        watch: bool = False,
+        top: str = "",
+        entries: Manifest | None = None,
     ) -> tuple[Manifest, bool]:
-        """Every entry under the root (links not followed); whether all came from `index`.
-        A file's content is kept in the blobs (`keep`), or only hashed."""
-        entries: Manifest = {}
+        """Every entry under the folder `top` ("" the root; links not followed) into `entries`;
+        whether all came from `index`. A file's content is kept in the blobs (`keep`), or only
+        hashed. With `watch`, each folder is watched before it is listed."""
+        entries = {} if entries is None else entries
         all_reused = True
-        pending = [""]
+        pending = [top]
         while pending:
             folder = pending.pop()
+            if watch:
+                self._watch.add(folder)
             try:
                 with os.scandir(os.path.join(self.root, folder) if folder else self.root) as it:
                     found = list(it)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError as exc:  # an unreadable folder: named, its contents unknown
                 if folder:
@@ -210,6 +260,8 @@ class Snapshots:
                     info = item.stat(follow_symlinks=False)
                 except OSError:
                     continue  # gone while it was listed
+                if watch and info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode):
+                    self._linked.add(path)
                 old = index.get(path)
                 # The common case inline, without making an entry: a file as it was.
                 if (
@@ -234,6 +286,56 @@ class Snapshots:
                 if entry.kind == "dir":
                     pending.append(path)
         return entries, all_reused
+
+    def _update(
+        self, index: Manifest, changed: Changed, racy_before: float, *, keep: bool = True
+    ) -> tuple[Manifest, bool]:
+        """`index` with the paths the watch named looked at again (parents first: a path under
+        a folder that is gone, or is now a file or a link, is gone too); folders created or
+        moved in are walked whole. A file found with other hard links brings them along."""
+        entries = dict(index)
+        linked_before = set(self._linked)
+        named = changed.paths | changed.folders | self._linked
+        all_reused = True
+        for path in sorted(named, key=lambda p: p.count("/")):
+            all_reused &= not self._look_again(path, entries, index, changed, racy_before, keep)
+        newly_linked = {entries[p].ino for p in self._linked - linked_before if p in entries}
+        if newly_linked:
+            for path in [p for p, e in entries.items() if e.ino in newly_linked]:
+                all_reused &= not self._look_again(path, entries, index, changed, racy_before, keep)
+        return entries, all_reused
+
+    def _look_again(
+        self,
+        path: str,
+        entries: Manifest,
+        index: Manifest,
+        changed: Changed,
+        racy_before: float,
+        keep: bool,
+    ) -> bool:
+        """Bring `entries[path]` (and, for a new folder, all under it) up to date; whether it
+        changed."""
+        parent = path.rpartition("/")[0]
+        info = None
+        if not parent or (parent in entries and entries[parent].kind == "dir"):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                info = os.lstat(os.path.join(self.root, path))
+        old = entries.get(path)
+        if info is None:
+            self._linked.discard(path)
+            return _forget(entries, path)
+        if info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode):
+            self._linked.add(path)
+        entry = self._entry(path, info, old, racy_before, keep)
+        if old is not None and old.kind == "dir" and entry.kind != "dir":
+            _forget(entries, path, under_only=True)
+        entries[path] = entry
+        if entry.kind == "dir" and (path in changed.folders or old is None or old.kind != "dir"):
+            _forget(entries, path, under_only=True)
+            self._walk(index, racy_before, keep=keep, watch=True, top=path, entries=entries)
+            return True
+        return entry is not old
 
     def _entry(
         self,
