@@ -14,6 +14,7 @@ import pytest
 
 from autoagent.store import snapshots as snapshots_module
 from autoagent.store.manifest import Manifest
+from autoagent.store.restore import restore
 from autoagent.store.snapshots import Snapshots
 
 
@@ -181,3 +182,57 @@ def test_a_resumed_process_walks_first_then_watches(tmp_path: Path) -> None:
     (root / "src" / "m0.py").unlink()
     _, second = resumed.capture(1, "after")
     assert "src/m0.py" not in second and second == _walked(run, root)
+
+
+def _tree_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_few_bytes_changed_in_a_big_file_add_one_piece_and_every_version_comes_back(
+    tmp_path: Path,
+) -> None:
+    root, run = _workspace(tmp_path)
+    big = root / "db.bin"
+    versions = [os.urandom(1 << 20)]
+    big.write_bytes(versions[0])
+    snapshots = Snapshots(run, root)
+    _, first = snapshots.capture(0, "after")
+    stored = _tree_bytes(run / "snapshots")
+    refs = [first["db.bin"].ref]
+    for step in range(1, 6):
+        edited = bytearray(versions[-1])
+        edited[300_000:300_008] = step.to_bytes(8, "big")  # in place, as a database writes
+        versions.append(bytes(edited))
+        big.write_bytes(versions[-1])
+        _, entries = snapshots.capture(step, "after")
+        refs.append(entries["db.bin"].ref)
+    added = _tree_bytes(run / "snapshots") - stored
+    assert added < 5 * 100_000  # a 64 KiB piece and a little bookkeeping a step, not 1 MB
+    assert len(set(refs)) == 6
+    for ref, content in zip(refs, versions, strict=True):
+        assert b"".join(snapshots.content(ref)) == content
+
+    restore(snapshots, snapshots.peek(), snapshots.manifest(snapshots.captures()[0].manifest))
+    assert big.read_bytes() == versions[0]
+
+
+def test_a_capture_that_changed_little_is_kept_as_the_change_and_read_back_whole(
+    tmp_path: Path,
+) -> None:
+    root, run = _workspace(tmp_path)
+    for number in range(40):
+        (root / f"f{number}.txt").write_text(f"{number}\n")
+    snapshots = Snapshots(run, root)
+    snapshots.capture(0, "before")
+    expected = []
+    for step in range(1, 40):  # past the longest chain of changes: a whole one comes between
+        (root / f"f{step}.txt").write_text(f"changed at {step}\n")
+        (root / f"f{step - 1}.txt").unlink()
+        _, entries = snapshots.capture(step, "after")
+        expected.append((snapshots.captures()[-1].manifest, dict(entries)))
+    manifests = run / "snapshots" / "manifests"
+    sizes = [(manifests / f"{number}.json").stat().st_size for number, _ in expected]
+    assert sorted(sizes)[len(sizes) // 2] < (manifests / "1.json").stat().st_size / 4
+    reread = Snapshots(run, root)  # another process: nothing cached
+    for number, entries in expected:
+        assert reread.manifest(number) == entries

@@ -11,7 +11,7 @@ def runs_dir(home: Path) -> Path:
     return home / "runs"
 
 
-def sync_folder(folder: Path) -> None:
+def sync_folder(folder: str | Path) -> None:
     """Make a folder's entries (a file created, renamed or linked in it) durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:

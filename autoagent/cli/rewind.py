@@ -100,7 +100,7 @@ def _text(snapshots: Snapshots, entry: Entry | None) -> str | None:
     if not entry.kept or entry.size > TEXT_LIMIT:
         return None
     try:
-        data = snapshots.blob(entry.ref).read_bytes()
+        data = b"".join(snapshots.content(entry.ref))
     except OSError:
         return None
     if b"\0" in data:

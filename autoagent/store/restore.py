@@ -131,13 +131,14 @@ def _temp_beside(full: str) -> str:
 
 
 def _put_file(snapshots: Snapshots, full: str, entry: Entry) -> bool:
-    blob = snapshots.blob(entry.ref)
-    if not blob.is_file():
+    if not snapshots.is_kept(entry.ref):
         return False
     _writable(os.path.dirname(full))
     tmp = _temp_beside(full)
     try:
-        shutil.copyfile(blob, tmp)
+        with open(tmp, "xb") as copy:
+            for part in snapshots.content(entry.ref):
+                copy.write(part)
         os.chmod(tmp, entry.mode)
         os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
     except BaseException:

@@ -8,6 +8,10 @@ the workspace; a capture in which nothing changed points at the previous manifes
 process watches the workspace (store/watch.py), a capture does not even walk it: it looks again
 at the paths the kernel said changed, and walks it whole only when that cannot be known.
 
+What is written grows with what changed too: a file of PIECES_FROM bytes or more is kept in
+pieces, so a few bytes changed in it add one piece; a manifest is written as what changed since
+the previous one (a whole one every DELTAS_IN_A_ROW, and first in each process).
+
 Durable before a command runs, at a cost that grows with what changed: new blobs are written
 first and synced together at the end of the capture (with each folder they were added to, once),
 then the manifest, then the capture's line in the log; a capture in which nothing changed syncs
@@ -22,8 +26,8 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -39,9 +43,18 @@ CAPTURES = "captures.jsonl"
 # again with the same time and size, so the next capture reads it again (git's "racy" rule).
 RACY_NS = 20_000_000
 CHUNK = 1 << 20
+# A file this size or larger is kept in pieces of PIECE bytes, each a blob of its own, plus a
+# list of them: a step that changes a few bytes of a big file (a database page, an appended log)
+# adds one piece, not another whole copy. Bytes inserted in the middle shift every later piece,
+# so such a change costs a whole copy, as without pieces.
+PIECES_FROM = 256 << 10
+PIECE = 64 << 10
 # More new blobs than this in one capture (the first one, a big change) are synced with one
 # syncfs of the store's filesystem instead of one fdatasync each.
 SYNC_EACH_UP_TO = 32
+# A manifest is written as what changed since the previous one, at most this many in a row
+# before one with every entry (reading a capture follows that chain back).
+DELTAS_IN_A_ROW = 32
 
 Phase = Literal["before", "after", "rewind"]
 
@@ -98,7 +111,9 @@ class Snapshots:
         self._last: tuple[int, float, Manifest] | None = None  # number, taken, entries
         self._count: int | None = None  # captures made so far
         self._manifests: int | None = None  # the highest manifest number used
-        self._unsynced: list[Path] = []  # blobs this capture added, synced at its end
+        self._depth = DELTAS_IN_A_ROW  # manifests written as changes since the last whole one
+        self._unsynced: list[str] = []  # blobs this capture added, synced at its end
+        self._folders_made: set[str] = set()  # blob folders known to exist
         self._watch = Watch(str(root))  # what changed since the last capture, when it can tell
         # Files with other hard links: a change through another name is not told of this one.
         self._linked: set[str] = set()
@@ -124,15 +139,45 @@ class Snapshots:
         return found
 
     def manifest(self, number: int) -> Manifest:
-        path = self.folder / "manifests" / f"{number}.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise SnapshotError(f"The capture {path} cannot be read ({exc}).") from exc
-        return {p: Entry(*fields) for p, fields in data["entries"].items()}
+        """Capture `number`'s entries: kept whole, or as what changed since an earlier one."""
+        chain: list[dict] = []
+        while True:
+            path = self.folder / "manifests" / f"{number}.json"
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                chain.append(data)
+                if "entries" in data:
+                    break
+                number = int(data["base"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise SnapshotError(f"The capture {path} cannot be read ({exc}).") from exc
+        entries = {p: Entry(*fields) for p, fields in chain.pop()["entries"].items()}
+        for delta in reversed(chain):
+            for gone in delta["removed"]:
+                entries.pop(gone, None)
+            entries.update((p, Entry(*fields)) for p, fields in delta["changed"].items())
+        return entries
 
     def blob(self, digest: str) -> Path:
         return self.folder / "blobs" / digest[:2] / digest
+
+    def _pieces(self, digest: str) -> Path:
+        return self.folder / "blobs" / digest[:2] / f"{digest}.pieces"
+
+    def is_kept(self, digest: str) -> bool:
+        return self.blob(digest).is_file() or self._pieces(digest).is_file()
+
+    def content(self, digest: str) -> Iterator[bytes]:
+        """A kept file's content, part by part (FileNotFoundError when it is not kept)."""
+        try:
+            whole = open(self.blob(digest), "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            for piece in self._pieces(digest).read_text(encoding="ascii").split():
+                yield self.blob(piece).read_bytes()
+            return
+        with whole:
+            while chunk := whole.read(CHUNK):
+                yield chunk
 
     # Capturing.
 
@@ -157,7 +202,7 @@ class Snapshots:
                 number = self._next_manifest()
                 self._write_json(
                     self.folder / "manifests" / f"{number}.json",
-                    {"taken_ns": started, "entries": entries},
+                    self._manifest_record(started, previous, entries),
                 )
             if self._count is None:
                 self._count = len(self.captures())
@@ -214,6 +259,28 @@ class Snapshots:
                     return None  # captured again in full
                 self._last = (number, taken, self.manifest(number))
         return self._last
+
+    def _manifest_record(
+        self, taken: int, previous: tuple[int, float, Manifest] | None, entries: Manifest
+    ) -> dict:
+        """What is written of a new manifest: what changed since the previous one when that is
+        small and the chain to a whole one short, else every entry."""
+        if previous is not None and self._depth < DELTAS_IN_A_ROW:
+            index = previous[2]
+            changed = {
+                p: e for p, e in entries.items() if index.get(p) is not e and index.get(p) != e
+            }
+            removed = sorted(index.keys() - entries.keys())
+            if len(changed) + len(removed) <= len(entries) // 4:
+                self._depth += 1
+                return {
+                    "taken_ns": taken,
+                    "base": previous[0],
+                    "changed": changed,
+                    "removed": removed,
+                }
+        self._depth = 0
+        return {"taken_ns": taken, "entries": entries}
 
     def _next_manifest(self) -> int:
         if self._manifests is None:
@@ -375,37 +442,62 @@ class Snapshots:
         if info.st_size > self.max_file_bytes:
             return entry._replace(note=f"over {human_size(self.max_file_bytes)}: not kept")
         try:
-            return entry._replace(ref=self._keep(full) if keep else _hash_of(full))
+            return entry._replace(ref=self._keep(full, info.st_size) if keep else _hash_of(full))
         except PermissionError as exc:
             return entry._replace(note=f"unreadable: {exc.strerror}")
         except FileNotFoundError:
             return entry._replace(note="gone while it was read: not kept")
 
-    def _keep(self, path: str) -> str:
-        """Copy a file's content into the blobs (once per content); its hash."""
-        blobs = self.folder / "blobs"
-        blobs.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
+    def _keep(self, path: str, size: int) -> str:
+        """Copy a file's content into the blobs (once per content, in pieces when it is big);
+        the hash of the whole content."""
+        if size >= PIECES_FROM:
+            return self._keep_in_pieces(path)
         with open(path, "rb") as source:
-            fd, tmp = tempfile.mkstemp(dir=blobs, prefix=".new-")
-            try:
-                with os.fdopen(fd, "wb") as copy:
-                    while chunk := source.read(CHUNK):
-                        digest.update(chunk)
-                        copy.write(chunk)
-                name = digest.hexdigest()
-                target = self.blob(name)
-                if target.exists():
-                    os.unlink(tmp)
-                else:
-                    target.parent.mkdir(exist_ok=True)
-                    os.replace(tmp, target)
-                    self._unsynced.append(target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            data = source.read(PIECES_FROM)
+            if source.read(1):  # it grew since it was looked at
+                return self._keep_in_pieces(path)
+        name = hashlib.sha256(data).hexdigest()
+        if not self.is_kept(name):
+            self._put(str(self.blob(name)), [data])
         return name
+
+    def _keep_in_pieces(self, path: str) -> str:
+        blobs = str(self.folder / "blobs")
+        digest = hashlib.sha256()
+        pieces = []
+        with open(path, "rb") as source:
+            while piece := source.read(PIECE):
+                digest.update(piece)
+                piece_name = hashlib.sha256(piece).hexdigest()
+                piece_path = os.path.join(blobs, piece_name[:2], piece_name)
+                if not os.path.exists(piece_path):
+                    self._put(piece_path, [piece])
+                pieces.append(piece_name)
+        name = digest.hexdigest()
+        if not self.is_kept(name):
+            self._put(str(self._pieces(name)), ["\n".join(pieces).encode("ascii")])
+        return name
+
+    def _put(self, target: str, parts: list[bytes]) -> None:
+        """Write a blob whole under its name (a crash leaves a temporary file, never a torn
+        blob); synced with the others at the end of the capture."""
+        folder = os.path.dirname(target)
+        if folder not in self._folders_made:
+            os.makedirs(folder, exist_ok=True)
+            self._folders_made.add(folder)
+        # One writer per run: a name of its own is enough (a crash's leftover is overwritten).
+        tmp = os.path.join(os.path.dirname(folder), ".new-" + os.path.basename(target))
+        try:
+            with open(tmp, "wb") as copy:
+                for part in parts:
+                    copy.write(part)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._unsynced.append(target)
 
     def _sync_blobs(self) -> None:
         """Make this capture's new blobs durable: written first, synced together (the disk
@@ -413,7 +505,7 @@ class Snapshots:
         if len(self._unsynced) > SYNC_EACH_UP_TO and _sync_filesystem(self.folder):
             self._unsynced = []
             return
-        folders = {blob.parent for blob in self._unsynced}
+        folders = {os.path.dirname(blob) for blob in self._unsynced}
         for blob in self._unsynced:
             fd = os.open(blob, os.O_RDONLY)
             try:
@@ -421,7 +513,7 @@ class Snapshots:
             finally:
                 os.close(fd)
         if folders:
-            folders.add(self.folder / "blobs")  # a new two-letter folder is an entry there
+            folders.add(str(self.folder / "blobs"))  # a new two-letter folder is an entry there
         for folder in sorted(folders):
             sync_folder(folder)
         self._unsynced = []
