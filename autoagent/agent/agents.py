@@ -131,7 +131,9 @@ class ModelCaller:
                 problem = None
             except ReplyProblem as exc:
                 problem = exc
-                log.warning("unusable reply from the %s agent: %s", role, exc)
+                # Asked again, quietly: a small model does this often, and a line on the
+                # screen would read as a failure. The record keeps it; --debug logs it.
+                log.info("unusable reply from the %s agent: %s", role, exc)
             record = CallRecord(
                 role=role,
                 model=model,
