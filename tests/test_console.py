@@ -608,3 +608,65 @@ def test_a_link_to_a_request_whose_answer_is_damaged_says_so_and_logs_no_token(
     for secret in tokens.values():
         assert secret not in output
     assert "Traceback" not in output
+
+
+def add_steps(journal: RunJournal, first: int, last: int) -> None:
+    """Steps `first`..`last` appended to the run's log, as a live run writes them."""
+    for step in range(first, last + 1):
+        proposal = StepProposal(
+            task=f"Task of step {step}", command="write_file", args={"path": f"s{step}.txt"}
+        )
+        record = StepRecord(run_id=journal.run_id, step=step, proposal=proposal)
+        journal.record("Proposed", **to_data(Proposed(record)))
+        journal.record("Thinking", role="execution")
+        done = record.advance(StepStatus.DONE, result=StepResult(output=f"out {step}", ok=True))
+        journal.record("CommandDone", **to_data(CommandDone(done)))
+        added = [Task(id=step, text=f"Follow up {step}")]
+        journal.record("TasksChanged", **to_data(TasksChanged(added, added)))
+        journal.record("StepFinished", **to_data(StepFinished(done, Spend(calls=step), None)))
+
+
+def test_a_long_run_is_paged_and_a_live_page_is_sent_only_what_changed(
+    console: ConsoleServer, home: Path
+) -> None:
+    journal = make_run(home, status="running")
+    journal = RunJournal.open(home, journal.run_id)
+    journal.acquire()  # live: its process holds the lock
+    try:
+        add_steps(journal, 3, 130)
+        client = session(console)
+        page = client.get(f"/runs/{journal.run_id}").text
+        steps = [int(n) for n in re.findall(r'id="step-(\d+)"', page)]
+        assert steps == list(range(81, 131))  # the newest page: its last 50 items
+        assert "Follow up 130" in page and "out 130" in page
+        older = re.search(r'href="(/runs/[^"]+\?before=\d+)">older', page)
+        assert older, "no link to the older steps"
+        earlier = client.get(older.group(1).replace("&amp;", "&")).text
+        earlier_steps = [int(n) for n in re.findall(r'id="step-(\d+)"', earlier)]
+        assert max(earlier_steps) == min(steps) - 1
+        assert 'data-live="/runs/' + journal.run_id + '/timeline"' not in earlier  # not replaced
+
+        version = re.search(r'data-version="([^"]+)"', page)
+        assert version
+        live = f"/runs/{journal.run_id}/timeline"
+        nothing = client.get(live, params={"since": version.group(1)})
+        assert nothing.status_code == 204 and nothing.content == b""
+        add_steps(journal, 131, 131)
+        fresh = client.get(live, params={"since": version.group(1)})
+        assert fresh.status_code == 200 and 'id="step-131"' in fresh.text
+        assert "out 131" in fresh.text
+    finally:
+        journal.release()
+
+
+def test_a_damaged_step_in_the_log_is_said_in_its_place(console: ConsoleServer, home: Path) -> None:
+    journal = make_run(home)
+    damaged = {"run_id": journal.run_id, "step": 2, "status": "not a status"}
+    line = json.dumps({"time": time.time(), "event": "CommandDone", "record": damaged})
+    log = journal.run_dir / "events.jsonl"
+    lines = log.read_text().splitlines()
+    ended = next(i for i, text in enumerate(lines) if '"RunEnded"' in text)
+    log.write_text("\n".join([*lines[:ended], line, *lines[ended:]]) + "\n")
+    page = session(console).get(f"/runs/{journal.run_id}").text
+    assert 'id="step-1"' in page and 'id="step-2"' not in page
+    assert "Unreadable event" in page and "Step 2:" in page and "Run finished" in page

@@ -149,7 +149,7 @@ def _handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 case ["runs", run_id]:
                     return console.run_page(run_id, query)
                 case ["runs", run_id, "timeline"]:
-                    return console.timeline_fragment(run_id)
+                    return console.timeline_fragment(run_id, query)
                 case ["runs", run_id, "requests"]:
                     return console.requests_fragment(run_id)
                 case ["runs", run_id, "rewind"]:

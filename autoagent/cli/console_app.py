@@ -36,7 +36,8 @@ from ..store.runs import read_runs
 from . import inbox
 from .console_rewind import rewind, rewind_page
 from .pages import render
-from .timeline import Timeline, load_timeline, pending_of
+from .timeline import Timeline, pending_of
+from .timeline_cache import TimelineCache
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class Console:
         self.loopback = loopback
         self.cookie = f"autoagent_console_{port}"  # cookies are shared across ports
         self.csrf = hmac.new(token.encode(), b"autoagent-console-csrf", hashlib.sha256).hexdigest()
+        self.timelines = TimelineCache()
 
     # Who may ask.
 
@@ -157,30 +159,40 @@ class Console:
         if isinstance(journal, Response):
             return journal
         flash, flash_error = self._flash(query)
-        timeline = self._timeline(journal)
+        before = query.get("before", "")
+        version = self.timelines.version(journal)
+        timeline = self._timeline(journal, int(before) if before.isdigit() else None)
         if isinstance(timeline, Response):
             return timeline
+        newest = timeline.last_item == timeline.total_items
         return self._page(
             "run.html",
             title=f"Run {run_id}",
             timeline=timeline,
-            live_url=f"/runs/{run_id}/timeline",
+            version=version,
+            live_url=f"/runs/{run_id}/timeline" if newest else None,
             rewind_links=True,
             flash=flash,
             flash_error=flash_error,
             **self._requests_context(f"/runs/{run_id}", run_id=run_id),
         )
 
-    def timeline_fragment(self, run_id: str) -> Response:
+    def timeline_fragment(self, run_id: str, query: dict[str, str]) -> Response:
+        """The newest page of the run's timeline; nothing (204) when the page that asks was
+        built from the same version of the run."""
         journal = self._journal(run_id)
         if isinstance(journal, Response):
             return journal
+        version = self.timelines.version(journal)
+        if query.get("since") == version:
+            return Response(HTTPStatus.NO_CONTENT)
         timeline = self._timeline(journal)
         if isinstance(timeline, Response):
             return timeline
         return self._page(
             "_timeline.html",
             timeline=timeline,
+            version=version,
             live_url=f"/runs/{run_id}/timeline",
             rewind_links=True,
         )
@@ -351,9 +363,9 @@ class Console:
         except JournalError as exc:
             return self.message("No such run", str(exc), HTTPStatus.NOT_FOUND)
 
-    def _timeline(self, journal: RunJournal) -> Timeline | Response:
+    def _timeline(self, journal: RunJournal, before: int | None = None) -> Timeline | Response:
         try:
-            return load_timeline(journal)
+            return self.timelines.timeline(journal, before)
         except JournalError as exc:
             return self.message("This run cannot be shown", str(exc), HTTPStatus.CONFLICT)
 

@@ -4,6 +4,7 @@ Imports stay inside the commands, so `autoagent --help` stays fast."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -71,10 +72,11 @@ def show(
         state = journal.load_checkpoint()
     except JournalError as exc:
         problem = str(exc)
-    entries = journal.events()
-    if not entries:
+    entries = journal.iter_events()
+    first = next(entries, None)
+    if first is None:
         raise JournalError(problem or f"Run {run_id} has no events.jsonl to show.")
-    render_run(new_console(), run_id, entries, state, problem)
+    render_run(new_console(), run_id, itertools.chain([first], entries), state, problem)
 
 
 def _write_html(journal: Any, target: Path) -> None:

@@ -11,6 +11,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -193,22 +194,36 @@ class RunJournal:
             raise JournalError(f"Cannot repair the run journal {path}: {exc.strerror}.") from exc
 
     def events(self) -> list[dict[str, Any]]:
+        return list(self.iter_events())
+
+    def iter_events(self, start: int = 0) -> Iterator[dict[str, Any]]:
+        """The events from byte `start` on, read as they are needed (a long run's log is
+        never held whole). A last line torn by a crash mid-write ends them; a damaged line
+        before it is a JournalError."""
         path = self.run_dir / EVENTS
-        if not path.exists():
-            return []
-        events = []
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        for number, line in enumerate(lines, 1):
-            try:
-                event = json.loads(line)
-                if not isinstance(event, dict):
-                    raise ValueError("not an event")
-                events.append(event)
-            except ValueError:
-                if number == len(lines):
-                    break  # a line torn by a crash mid-write: everything before it stands
-                raise JournalError(f"The run journal {path} is corrupt at line {number}.") from None
-        return events
+        try:
+            log = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return
+        with log:
+            log.seek(start)
+            number = 0
+            line = log.readline()
+            while line:
+                number += 1
+                following = log.readline()
+                try:
+                    event = json.loads(line.decode("utf-8", errors="replace"))
+                    if not isinstance(event, dict):
+                        raise ValueError("not an event")
+                except ValueError:
+                    if not following:
+                        return  # a line torn by a crash mid-write: everything before it stands
+                    raise JournalError(
+                        f"The run journal {path} is corrupt at line {number}."
+                    ) from None
+                yield event
+                line = following
 
     def save_checkpoint(self, state: dict[str, Any], *, wait: bool = True) -> None:
         """Write the checkpoint atomically: a temp file, fsync, then rename over the old one.

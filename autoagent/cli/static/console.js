@@ -1,6 +1,7 @@
 // Live parts of the console's pages: each element with data-live is fetched again every
-// PERIOD ms and replaced by the fresh copy the server renders. An element with data-key is
-// replaced only when its key changes (the forms of the pending requests, so that what is
+// PERIOD ms and replaced by the fresh copy the server renders. An element with data-version
+// sends it, and the server answers 204 (nothing) while it is current. An element with data-key
+// is replaced only when its key changes (the forms of the pending requests, so that what is
 // being typed stays); one marked data-final (a run that has ended) is not fetched again.
 "use strict";
 (function () {
@@ -9,12 +10,14 @@
   async function refresh(id) {
     const current = document.getElementById(id);
     if (!current || current.dataset.final !== undefined) return false;
-    const response = await fetch(current.dataset.live, {
+    const url = new URL(current.dataset.live, window.location.href);
+    if (current.dataset.version !== undefined) url.searchParams.set("since", current.dataset.version);
+    const response = await fetch(url, {
       credentials: "same-origin",
       cache: "no-store",
       headers: { Accept: "text/html" },
     });
-    if (!response.ok) return true;
+    if (response.status === 204 || !response.ok) return true;
     const page = new DOMParser().parseFromString(await response.text(), "text/html");
     const fresh = page.getElementById(id);
     if (!fresh) return true;
