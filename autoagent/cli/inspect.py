@@ -76,7 +76,8 @@ def show(
     first = next(entries, None)
     if first is None:
         raise JournalError(problem or f"Run {run_id} has no events.jsonl to show.")
-    render_run(new_console(), run_id, itertools.chain([first], entries), state, problem)
+    console = new_console(settled=True)
+    render_run(console, run_id, itertools.chain([first], entries), state, problem)
 
 
 def _write_html(journal: Any, target: Path) -> None:

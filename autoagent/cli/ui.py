@@ -89,11 +89,19 @@ class Quoted:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = max(options.max_width - len(MARGIN), 10)
-        body = Text("\n").join(self.lines)
-        for line in console.render_lines(body, options.update_width(width), pad=False):
-            yield Segment(MARGIN, MARGIN_STYLE)
-            yield from line
-            yield Segment.line()
+        narrower = options.update_width(width)
+        for text in self.lines:
+            plain = text.plain
+            # Most lines fit: rendered as they are, without rich's (costly) wrapping.
+            if len(plain) <= width and plain.isascii() and plain.isprintable():
+                yield Segment(MARGIN, MARGIN_STYLE)
+                yield from text.render(console)
+                yield Segment.line()
+                continue
+            for line in console.render_lines(text, narrower, pad=False):
+                yield Segment(MARGIN, MARGIN_STYLE)
+                yield from line
+                yield Segment.line()
 
 
 def format_spend(spend: Spend, budget: float | None) -> Text:
