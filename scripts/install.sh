@@ -60,8 +60,10 @@ build_llama() {
     local work
     work=$(mktemp -d)
     trap 'rm -rf "$work"' RETURN
-    "${pip[@]}" download --require-hashes --no-deps --no-binary :all: -d "$work" \
-        -r requirements/llama.lock || return 1
+    # The build tools are installed already (build.lock): reading the archive's metadata with
+    # them, not in an isolated environment, keeps pip from building those tools from source.
+    "${pip[@]}" download --require-hashes --no-deps --no-binary :all: --no-build-isolation \
+        -d "$work" -r requirements/llama.lock || return 1
     tar -xzf "$work"/*.tar.gz -C "$work"
     local source
     source=$(find "$work" -mindepth 1 -maxdepth 1 -type d | head -n 1)

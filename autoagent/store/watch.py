@@ -99,7 +99,7 @@ class Watch:
             self._trusted = False
             return None
         for event in events:
-            if event.mask & f.Q_OVERFLOW:
+            if event.mask & (f.Q_OVERFLOW | f.UNMOUNT):  # changes lost, or no longer told
                 self._trusted = False
                 return None
             if event.mask & f.IGNORED:
