@@ -93,6 +93,9 @@ def main() -> None:
             f"| first (downloads, compiles llama.cpp) | {first[0]:.0f} s | {first[1]:.0f} s "
             f"| {first[2]} | < 300 s |",
             f"| second (set up) | {second[0]:.1f} s | {second[1]:.1f} s | {second[2]} | < 20 s |",
+            "",
+            "Exit 3 is the stop `--max-steps 1` asks for (README: Exit codes), 0 a run the model "
+            "finished in that step.",
         ]
     )
     print(text)
