@@ -4,6 +4,7 @@ whatever was done to it in between (store/snapshots.py, store/watch.py)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from autoagent.base.errors import SnapshotError
 from autoagent.store import snapshots as snapshots_module
 from autoagent.store.manifest import Manifest
 from autoagent.store.restore import restore
@@ -236,3 +238,30 @@ def test_a_capture_that_changed_little_is_kept_as_the_change_and_read_back_whole
     reread = Snapshots(run, root)  # another process: nothing cached
     for number, entries in expected:
         assert reread.manifest(number) == entries
+
+
+def test_the_root_folders_own_mode_and_times_change_nothing_a_rewind_removes(
+    tmp_path: Path,
+) -> None:
+    root, run = _workspace(tmp_path)
+    snapshots = Snapshots(run, root)
+    snapshots.capture(0, "before")
+    os.chmod(root, 0o700)
+    os.utime(root)
+    (root / "new.txt").write_text("made by the step\n")
+    _, after = snapshots.capture(0, "after")
+    assert after == _walked(run, root)
+    restore(snapshots, snapshots.peek(), snapshots.manifest(snapshots.captures()[0].manifest))
+    assert (root / "notes.md").read_text() == "notes\n" and not (root / "new.txt").exists()
+
+
+def test_a_capture_naming_a_path_outside_the_workspace_is_refused(tmp_path: Path) -> None:
+    root, run = _workspace(tmp_path)
+    snapshots = Snapshots(run, root)
+    capture, _ = snapshots.capture(0, "before")
+    path = run / "snapshots" / "manifests" / f"{capture.manifest}.json"
+    data = json.loads(path.read_text())
+    data["entries"]["../outside"] = data["entries"]["notes.md"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(SnapshotError, match="not a path inside the workspace"):
+        Snapshots(run, root).manifest(capture.manifest)

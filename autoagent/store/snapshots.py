@@ -93,6 +93,15 @@ def _forget(entries: Manifest, path: str, *, under_only: bool = False) -> bool:
     return bool(gone)
 
 
+def _inside(path: str) -> bool:
+    """Whether `path` is one a capture can hold: relative, below the root, no `.` or `..`."""
+    return (
+        bool(path)
+        and not path.startswith("/")
+        and all(part not in ("", ".", "..") for part in path.split("/"))
+    )
+
+
 def _hash_of(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as source:
@@ -140,6 +149,7 @@ class Snapshots:
 
     def manifest(self, number: int) -> Manifest:
         """Capture `number`'s entries: kept whole, or as what changed since an earlier one."""
+        wanted = number
         chain: list[dict] = []
         while True:
             path = self.folder / "manifests" / f"{number}.json"
@@ -156,6 +166,12 @@ class Snapshots:
             for gone in delta["removed"]:
                 entries.pop(gone, None)
             entries.update((p, Entry(*fields)) for p, fields in delta["changed"].items())
+        # A rewind removes and writes what a capture names: only paths inside the workspace.
+        if outside := next((p for p in entries if not _inside(p)), None):
+            raise SnapshotError(
+                f"The capture {wanted} names {outside!r}, not a path inside the workspace: "
+                "it is damaged, and no rewind uses it."
+            )
         return entries
 
     def blob(self, digest: str) -> Path:
@@ -386,7 +402,7 @@ class Snapshots:
         parent = path.rpartition("/")[0]
         info = None
         if not parent or (parent in entries and entries[parent].kind == "dir"):
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            with contextlib.suppress(OSError):  # gone, or not to be looked at: as a walk skips it
                 info = os.lstat(os.path.join(self.root, path))
         old = entries.get(path)
         if info is None:

@@ -109,11 +109,12 @@ class Watch:
             if folder is None:
                 continue
             if not event.name:  # the folder itself: its mode, or it went away
-                if not folder and event.mask & (f.DELETE_SELF | f.MOVE_SELF):
+                if folder:
+                    self._pending.paths.add(folder)
+                elif event.mask & (f.DELETE_SELF | f.MOVE_SELF):
                     self._trusted = False  # the root itself
                     return None
-                self._pending.paths.add(folder)
-                continue
+                continue  # the root's own mode or times: not an entry of a capture
             path = f"{folder}/{event.name}" if folder else event.name
             self._pending.paths.add(path)
             if folder:
