@@ -86,16 +86,15 @@ def _autoagent() -> list[str]:
 def time_show(home: Path, run_id: str) -> tuple[float, float, int]:
     """Wall seconds, peak memory (MB) of one `autoagent show`, and the lines it printed."""
     env = {**os.environ, "AUTOAGENT_HOME": str(home), "COLUMNS": "100"}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.monotonic()
     done = subprocess.run(
         [*_autoagent(), "show", run_id], env=env, capture_output=True, text=True, check=True
     )
     wall = time.monotonic() - started
+    # ru_maxrss of the children is the largest of any child so far: each run is measured from a
+    # fresh interpreter (_show_in_child), so the figure is this one's.
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of the children is the largest of any child so far: each run is measured in a
-    # fresh interpreter below, so the figure is its own.
-    return wall, max(peak, before) / 1024, done.stdout.count("\n")
+    return wall, peak / 1024, done.stdout.count("\n")
 
 
 def _show_in_child(home: Path, run_id: str) -> tuple[float, float, int]:

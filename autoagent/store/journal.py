@@ -196,17 +196,15 @@ class RunJournal:
     def events(self) -> list[dict[str, Any]]:
         return list(self.iter_events())
 
-    def iter_events(self, start: int = 0) -> Iterator[dict[str, Any]]:
-        """The events from byte `start` on, read as they are needed (a long run's log is
-        never held whole). A last line torn by a crash mid-write ends them; a damaged line
-        before it is a JournalError."""
+    def iter_events(self) -> Iterator[dict[str, Any]]:
+        """The events, read as they are needed (a long run's log is never held whole). A last
+        line torn by a crash mid-write ends them; a damaged line before it is a JournalError."""
         path = self.run_dir / EVENTS
         try:
             log = open(path, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
             return
         with log:
-            log.seek(start)
             number = 0
             line = log.readline()
             while line:

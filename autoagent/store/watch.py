@@ -7,9 +7,12 @@ a folder could not be watched, inotify is missing or used up) the capture walks 
 workspace, as it does without a watch. Watches are added to a folder before it is listed, so a
 change made while it is read is in the next capture.
 
-What inotify does not see: writes through a shared memory map after the file was closed, and
-changes made through a hard link from outside the workspace, or by another machine on a network
-filesystem. The first is rare in programs, the others are not the agent's commands.
+What inotify does not tell: writes through a shared memory map still mapped at the capture; a
+change through a second hard link that is gone by then, or leads outside the workspace (the
+kernel names only the link written through); a watched folder made unreadable (its mode
+changes, its listing is not read again); the root replaced while another reference holds it
+open (no delete event yet); changes made by another machine on a network filesystem. The
+README lists them; the next walk (a resumed run) finds them.
 """
 
 from __future__ import annotations
